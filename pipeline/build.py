@@ -1,0 +1,264 @@
+"""The build: run every stage over a mix's sources, reconcile the ledger, and write the output folder.
+
+Per-record stages run chunk by chunk (``process_chunk``: ingest -> validate types -> normalize -> validate
+content), so only one chunk of raw rows is in memory at a time; global stages (dedup, mixture, split) will
+run on the concatenated result. This module orchestrates and holds no stage logic; flows/ wraps the same
+functions as Prefect tasks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.metadata
+import logging
+import multiprocessing
+import os
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+import polars as pl
+
+import pipeline
+from pipeline import ingest, ledger, normalize, validate
+from pipeline.config import Mix, ResolvedSource
+from pipeline.io import readers, writers
+from pipeline.io.readers import Chunk
+from pipeline.quarantine import EARLY_REJECT_SCHEMA, REJECT_SCHEMA, STAGE_REJECT_SCHEMA
+from schemas.manifest import InputFile, Manifest
+from schemas.mix import NOT_YET_APPLIED, MixSpec
+from schemas.report import BuildReport, SourceSummary, StageCounts
+
+log = logging.getLogger(__name__)
+
+STAGES = ("ingest", "validate")  # in order; a record rejected by one never reaches the next
+OUTPUT_SCHEMA: dict[str, pl.DataType] = {
+    "id": pl.String(), "source": pl.String(), "task": pl.String(), "instruction": pl.String(),
+    "input": pl.String(), "output": pl.String(), "system": pl.String(),
+    "history": pl.List(pl.Struct({"user": pl.String(), "assistant": pl.String()})), "origin": pl.String(),
+}
+OUTPUT_COLUMNS = tuple(OUTPUT_SCHEMA)
+PACKAGES = ("instruct-pipeline", "polars", "pyarrow", "pydantic", "datasets", "orjson", "pyyaml")
+
+PARALLEL_MIN_BYTES = 32 << 20
+ProgressCallback = Callable[[str, int], None]  # (source name, records just processed)
+
+
+@dataclass
+class ChunkResult:
+    source: str
+    format: str
+    n_input: int
+    kept: pl.DataFrame
+    rejected: pl.DataFrame
+    repairs: Counter[tuple[str, str]]
+
+
+@dataclass
+class BuildResult:
+    mix: Mix
+    train: pl.DataFrame
+    eval: pl.DataFrame
+    rejected: pl.DataFrame
+    report: BuildReport
+    inputs: list[InputFile] = field(default_factory=list)
+
+
+def process_chunk(chunk: Chunk, spec: MixSpec) -> ChunkResult:
+    """All per-record stages over one chunk; rejects carry the raw text of their source row."""
+    fmt, records, early_rejects = ingest.records_from_chunk(chunk)
+    n_input = len(records) + len(early_rejects)
+    name = chunk.source.spec.name
+    repairs: Counter[tuple[str, str]] = Counter((name, fix) for r in records for fix in r["repairs"])
+    if spec.validate_.require_input_key:
+        records, missing_input = validate.require_input_key(records)
+        early_rejects += missing_input
+    records, type_rejects = validate.check_types(records)
+    early_rejects += type_rejects
+    frame = ingest.identify(validate.records_frame(records), chunk)
+    frame, fixes = normalize.normalize(frame, spec.normalize)
+    repairs.update(fixes)
+    kept, content_rejects = validate.check_content(frame)
+    early = ingest.identify(pl.DataFrame(early_rejects, schema=EARLY_REJECT_SCHEMA), chunk)
+    rejected = pl.concat([early.select(STAGE_REJECT_SCHEMA.keys()), content_rejects])
+    originals = [chunk.items[p].original() for p in rejected["_pos"]]
+    rejected = rejected.drop("_pos").with_columns(pl.Series("original", originals, dtype=pl.String))
+    return ChunkResult(name, fmt, n_input, kept.select(OUTPUT_COLUMNS), rejected, repairs)
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """One file of a source (or a whole dataset): the unit of parallel work."""
+
+    source: ResolvedSource
+    file: Path | None
+    root: Path
+    spec: MixSpec
+
+
+def work_units(mix: Mix) -> list[WorkUnit]:
+    return [
+        WorkUnit(source, path, mix.root, mix.spec)
+        for source in mix.sources
+        for path in (source.files or (None,))
+    ]
+
+
+def process_unit(unit: WorkUnit) -> list[ChunkResult]:
+    source = unit.source
+    if unit.file is not None:
+        source = dataclasses.replace(source, files=(unit.file,))
+    return [process_chunk(chunk, unit.spec) for chunk in readers.iter_chunks(source, unit.root)]
+
+
+def iter_results(mix: Mix, workers: int) -> Iterator[ChunkResult]:
+    """Chunk results in input order, computed in ``workers`` processes (in this one when workers <= 1)."""
+    units = work_units(mix)
+    if workers <= 1 or len(units) <= 1:
+        for unit in units:
+            yield from process_unit(unit)
+        return
+    context = multiprocessing.get_context("spawn")  # polars' thread pool does not survive fork
+    with ProcessPoolExecutor(max_workers=min(workers, len(units)), mp_context=context) as pool:
+        for results in pool.map(process_unit, units):
+            yield from results
+
+
+def default_workers(mix: Mix) -> int:
+    """All cores for inputs big enough to pay for starting processes (~1 s each), else one."""
+    size = sum(p.stat().st_size for s in mix.sources for p in s.files)
+    return (os.cpu_count() or 1) if size > PARALLEL_MIN_BYTES else 1
+
+
+def run(mix: Mix, progress: ProgressCallback | None = None, workers: int | None = None) -> BuildResult:
+    """Build in memory: every stage, the ledger check and the report; nothing is written."""
+    spec = mix.spec
+    kept: list[pl.DataFrame] = []
+    rejected: list[pl.DataFrame] = [pl.DataFrame(schema=REJECT_SCHEMA)]
+    inputs: Counter[str] = Counter()
+    repairs: Counter[tuple[str, str]] = Counter()
+    formats: dict[str, set[str]] = {s.spec.name: set() for s in mix.sources}
+    for result in iter_results(mix, default_workers(mix) if workers is None else workers):
+        kept.append(result.kept)
+        rejected.append(result.rejected)
+        inputs[result.source] += result.n_input
+        repairs.update(result.repairs)
+        formats[result.source].add(result.format)
+        if progress:
+            progress(result.source, result.n_input)
+    train = pl.concat(kept) if kept else pl.DataFrame(schema=OUTPUT_SCHEMA)
+    all_rejected = pl.concat(rejected)
+    eval_ = train.clear()
+    ledger_rows = ledger.reconcile(
+        {s.spec.name: inputs[s.spec.name] for s in mix.sources},
+        {"kept": pl.concat([train, eval_]), "rejected": all_rejected},
+    )
+    report = BuildReport(
+        name=spec.name,
+        spec_hash=spec_hash(spec),
+        totals={"input": sum(inputs.values()), "train": train.height, "eval": eval_.height,
+                "rejected": all_rejected.height},
+        sources=[_source_summary(s, inputs, train, all_rejected, repairs, formats) for s in mix.sources],
+        funnel=funnel(inputs, all_rejected),
+        ledger=ledger_rows,
+        not_applied=not_applied(spec),
+    )
+    for section in report.not_applied:
+        log.warning("mix.yaml sets '%s', whose stage has not landed yet: validated, not applied", section)
+    return BuildResult(mix=mix, train=train, eval=eval_, rejected=all_rejected, report=report)
+
+
+def funnel(inputs: Counter[str], rejected: pl.DataFrame) -> list[StageCounts]:
+    """Records in, kept and rejected (by reason) at each stage, for all sources and for each one."""
+    reasons = rejected.group_by("stage", "source", "reason").len()
+    table: dict[tuple[str, str], dict[str, int]] = {}
+    for stage, source, reason, n in reasons.iter_rows():
+        table.setdefault((stage, source), {})[reason] = n
+    rows: list[StageCounts] = []
+    for scope in [None, *inputs]:
+        remaining = sum(inputs.values()) if scope is None else inputs[scope]
+        for stage in STAGES:
+            stage_reasons: Counter[str] = Counter()
+            for (st, src), counts in table.items():
+                if st == stage and (scope is None or src == scope):
+                    stage_reasons.update(counts)
+            n_rejected = sum(stage_reasons.values())
+            rows.append(StageCounts(stage=stage, source=scope, input=remaining, kept=remaining - n_rejected,
+                                    rejected=n_rejected, reasons=dict(sorted(stage_reasons.items()))))
+            remaining -= n_rejected
+    return rows
+
+
+def _source_summary(source: ResolvedSource, inputs: Counter[str], train: pl.DataFrame, rejected: pl.DataFrame,
+                    repairs: Counter[tuple[str, str]], formats: dict[str, set[str]]) -> SourceSummary:
+    name = source.spec.name
+    mine = rejected.filter(pl.col("source") == name)
+    reasons = dict(sorted(Counter(mine["reason"].to_list()).items()))
+    return SourceSummary(
+        name=name, task=source.spec.task_label, general=source.spec.general,
+        format="+".join(sorted(formats[name])) or source.spec.format,
+        files=len(source.files) or 1, input=inputs[name],
+        kept=train.filter(pl.col("source") == name).height, rejected=mine.height, reasons=reasons,
+        repairs=dict(sorted((fix, n) for (src, fix), n in repairs.items() if src == name)),
+    )
+
+
+def spec_hash(spec: MixSpec) -> str:
+    canonical = orjson.dumps(spec.model_dump(mode="json", by_alias=True), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def not_applied(spec: MixSpec) -> list[str]:
+    defaults = MixSpec.model_fields
+    return [
+        name for name in NOT_YET_APPLIED
+        if getattr(spec, name) != defaults[name].get_default(call_default_factory=True)
+    ]
+
+
+def input_files(mix: Mix) -> list[InputFile]:
+    found = []
+    for source in mix.sources:
+        if source.kind == "hub":
+            ref = f"{source.spec.hub}@{source.spec.revision or 'default'}"
+            found.append(InputFile(source=source.spec.name, path=ref, bytes=None, sha256=None))
+            continue
+        files = source.files or tuple(sorted(p for p in source.folder.rglob("*") if p.is_file()))  # type: ignore[union-attr]
+        for path in files:
+            found.append(InputFile(source=source.spec.name, path=readers._display(path, mix.root),
+                                   bytes=path.stat().st_size, sha256=writers.sha256_file(path)))
+    return found
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = pipeline.__version__ if name == "instruct-pipeline" else "not installed"
+    return versions
+
+
+def write(result: BuildResult) -> Path:
+    """Write the output folder (atomically) and return its path."""
+    mix, spec = result.mix, result.mix.spec
+    target = mix.out_dir
+    with writers.atomic_folder(target) as tmp:
+        compression = spec.output.compression
+        writers.write_parquet(result.train, tmp / "train.parquet", compression)
+        writers.write_parquet(result.eval, tmp / "eval.parquet", compression)
+        writers.write_parquet(result.rejected, tmp / "rejected.parquet", compression)
+        writers.write_json(result.report.model_dump(mode="json"), tmp / "report.json")
+        outputs = {p.name: writers.sha256_file(p) for p in sorted(tmp.iterdir())}
+        manifest = Manifest(
+            name=spec.name, seed=spec.seed, spec=spec.model_dump(mode="json", by_alias=True),
+            spec_hash=result.report.spec_hash, inputs=input_files(mix), packages=package_versions(),
+            counts=result.report.totals, outputs=outputs,
+        )
+        writers.write_json(manifest.model_dump(mode="json"), tmp / "manifest.json")  # last: marks completion
+    return target

@@ -1,0 +1,1 @@
+"""Contracts of instruct-pipeline: pydantic models and typed shapes, no logic."""

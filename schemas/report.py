@@ -1,0 +1,60 @@
+"""report.json: what a build did, per stage and per source. ``version`` changes when the shape does."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+REPORT_VERSION = 1
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StageCounts(Model):
+    """One row of the funnel: records that reached a stage, passed it, and were quarantined by it."""
+
+    stage: str
+    source: str | None = Field(None, description="None for the all-sources row")
+    input: int
+    kept: int
+    rejected: int
+    reasons: dict[str, int] = Field(default_factory=dict)
+
+
+class SourceSummary(Model):
+    name: str
+    task: str
+    general: bool
+    format: str
+    files: int
+    input: int
+    kept: int
+    rejected: int
+    reasons: dict[str, int] = Field(default_factory=dict)
+    repairs: dict[str, int] = Field(default_factory=dict, description="fixes that lost nothing, by kind")
+
+
+class LedgerRow(Model):
+    """Every input record has exactly one fate; ``balanced`` says the fates add up to the input."""
+
+    source: str
+    input: int
+    kept: int
+    rejected: int
+    duplicate: int = 0
+    sampled_out: int = 0
+    balanced: bool
+
+
+class BuildReport(Model):
+    version: int = REPORT_VERSION
+    name: str
+    spec_hash: str
+    totals: dict[str, int]
+    sources: list[SourceSummary]
+    funnel: list[StageCounts]
+    ledger: list[LedgerRow]
+    not_applied: list[str] = Field(
+        default_factory=list, description="mix.yaml sections set to non-defaults whose stage has not landed yet"
+    )
