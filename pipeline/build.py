@@ -45,7 +45,7 @@ OUTPUT_COLUMNS = tuple(OUTPUT_SCHEMA)
 PACKAGES = ("instruct-pipeline", "polars", "pyarrow", "pydantic", "datasets", "orjson", "pyyaml")
 
 PARALLEL_MIN_BYTES = 32 << 20
-ProgressCallback = Callable[[str, int], None]  # (source name, records just processed)
+ProgressCallback = Callable[[str, int, bool], None]  # (source, records just processed, a file finished)
 
 
 @dataclass
@@ -56,6 +56,7 @@ class ChunkResult:
     kept: pl.DataFrame
     rejected: pl.DataFrame
     repairs: Counter[tuple[str, str]]
+    last_of_unit: bool = False
 
 
 @dataclass
@@ -85,7 +86,7 @@ def process_chunk(chunk: Chunk, spec: MixSpec) -> ChunkResult:
     kept, content_rejects = validate.check_content(frame)
     early = ingest.identify(pl.DataFrame(early_rejects, schema=EARLY_REJECT_SCHEMA), chunk)
     rejected = pl.concat([early.select(STAGE_REJECT_SCHEMA.keys()), content_rejects])
-    originals = [chunk.items[p].original() for p in rejected["_pos"]]
+    originals = [chunk.batch.original(p) for p in rejected["_pos"]]
     rejected = rejected.drop("_pos").with_columns(pl.Series("original", originals, dtype=pl.String))
     return ChunkResult(name, fmt, n_input, kept.select(OUTPUT_COLUMNS), rejected, repairs)
 
@@ -112,7 +113,10 @@ def process_unit(unit: WorkUnit) -> list[ChunkResult]:
     source = unit.source
     if unit.file is not None:
         source = dataclasses.replace(source, files=(unit.file,))
-    return [process_chunk(chunk, unit.spec) for chunk in readers.iter_chunks(source, unit.root)]
+    results = [process_chunk(chunk, unit.spec) for chunk in readers.iter_chunks(source, unit.root)]
+    if results:
+        results[-1].last_of_unit = True
+    return results
 
 
 def iter_results(mix: Mix, workers: int) -> Iterator[ChunkResult]:
@@ -149,7 +153,7 @@ def run(mix: Mix, progress: ProgressCallback | None = None, workers: int | None 
         repairs.update(result.repairs)
         formats[result.source].add(result.format)
         if progress:
-            progress(result.source, result.n_input)
+            progress(result.source, result.n_input, result.last_of_unit)
     train = pl.concat(kept) if kept else pl.DataFrame(schema=OUTPUT_SCHEMA)
     all_rejected = pl.concat(rejected)
     eval_ = train.clear()

@@ -37,9 +37,11 @@ ROLES: dict[str, str] = {
 
 def alpaca(columns: Mapping[str, str]) -> Adapter:
     keys = [(field, columns.get(field, field)) for field in ("instruction", "input", "output", "system", "history")]
+    renamed = any(field != key for field, key in keys)
 
     def adapt(row: Mapping[str, Any]) -> list[Record]:
-        record: Record = {field: row[key] for field, key in keys if key in row}
+        # A plain copy keeps the source's other keys too; they are ignored downstream and cost less than a pick.
+        record: Record = {field: row[key] for field, key in keys if key in row} if renamed else dict(row)
         repairs: list[str] = []
         if "input" not in record:
             record["input"] = ""

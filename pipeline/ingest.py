@@ -25,7 +25,7 @@ def chunk_format(chunk: Chunk) -> str:
     spec = chunk.source.spec
     if spec.format != "auto":
         return spec.format
-    first = next((item.value for item in chunk.items if item.error is None), None)
+    first = next((v for v in chunk.batch.values if v is not None), None)
     try:
         return detect_format(first, spec.columns) if first is not None else "alpaca"
     except FormatError:
@@ -38,15 +38,16 @@ def records_from_chunk(chunk: Chunk) -> tuple[str, list[dict[str, Any]], list[di
     adapt = ADAPTERS[fmt](chunk.source.spec.columns)
     records: list[dict[str, Any]] = []
     rejects: list[dict[str, Any]] = []
-    for pos, item in enumerate(chunk.items):
-        if item.error is not None:
-            rejects.append(_reject(pos, "malformed_json", item.error))
-            continue
-        if not isinstance(item.value, dict):
-            rejects.append(_reject(pos, "not_an_object", f"expected a JSON object, got {type(item.value).__name__}"))
+    bad = chunk.batch.bad
+    for pos, value in enumerate(chunk.batch.values):
+        if not isinstance(value, dict):
+            if pos in bad:
+                rejects.append(_reject(pos, "malformed_json", bad[pos][1]))
+            else:
+                rejects.append(_reject(pos, "not_an_object", f"expected a JSON object, got {type(value).__name__}"))
             continue
         try:
-            mapped = adapt(item.value)
+            mapped = adapt(value)
         except FormatError as err:
             rejects.append(_reject(pos, err.reason, err.detail))
             continue
@@ -65,8 +66,8 @@ def identify(frame: pl.DataFrame, chunk: Chunk) -> pl.DataFrame:
     spec = chunk.source.spec
     prefix = f"{spec.name}/{chunk.file_key}#" if chunk.file_key else f"{spec.name}#"
     where = f"{chunk.display}:" if chunk.line_kind == "line" else f"{chunk.display}:row "
-    index = pl.Series([item.index for item in chunk.items], dtype=pl.Int64).gather(frame["_pos"])
-    line = pl.Series([item.line for item in chunk.items], dtype=pl.Int64).gather(frame["_pos"])
+    index = frame["_pos"] + chunk.batch.first_index
+    line = pl.Series(chunk.batch.lines, dtype=pl.Int64).gather(frame["_pos"])
     sub = pl.col("_sub")
     return frame.with_columns(
         pl.concat_str(

@@ -2,7 +2,8 @@
 
 Contract: returns the frame with the same rows and cleaned text, and a count of repairs per (source, repair):
 - ``newlines``: CR LF and lone CR become LF;
-- ``control_chars``: C0/C1 control characters other than tab and newline removed (and the BOM);
+- ``control_chars``: C0/C1 control characters other than tab and newline removed, and the invisible
+  zero-width space, word joiner and BOM;
 - ``unicode_normalized``: text changed by Unicode normalization (``normalize.unicode_form``, NFC by default);
 - ``whitespace_trimmed``: leading or trailing white space removed;
 - ``placeholder_input``: an input such as "<noinput>", "No input", "N/A" made empty.
@@ -23,7 +24,7 @@ import polars as pl
 
 from schemas.mix import NormalizeSpec
 
-CONTROL_CHARS = "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufeff]"
+CONTROL_CHARS = "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u2060\ufeff]"
 ASCII_CONTROL = "[\x00-\x08\x0b-\x1f\x7f]"  # includes CR; with non-ASCII text, what needs more than trimming
 TEXT_COLUMNS = ("instruction", "input", "output", "system")
 FIXES = ("newlines", "control_chars", "unicode_normalized", "whitespace_trimmed", "placeholder_input")

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-SourceFormat = Literal["auto", "alpaca", "sharegpt", "openai", "self_instruct"]
+SourceFormat = Literal["auto", "alpaca", "sharegpt", "openai", "self_instruct", "mt_bench"]
 CANONICAL_FIELDS = ("instruction", "input", "output", "system", "history", "conversations", "messages")
 
 

@@ -1,8 +1,8 @@
-"""Read a resolved source as chunks of ``RawItem``s, file by file: JSON, JSONL, Parquet, CSV, HF datasets.
+"""Read a resolved source as chunks of items, file by file: JSON, JSONL, Parquet, CSV, HF datasets.
 
 Columnar files are read in record batches and rows become plain dicts, so every format adapter sees the same
 kind of row whatever the file type. A chunk never spans two files, and the reader never holds more than one
-chunk of parsed rows plus the reader's own buffer.
+chunk of parsed rows plus its own buffer.
 """
 
 from __future__ import annotations
@@ -10,11 +10,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 
 from pipeline.config import ResolvedSource
-from pipeline.io.json_stream import RawItem, iter_json_items
+from pipeline.io.json_stream import ItemBatch, iter_json_batches
 
 CHUNK_RECORDS = 50_000
 
@@ -26,7 +25,7 @@ class Chunk:
     source: ResolvedSource
     file_key: str  # names the file in record ids ("" for a single-file source)
     display: str  # how origins name the file: a path relative to the mix folder, or the dataset
-    items: list[RawItem]
+    batch: ItemBatch
     line_kind: str  # "line" for text files, "row" for columnar ones
 
 
@@ -35,37 +34,43 @@ def iter_chunks(source: ResolvedSource, root: Path, chunk_size: int = CHUNK_RECO
     if source.kind == "files":
         for path in source.files:
             file_key = path.relative_to(source.base).as_posix() if source.base else ""
-            items, line_kind = _file_items(path, source.spec.lenient)
-            for batch in _batched(items, chunk_size):
+            line_kind = "line" if path.suffix in (".json", ".jsonl") else "row"
+            for batch in _file_batches(path, source.spec.lenient, chunk_size):
                 yield Chunk(source, file_key, _display(path, root), batch, line_kind)
         return
     dataset = _load_dataset(source)
     label = source.spec.hub or _display(source.folder, root)  # type: ignore[arg-type]
-    for batch in _batched(_dataset_items(dataset), chunk_size):
+    rows = (b.to_pylist() for b in dataset.data.to_batches(max_chunksize=10_000))
+    for batch in _row_batches(rows, chunk_size):
         yield Chunk(source, "", f"{label}[{source.spec.split}]", batch, "row")
 
 
-def _file_items(path: Path, lenient: bool) -> tuple[Iterator[RawItem], str]:
+def _file_batches(path: Path, lenient: bool, chunk_size: int) -> Iterator[ItemBatch]:
     if path.suffix in (".json", ".jsonl"):
-        return iter_json_items(path, lenient), "line"
+        return iter_json_batches(path, lenient, chunk_size)
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        return _table_items(b.to_pylist() for b in pq.ParquetFile(path).iter_batches(batch_size=10_000)), "row"
+        return _row_batches((b.to_pylist() for b in pq.ParquetFile(path).iter_batches(batch_size=10_000)), chunk_size)
     if path.suffix == ".csv":
         import polars as pl
 
         frame = pl.read_csv(path, infer_schema=False)  # every cell a string, as written
-        return _table_items(s.to_dicts() for s in frame.iter_slices(10_000)), "row"
+        return _row_batches((s.to_dicts() for s in frame.iter_slices(10_000)), chunk_size)
     raise ValueError(f"{path}: unsupported file type")
 
 
-def _table_items(batches: Iterable[list[dict]]) -> Iterator[RawItem]:
-    index = 0
-    for rows in batches:
+def _row_batches(row_lists: Iterable[list[dict]], chunk_size: int) -> Iterator[ItemBatch]:
+    batch = ItemBatch(0)
+    for rows in row_lists:
         for row in rows:
-            yield RawItem(index, index + 1, row, None)
-            index += 1
+            batch.values.append(row)
+            batch.lines.append(batch.first_index + len(batch.values))
+            if len(batch.values) == chunk_size:
+                yield batch
+                batch = ItemBatch(batch.first_index + chunk_size)
+    if batch.values:
+        yield batch
 
 
 def _load_dataset(source: ResolvedSource):  # type: ignore[no-untyped-def]
@@ -82,15 +87,6 @@ def _load_dataset(source: ResolvedSource):  # type: ignore[no-untyped-def]
             return loaded[spec.split]
         return loaded
     return datasets.load_dataset(spec.hub, split=spec.split, revision=spec.revision)
-
-
-def _dataset_items(dataset) -> Iterator[RawItem]:  # type: ignore[no-untyped-def]
-    return _table_items(b.to_pylist() for b in dataset.data.to_batches(max_chunksize=10_000))
-
-
-def _batched(items: Iterator[RawItem], size: int) -> Iterator[list[RawItem]]:
-    while batch := list(islice(items, size)):
-        yield batch
 
 
 def _display(path: Path, root: Path) -> str:

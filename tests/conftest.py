@@ -1,0 +1,60 @@
+"""Shared fixtures: the real data in ../shared/data, mix files written into tmp folders, the CLI runner."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("INSTRUCT_PIPELINE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not (SHARED_DATA / "README.md").exists():
+        pytest.skip(f"real datasets not found at {SHARED_DATA} (set INSTRUCT_PIPELINE_SHARED_DATA)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def write_mix(tmp_path: Path) -> Callable[..., Path]:
+    """Write a mix.yaml (from a dict) into tmp_path; outputs go to tmp_path/out."""
+
+    def write(spec: dict[str, Any], name: str = "mix.yaml") -> Path:
+        spec = {"output": {"dir": "out"}, **spec}
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        return path
+
+    return write
+
+
+def write_jsonl(path: Path, rows: list[Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def write_json(path: Path, rows: list[Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rows, ensure_ascii=False, indent=2), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def cli() -> Callable[..., Any]:
+    runner = CliRunner()
+
+    def invoke(*args: str) -> Any:
+        return runner.invoke(app, list(args), catch_exceptions=False)
+
+    return invoke

@@ -1,0 +1,128 @@
+"""`pipeline build` end to end: the demo data, the output folder, determinism, atomicity, parallel runs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pipeline import build
+from pipeline.config import load_mix
+from schemas.manifest import Manifest
+from schemas.report import BuildReport
+from tests.conftest import ROOT, write_jsonl
+
+OUTPUTS = ["eval.parquet", "manifest.json", "rejected.parquet", "report.json", "train.parquet"]
+
+
+@pytest.fixture
+def demo(tmp_path) -> Path:
+    """The demo mix and its sample data, copied so the build writes into tmp_path/out."""
+    shutil.copytree(ROOT / "data", tmp_path / "data", ignore=shutil.ignore_patterns("*.py", "*.md"))
+    return tmp_path / "data" / "mix.yaml"
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def test_demo_build_through_the_cli(demo, cli):
+    result = cli("build", "--mix", str(demo))
+    assert result.exit_code == 0, result.output
+    out = demo.parent.parent / "out" / "demo"
+    assert sorted(p.name for p in out.iterdir()) == OUTPUTS
+    report = BuildReport.model_validate_json((out / "report.json").read_text())
+    counts = {s.name: (s.input, s.kept, s.rejected) for s in report.sources}
+    # data/README.md: 150 Alpaca records, 80 ShareGPT lines, 80 messages lines, with the defects it lists
+    assert counts == {"general_en": (150, 145, 5), "summarize": (80, 77, 3), "zh_qa": (80, 79, 1)}
+    reasons = {s.name: s.reasons for s in report.sources}
+    assert reasons["general_en"] == {"empty_output": 3, "missing_field:instruction": 1, "wrong_type:output": 1}
+    assert reasons["summarize"] == {"bad_conversation:no_answer": 1, "empty_output": 1, "malformed_json": 1}
+    assert report.sources[0].repairs["placeholder_input"] == 3 and report.sources[0].repairs["missing_input"] == 1
+    assert all(row.balanced for row in report.ledger)
+    train = pl.read_parquet(out / "train.parquet")
+    assert train.height == 301 and train.columns == list(build.OUTPUT_COLUMNS)
+    rejected = pl.read_parquet(out / "rejected.parquet")
+    broken = rejected.filter(pl.col("reason") == "malformed_json").to_dicts()[0]
+    assert broken["origin"] == "tasks/summarize_sharegpt.jsonl:40" and broken["detail"].startswith("line 40, column")
+    manifest = Manifest.model_validate_json((out / "manifest.json").read_text())
+    assert manifest.outputs == {k: v for k, v in _hashes(out).items() if k != "manifest.json"}
+    assert [(i.source, i.path) for i in manifest.inputs] == [
+        ("general_en", "general/alpaca_general.json"), ("summarize", "tasks/summarize_sharegpt.jsonl"),
+        ("zh_qa", "tasks/zh_qa_messages.jsonl")]
+    assert manifest.counts == {"input": 310, "train": 301, "eval": 0, "rejected": 9}
+    assert "demo: 310 records in, 301 train, 0 eval, 9 rejected" in result.output
+
+
+def test_validate_command_writes_nothing(demo, cli):
+    result = cli("validate", "--mix", str(demo))
+    assert result.exit_code == 0 and "is valid and its 3 source(s) are readable" in result.output
+    assert not (demo.parent.parent / "out").exists()
+
+
+def test_strict_source_with_broken_json_fails_with_line_and_column(demo, cli):
+    demo.write_text(demo.read_text().replace("    lenient: true\n", ""))
+    result = cli("build", "--mix", str(demo))
+    assert result.exit_code == 1
+    assert "summarize_sharegpt.jsonl: line 40, column" in result.output and "lenient: true" in result.output
+    assert not (demo.parent.parent / "out" / "demo").exists()
+
+
+def test_two_builds_are_byte_identical_and_parallel_matches_serial(demo):
+    mix = load_mix(demo)
+    first = build.write(build.run(mix, workers=1))
+    hashes = _hashes(first)
+    shutil.rmtree(first)
+    again = build.write(build.run(mix, workers=2))
+    assert _hashes(again) == hashes
+
+
+def test_rebuild_replaces_the_previous_output(demo):
+    mix = load_mix(demo)
+    out = build.write(build.run(mix))
+    (out / "stale.txt").write_text("from an older build")
+    build.write(build.run(mix))
+    assert sorted(p.name for p in out.iterdir()) == OUTPUTS
+    assert [p.name for p in out.parent.iterdir()] == ["demo"]  # no temporary folders left
+
+
+def test_a_killed_build_leaves_no_complete_looking_output(tmp_path, write_mix):
+    """SIGKILL while the output is being written: the target keeps the previous build, and the half-written
+    folder is hidden, has no manifest, and is not where any reader looks."""
+    rows = [{"instruction": f"Repeat {i}", "input": "", "output": "word " * 40} for i in range(300_000)]
+    write_jsonl(tmp_path / "big.jsonl", rows)
+    write_jsonl(tmp_path / "small.jsonl", rows[:10])
+    mix = write_mix({"name": "t", "sources": [{"name": "s", "path": "small.jsonl"}]})
+    previous = build.write(build.run(load_mix(mix)))
+    before = _hashes(previous)
+    mix.write_text(mix.read_text().replace("small.jsonl", "big.jsonl"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "build", "--mix", str(mix), "--workers", "1"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    tmp_out = previous.parent / f".t.tmp-{proc.pid}"
+    deadline = time.monotonic() + 120
+    while not (tmp_out / "train.parquet").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert proc.poll() is None, "the build finished before it could be interrupted"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert _hashes(previous) == before
+    assert not (tmp_out / "manifest.json").exists()
+    assert sorted(p.name for p in previous.parent.iterdir() if not p.name.startswith(".")) == ["t"]
+
+
+def test_manifest_names_spec_hash_and_versions(demo):
+    out = build.write(build.run(load_mix(demo)))
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["spec"]["name"] == "demo" and manifest["seed"] == 42
+    assert len(manifest["spec_hash"]) == 64 and manifest["packages"]["polars"] == pl.__version__
+    assert all(len(i["sha256"]) == 64 and i["bytes"] > 0 for i in manifest["inputs"])

@@ -1,0 +1,100 @@
+"""Format adapters: each common layout maps to canonical records the way LLaMA-Factory reads it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline.formats import ADAPTERS, FormatError, detect_format
+
+
+def adapt(fmt: str, row: dict, columns: dict | None = None) -> list[dict]:
+    return ADAPTERS[fmt](columns or {})(row)
+
+
+def test_alpaca_with_history_and_system():
+    row = {"instruction": "And 3+3?", "input": "", "output": "6", "system": "Be brief.",
+           "history": [["1+1?", "2"], ["2+2?", "4"]]}
+    assert adapt("alpaca", row) == [{
+        "instruction": "And 3+3?", "input": "", "output": "6", "system": "Be brief.",
+        "history": [{"user": "1+1?", "assistant": "2"}, {"user": "2+2?", "assistant": "4"}], "repairs": [],
+    }]
+
+
+def test_alpaca_repairs_are_counted_not_rejected():
+    [record] = adapt("alpaca", {"instruction": "Hi", "output": "Hello", "history": ""})
+    assert record == {"instruction": "Hi", "input": "", "output": "Hello", "repairs": ["missing_input",
+                                                                                        "empty_history_string"]}
+
+
+def test_field_map_reads_gpteacher_style_keys():
+    row = {"prompt": "Name a colour.", "context": "", "response": "Blue."}
+    [record] = adapt("alpaca", row, {"instruction": "prompt", "input": "context", "output": "response"})
+    assert (record["instruction"], record["input"], record["output"]) == ("Name a colour.", "", "Blue.")
+
+
+def test_sharegpt_multi_turn_with_system():
+    row = {"conversations": [
+        {"from": "system", "value": "You are terse."},
+        {"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello"},
+        {"from": "human", "value": "Bye"}, {"from": "gpt", "value": "Bye!"},
+    ]}
+    [record] = adapt("sharegpt", row)
+    assert record == {"instruction": "Bye", "input": "", "output": "Bye!", "system": "You are terse.",
+                      "history": [{"user": "Hi", "assistant": "Hello"}], "repairs": []}
+
+
+def test_openai_messages_with_content_parts():
+    row = {"messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}, {"type": "text", "value": "!"}]},
+                        {"role": "assistant", "content": "Hello"}]}
+    [record] = adapt("openai", row)
+    assert (record["instruction"], record["output"]) == ("Hi\n!", "Hello")
+    image = {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": "x"}]},
+                          {"role": "assistant", "content": "A cat."}]}
+    with pytest.raises(FormatError) as err:
+        adapt("openai", image)
+    assert err.value.reason == "unsupported_content"
+
+
+@pytest.mark.parametrize("turns, reason", [
+    ([{"from": "human", "value": "Hi"}], "bad_conversation:no_answer"),
+    ([{"from": "gpt", "value": "Hi"}, {"from": "human", "value": "?"}], "bad_conversation:not_alternating"),
+    ([{"from": "alien", "value": "Hi"}, {"from": "gpt", "value": "?"}], "bad_conversation:unknown_role"),
+    ([{"from": "human", "value": "Hi"}, {"from": "system", "value": "x"}], "bad_conversation:late_system"),
+    ([], "bad_conversation:empty"),
+    ("not a list", "missing_field:conversations"),
+])
+def test_sharegpt_shape_errors(turns, reason):
+    with pytest.raises(FormatError) as err:
+        adapt("sharegpt", {"conversations": turns})
+    assert err.value.reason == reason
+
+
+def test_self_instruct_gives_a_record_per_instance():
+    row = {"instruction": "Add.", "instances": [{"input": "1 2", "output": "3"}, {"input": "2 2", "output": "4"}]}
+    records = adapt("self_instruct", row)
+    assert [(r["input"], r["output"], r["_sub"]) for r in records] == [("1 2", "3", 0), ("2 2", "4", 1)]
+
+
+@pytest.mark.parametrize("row, fmt", [
+    ({"conversations": []}, "sharegpt"), ({"messages": []}, "openai"), ({"instances": []}, "self_instruct"),
+    ({"question_id": 81, "turns": ["q"]}, "mt_bench"), ({"instruction": "x", "output": "y"}, "alpaca"),
+])
+def test_detection_by_keys(row, fmt):
+    assert detect_format(row, {}) == fmt
+
+
+def test_real_tool_calls_alternate_and_keep_tools(shared_data):
+    rows = json.loads((shared_data / "llama-factory" / "glaive_toolcall_en_demo.json").read_text())
+    records = [r for row in rows for r in adapt("sharegpt", row)]
+    assert len(records) == 300
+    with_tools = [r for r in records if "tools_in_system" in r["repairs"]]
+    assert with_tools and all(r["system"].startswith("Tools:\n") for r in with_tools)
+
+
+def test_real_v1_messages_with_parts(shared_data):
+    lines = (shared_data / "llama-factory" / "v1_sft_demo.jsonl").read_text().splitlines()
+    records = [r for line in lines for r in adapt("openai", json.loads(line))]
+    assert len(records) == 500 and records[0]["instruction"] == "hi"
+    assert all(isinstance(r["output"], str) for r in records)

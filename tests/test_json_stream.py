@@ -1,0 +1,122 @@
+"""The streaming JSON reader: values, source text, line numbers, errors with line and column, lenient mode."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.io import json_stream
+from pipeline.io.json_stream import MalformedJSONError, iter_json_batches
+from tests.conftest import write_json
+
+@dataclass
+class Item:
+    value: Any
+    line: int
+    text: str | None = None
+    error: str | None = None
+
+
+def iter_json_items(path: Path, lenient: bool = False, batch_size: int = 7) -> list[Item]:
+    """Flatten the reader's batches (small, to cross batch boundaries too) into one item per element."""
+    items = []
+    for batch in iter_json_batches(path, lenient, batch_size):
+        for pos, (value, line) in enumerate(zip(batch.values, batch.lines)):
+            text, error = batch.bad.get(pos, (batch.original(pos), None))
+            items.append(Item(value, line, text, error))
+    return items
+
+
+ROWS = [{"instruction": f"Task {i}", "input": "", "output": "é" * i + "\n}" * (i % 3)} for i in range(40)]
+
+
+@pytest.fixture(params=[1 << 18, 37], ids=["default-block", "tiny-block"])
+def block(request, monkeypatch):
+    """Tiny blocks force every element across a buffer boundary: the refill path must give the same items."""
+    monkeypatch.setattr(json_stream, "BLOCK_CHARS", request.param)
+    return request.param
+
+
+def test_json_list_items_keep_value_text_and_line(tmp_path, block):
+    path = write_json(tmp_path / "a.json", ROWS)
+    items = list(iter_json_items(path))
+    assert [i.value for i in items] == ROWS
+    assert [json.loads(i.text) for i in items] == ROWS
+    lines = path.read_text(encoding="utf-8").split("\n")
+    assert all(lines[i.line - 1].strip() == "{" for i in items)
+
+
+def test_compact_and_empty_lists(tmp_path, block):
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(ROWS[:3]) + "\n")
+    assert [i.value for i in iter_json_items(path)] == ROWS[:3]
+    path.write_text("  [ ]  ")
+    assert list(iter_json_items(path)) == []
+
+
+def test_jsonl_skips_blank_lines_and_numbers_by_line(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"a": 1}\n\n{"a": 2}\r\n')
+    items = list(iter_json_items(path))
+    assert [(i.line, i.value) for i in items] == [(1, {"a": 1}), (3, {"a": 2})]
+
+
+def test_strict_error_names_file_line_and_column(tmp_path, block):
+    path = tmp_path / "a.json"
+    path.write_text('[\n  {"a": 1},\n  {"a": 2,,}\n]\n')
+    with pytest.raises(MalformedJSONError) as err:
+        list(iter_json_items(path))
+    assert (err.value.line, err.value.column) == (3, 11)
+    assert str(err.value) == (
+        f"{path}: line 3, column 11: Expecting property name enclosed in double quotes. "
+        "Set 'lenient: true' on this source to keep its valid records and quarantine the rest."
+    )
+
+
+def test_jsonl_error_names_line_and_column(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"a": 1}\n{"a": "cut\n{"a": 3}\n')
+    with pytest.raises(MalformedJSONError, match=r"a.jsonl: line 2, column 11: unexpected end of data"):
+        list(iter_json_items(path))
+    items = list(iter_json_items(path, lenient=True))
+    assert [i.value for i in items] == [{"a": 1}, None, {"a": 3}]
+    assert items[1].text == '{"a": "cut' and items[1].error == "line 2, column 11: unexpected end of data"
+
+
+def test_trailing_comma_is_an_error_unless_lenient(tmp_path, block):
+    path = tmp_path / "a.json"
+    path.write_text('[\n  {"a": 1},\n  {"a": 2},\n]\n')
+    with pytest.raises(MalformedJSONError, match="line 4, column 1: trailing comma before ']'"):
+        list(iter_json_items(path))
+    assert [i.value for i in iter_json_items(path, lenient=True)] == [{"a": 1}, {"a": 2}]
+
+
+def test_lenient_quarantines_a_broken_element_and_reads_on(tmp_path, block):
+    text = json.dumps(ROWS[:3], indent=2).replace('"Task 1"', '"Task 1" "oops"')
+    path = tmp_path / "a.json"
+    path.write_text(text)
+    items = list(iter_json_items(path, lenient=True))
+    assert [i.value for i in items] == [ROWS[0], None, ROWS[2]]
+    bad = items[1]
+    assert bad.error == "line 8, column 29: Expecting ',' delimiter"
+    assert '"Task 1" "oops"' in bad.text and bad.text.startswith("{") and bad.text.endswith("}")
+
+
+def test_unclosed_list(tmp_path, block):
+    path = tmp_path / "a.json"
+    path.write_text('[{"a": 1}, {"a": 2}')
+    with pytest.raises(MalformedJSONError, match="the list is not closed"):
+        list(iter_json_items(path))
+
+
+def test_real_file_with_trailing_comma(shared_data: Path):
+    path = shared_data / "alpaca-zh" / "alpaca_zh-09407-12345.json"
+    with pytest.raises(MalformedJSONError) as err:
+        list(iter_json_items(path))
+    assert (err.value.line, err.value.column, err.value.problem) == (14007, 1, "trailing comma before ']'")
+    items = list(iter_json_items(path, lenient=True))
+    assert len(items) == 2801 and all(i.error is None for i in items)
