@@ -71,23 +71,28 @@ class BuildResult:
 
 def process_chunk(chunk: Chunk, spec: MixSpec) -> ChunkResult:
     """All per-record stages over one chunk; rejects carry the raw text of their source row."""
-    fmt, records, early_rejects = ingest.records_from_chunk(chunk)
-    n_input = len(records) + len(early_rejects)
+    fmt, adapted = ingest.records_from_chunk(chunk)
     name = chunk.source.spec.name
-    repairs: Counter[tuple[str, str]] = Counter((name, fix) for r in records for fix in r["repairs"])
-    if spec.validate_.require_input_key:
-        records, missing_input = validate.require_input_key(records)
-        early_rejects += missing_input
-    records, type_rejects = validate.check_types(records)
-    early_rejects += type_rejects
-    frame = ingest.identify(validate.records_frame(records), chunk)
-    frame, fixes = normalize.normalize(frame, spec.normalize)
-    repairs.update(fixes)
+    n_input = len(adapted.records) + len(adapted.rejects)
+    invalid = validate.check_types(adapted.records)
+    frame = validate.records_frame(adapted.records, adapted.positions, adapted.subs, skip=invalid)
+    frame, input_rejects, filled = validate.fill_missing_input(frame, spec.validate_.require_input_key)
+    frame, fixes = normalize.normalize(ingest.identify(frame, chunk), spec.normalize)
     kept, content_rejects = validate.check_content(frame)
-    early = ingest.identify(pl.DataFrame(early_rejects, schema=EARLY_REJECT_SCHEMA), chunk)
-    rejected = pl.concat([early.select(STAGE_REJECT_SCHEMA.keys()), content_rejects])
+    early = pl.concat([
+        pl.DataFrame([(pos, None, ingest.STAGE, reason, detail) for pos, reason, detail in adapted.rejects],
+                     schema=EARLY_REJECT_SCHEMA, orient="row"),
+        pl.DataFrame([(adapted.positions[i], adapted.subs[i], validate.STAGE, reason, detail)
+                      for i, (reason, detail) in invalid.items()], schema=EARLY_REJECT_SCHEMA, orient="row"),
+        input_rejects,
+    ])
+    rejected = pl.concat([ingest.identify(early, chunk).select(STAGE_REJECT_SCHEMA.keys()), content_rejects])
     originals = [chunk.batch.original(p) for p in rejected["_pos"]]
     rejected = rejected.drop("_pos").with_columns(pl.Series("original", originals, dtype=pl.String))
+    repairs = Counter({(name, fix): n for fix, n in adapted.repairs.items()})
+    repairs.update(fixes)
+    if filled:
+        repairs[(name, "missing_input")] += filled
     return ChunkResult(name, fmt, n_input, kept.select(OUTPUT_COLUMNS), rejected, repairs)
 
 

@@ -1,28 +1,41 @@
-"""Map one source row of a known format to canonical record fields (types are checked later, in validate).
+"""Map source rows of a known format to canonical record fields (types are checked later, in validate).
 
-Each adapter is made for a source's field map (canonical name -> the source's key), takes a parsed row and
-returns the records the row holds: one for Alpaca and chat formats, one per instance for self-instruct (with
-``_sub`` = the instance number). A row whose shape
-cannot be read as the format raises ``FormatError`` with a reason code; the record is quarantined with it.
-Repairs that lose nothing (an absent ``input`` filled with "", ``history: ""`` read as no history) are listed
-in the record's ``repairs`` so the report can count them.
+``adapt_batch`` takes a batch of parsed rows and the source's field map (canonical name -> the source's key)
+and returns the records they hold (one per row for Alpaca and chat formats, one per instance for
+self-instruct), each with the position of its row, plus the rows it could not read as the format, each with a
+reason code. Repairs that lose nothing (``history: ""`` read as no history, tool specs folded into the system
+prompt) are counted. Records may share objects with the rows: nothing here or downstream mutates them, since a
+rejected row is quarantined exactly as it was read.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 Record = dict[str, Any]
-Adapter = Callable[[Mapping[str, Any]], list[Record]]
+RowAdapter = Callable[[Mapping[str, Any]], list[Record]]
 
 
 class FormatError(ValueError):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
         self.reason, self.detail = reason, detail
+
+
+@dataclass
+class Adapted:
+    """Records of a batch in canonical shape, and the rows that could not be read as the format."""
+
+    records: list[Record] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)  # the row each record came from
+    subs: list[int | None] = field(default_factory=list)  # instance number of a self-instruct row, else None
+    rejects: list[tuple[int, str, str]] = field(default_factory=list)  # (row position, reason, detail)
+    repairs: Counter[str] = field(default_factory=Counter)
 
 
 # Speaker names seen in ShareGPT, OpenAI and LLaMA-Factory data -> the canonical side of the exchange.
@@ -33,46 +46,93 @@ ROLES: dict[str, str] = {
     "chatgpt": "assistant", "bard": "assistant", "function_call": "assistant",
     "system": "system",
 }
+ALPACA_FIELDS = ("instruction", "input", "output", "system", "history")
 
 
-def alpaca(columns: Mapping[str, str]) -> Adapter:
-    keys = [(field, columns.get(field, field)) for field in ("instruction", "input", "output", "system", "history")]
-    renamed = any(field != key for field, key in keys)
+def adapt_batch(fmt: str, values: list[Any], bad: Mapping[int, tuple[str, str]], columns: Mapping[str, str]) -> Adapted:
+    """Records of every row of a batch; unparsable rows (``bad``) and non-objects are rejected here."""
+    out = Adapted()
+    if fmt == "alpaca" and all(columns.get(f, f) == f for f in ALPACA_FIELDS):
+        _alpaca_rows(values, bad, out)
+        return out
+    adapt = ADAPTERS[fmt](columns)
+    for pos, row in enumerate(values):
+        if type(row) is not dict:
+            out.rejects.append(_not_a_row(pos, row, bad))
+            continue
+        try:
+            mapped = adapt(row)
+        except FormatError as err:
+            out.rejects.append((pos, err.reason, err.detail))
+            continue
+        for record in mapped:
+            out.repairs.update(record.pop("repairs", ()))
+            out.subs.append(record.pop("_sub", None))
+            out.records.append(record)
+            out.positions.append(pos)
+    return out
+
+
+def _alpaca_rows(values: list[Any], bad: Mapping[int, tuple[str, str]], out: Adapted) -> None:
+    """The hot path: rows already in canonical shape are used as they are; only rows with a ``system`` or
+    ``history`` key are copied, to drop empty values and turn LLaMA-Factory's [[q, a], ...] pairs into turns."""
+    records, positions = out.records, out.positions
+    for pos, row in enumerate(values):
+        if type(row) is not dict:
+            out.rejects.append(_not_a_row(pos, row, bad))
+            continue
+        if "history" in row or "system" in row:
+            row = _tidy_alpaca(row, out.repairs)
+        records.append(row)
+        positions.append(pos)
+    out.subs = [None] * len(records)
+
+
+def _tidy_alpaca(row: Mapping[str, Any], repairs: Counter[str]) -> Record:
+    record = dict(row)
+    if record.get("system", "") in (None, ""):
+        record.pop("system", None)
+    if "history" in record:
+        history = record["history"]
+        if history is None or history == "" or history == []:
+            if history == "":
+                repairs["empty_history_string"] += 1
+            del record["history"]
+        elif isinstance(history, list) and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in history):
+            record["history"] = [{"user": p[0], "assistant": p[1]} for p in history]
+    return record
+
+
+def _not_a_row(pos: int, row: Any, bad: Mapping[int, tuple[str, str]]) -> tuple[int, str, str]:
+    if pos in bad:
+        return pos, "malformed_json", bad[pos][1]
+    return pos, "not_an_object", f"expected a JSON object, got {'null' if row is None else type(row).__name__}"
+
+
+def alpaca(columns: Mapping[str, str]) -> RowAdapter:
+    """Alpaca rows under other key names (e.g. GPTeacher's ``response``): pick and rename, then tidy."""
+    keys = [(f, columns.get(f, f)) for f in ALPACA_FIELDS]
 
     def adapt(row: Mapping[str, Any]) -> list[Record]:
-        # A plain copy keeps the source's other keys too; they are ignored downstream and cost less than a pick.
-        record: Record = {field: row[key] for field, key in keys if key in row} if renamed else dict(row)
-        repairs: list[str] = []
-        if "input" not in record:
-            record["input"] = ""
-            repairs.append("missing_input")
-        if "system" in record and record["system"] in (None, ""):
-            del record["system"]
-        if "history" in record:
-            history = record["history"]
-            if history is None or history == "" or history == []:
-                if history == "":
-                    repairs.append("empty_history_string")
-                del record["history"]
-            elif isinstance(history, list) and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in history):
-                record["history"] = [{"user": p[0], "assistant": p[1]} for p in history]
-        record["repairs"] = repairs
+        repairs: Counter[str] = Counter()
+        record = _tidy_alpaca({f: row[key] for f, key in keys if key in row}, repairs)
+        record["repairs"] = list(repairs.elements())
         return [record]
 
     return adapt
 
 
-def sharegpt(columns: Mapping[str, str]) -> Adapter:
+def sharegpt(columns: Mapping[str, str]) -> RowAdapter:
     key = columns.get("conversations", "conversations")
     return lambda row: [_from_turns(row, key, columns)]
 
 
-def openai(columns: Mapping[str, str]) -> Adapter:
+def openai(columns: Mapping[str, str]) -> RowAdapter:
     key = columns.get("messages", "messages")
     return lambda row: [_from_turns(row, key, columns)]
 
 
-def self_instruct(columns: Mapping[str, str]) -> Adapter:
+def self_instruct(columns: Mapping[str, str]) -> RowAdapter:
     instruction_key = columns.get("instruction", "instruction")
 
     def adapt(row: Mapping[str, Any]) -> list[Record]:
@@ -83,7 +143,7 @@ def self_instruct(columns: Mapping[str, str]) -> Adapter:
         for k, instance in enumerate(instances):
             if not isinstance(instance, dict):
                 raise FormatError("wrong_type:instances", "an instance is not an object with input and output")
-            record: Record = {"instruction": row.get(instruction_key), "repairs": [], "_sub": k}
+            record: Record = {"instruction": row.get(instruction_key), "_sub": k}
             record.update({f: instance[f] for f in ("input", "output") if f in instance})
             records.append(record)
         return records
@@ -91,7 +151,7 @@ def self_instruct(columns: Mapping[str, str]) -> Adapter:
     return adapt
 
 
-def mt_bench(columns: Mapping[str, str]) -> Adapter:
+def mt_bench(columns: Mapping[str, str]) -> RowAdapter:
     """MT-Bench questions: prompts without answers. The first turn is the instruction; there is no output."""
     key = columns.get("instruction", "turns")
 
@@ -99,13 +159,13 @@ def mt_bench(columns: Mapping[str, str]) -> Adapter:
         turns = row.get(key)
         if not isinstance(turns, list) or not turns:
             raise FormatError("missing_field:turns", "MT-Bench row has no list of turns")
-        return [{"instruction": turns[0], "input": "", "repairs": []}]
+        return [{"instruction": turns[0], "input": ""}]
 
     return adapt
 
 
 # format name -> adapter factory, called once per chunk with the source's field map.
-ADAPTERS: dict[str, Callable[[Mapping[str, str]], Adapter]] = {
+ADAPTERS: dict[str, Callable[[Mapping[str, str]], RowAdapter]] = {
     "alpaca": alpaca,
     "sharegpt": sharegpt,
     "openai": openai,

@@ -11,6 +11,7 @@ Passing records become a typed polars frame (``records_frame``).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import polars as pl
@@ -38,31 +39,19 @@ FIELDS_SCHEMA = pa.schema([
 ])
 
 
-def check_types(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Split adapter output into schema-valid records and rejects (one per record, all its problems listed)."""
+def check_types(records: list[dict[str, Any]]) -> dict[int, tuple[str, str]]:
+    """Index -> (reason, detail) of every record that fails the schema; the detail lists all its problems."""
     try:
         RECORD_BATCH.validate_python(records)
-        return records, []
+        return {}
     except ValidationError as err:
         problems: dict[int, list[dict[str, Any]]] = {}
         for e in err.errors(include_url=False, include_input=False):
             problems.setdefault(int(e["loc"][0]), []).append(e)
-    valid = [r for i, r in enumerate(records) if i not in problems]
-    rejects = [_reject(records[i], errs) for i, errs in sorted(problems.items())]
-    return valid, rejects
+    return {i: _explain(records[i], errors) for i, errors in sorted(problems.items())}
 
 
-def require_input_key(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """With ``validate.require_input_key``: a record whose source row had no ``input`` key is rejected."""
-    missing = [r for r in records if "missing_input" in r["repairs"]]
-    if not missing:
-        return records, []
-    rejects = [_rejected(r, "missing_field:input", "input: Field required (validate.require_input_key is on)")
-               for r in missing]
-    return [r for r in records if "missing_input" not in r["repairs"]], rejects
-
-
-def _reject(record: dict[str, Any], errors: list[dict[str, Any]]) -> dict[str, Any]:
+def _explain(record: dict[str, Any], errors: list[dict[str, Any]]) -> tuple[str, str]:
     first = errors[0]
     field = str(first["loc"][1]) if len(first["loc"]) > 1 else "record"
     details = []
@@ -70,11 +59,26 @@ def _reject(record: dict[str, Any], errors: list[dict[str, Any]]) -> dict[str, A
         path = ".".join(str(p) for p in e["loc"][1:]) or "record"
         got = "" if e["type"] == "missing" else f" (got {_type_name(_at(record, e['loc'][1:]))})"
         details.append(f"{path}: {e['msg']}{got}")
-    return _rejected(record, f"{ERROR_REASONS.get(first['type'], 'invalid')}:{field}", "; ".join(details))
+    return f"{ERROR_REASONS.get(first['type'], 'invalid')}:{field}", "; ".join(details)
 
 
-def _rejected(record: dict[str, Any], reason: str, detail: str) -> dict[str, Any]:
-    return {"_pos": record["_pos"], "_sub": record.get("_sub"), "stage": STAGE, "reason": reason, "detail": detail}
+def fill_missing_input(frame: pl.DataFrame, required: bool) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """Records whose row had no ``input`` get ""; with ``validate.require_input_key`` they are rejected instead.
+    Returns the frame, the rejects (``_pos``, ``_sub``, ``stage``, ``reason``, ``detail``) and how many were filled."""
+    missing = pl.col("input").is_null()
+    n_missing = frame.select(missing.sum()).item()
+    if not required:
+        return frame.with_columns(pl.col("input").fill_null("")), frame.clear().select(_REJECT_COLUMNS), n_missing
+    rejected = frame.filter(missing).select(
+        "_pos", "_sub", pl.lit(STAGE).alias("stage"), pl.lit("missing_field:input").alias("reason"),
+        pl.lit("input: Field required (validate.require_input_key is on)").alias("detail"),
+    )
+    return frame.filter(~missing), rejected, 0
+
+
+_REJECT_COLUMNS = [
+    "_pos", "_sub", pl.lit("").alias("stage"), pl.lit("").alias("reason"), pl.lit("").alias("detail"),
+]
 
 
 def _at(value: Any, path: tuple[Any, ...]) -> Any:
@@ -90,12 +94,18 @@ def _type_name(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
-def records_frame(records: list[dict[str, Any]]) -> pl.DataFrame:
-    """Schema-valid records as a typed frame, in the order given. Built through Arrow: polars' own
-    constructor makes a Series per nested list and is ~20x slower on the history column."""
-    columns = {name: [r.get(name) for r in records] for name in FIELDS_SCHEMA.names}
+def records_frame(records: list[dict[str, Any]], positions: list[int], subs: list[int | None],
+                  skip: Collection[int] = ()) -> pl.DataFrame:
+    """Schema-valid records as a typed frame, in the order given, leaving out the indices in ``skip``.
+    Built through Arrow: polars' own constructor makes a Series per nested list and is ~20x slower on the
+    history column."""
+    if skip:
+        keep = [i for i in range(len(records)) if i not in skip]
+        records, positions, subs = [records[i] for i in keep], [positions[i] for i in keep], [subs[i] for i in keep]
+    columns: dict[str, list[Any]] = {name: [r.get(name) for r in records] for name in FIELDS_SCHEMA.names[:5]}
+    columns["_pos"], columns["_sub"] = positions, subs
     frame = pl.from_arrow(pa.table(columns, schema=FIELDS_SCHEMA))
-    return frame.with_columns(pl.col("input").fill_null(""), pl.col("history").fill_null([]))  # type: ignore[union-attr]
+    return frame.with_columns(pl.col("history").fill_null([]))  # type: ignore[union-attr]
 
 
 def content_rules() -> list[tuple[str, pl.Expr]]:

@@ -6,11 +6,16 @@ import json
 
 import pytest
 
-from pipeline.formats import ADAPTERS, FormatError, detect_format
+from pipeline.formats import FormatError, adapt_batch, detect_format
 
 
 def adapt(fmt: str, row: dict, columns: dict | None = None) -> list[dict]:
-    return ADAPTERS[fmt](columns or {})(row)
+    """The records of one row; a rejected row raises its FormatError; repairs are listed in each record."""
+    out = adapt_batch(fmt, [row], {}, columns or {})
+    if out.rejects:
+        [(_, reason, detail)] = out.rejects
+        raise FormatError(reason, detail)
+    return [{**r, "repairs": sorted(out.repairs.elements())} for r in out.records]
 
 
 def test_alpaca_with_history_and_system():
@@ -20,18 +25,25 @@ def test_alpaca_with_history_and_system():
         "instruction": "And 3+3?", "input": "", "output": "6", "system": "Be brief.",
         "history": [{"user": "1+1?", "assistant": "2"}, {"user": "2+2?", "assistant": "4"}], "repairs": [],
     }]
+    assert row["history"] == [["1+1?", "2"], ["2+2?", "4"]]  # the source row is never changed
 
 
-def test_alpaca_repairs_are_counted_not_rejected():
+def test_alpaca_empty_history_string_is_a_repair_and_a_missing_input_is_left_for_validate():
     [record] = adapt("alpaca", {"instruction": "Hi", "output": "Hello", "history": ""})
-    assert record == {"instruction": "Hi", "input": "", "output": "Hello", "repairs": ["missing_input",
-                                                                                        "empty_history_string"]}
+    assert record == {"instruction": "Hi", "output": "Hello", "repairs": ["empty_history_string"]}
 
 
 def test_field_map_reads_gpteacher_style_keys():
     row = {"prompt": "Name a colour.", "context": "", "response": "Blue."}
     [record] = adapt("alpaca", row, {"instruction": "prompt", "input": "context", "output": "response"})
     assert (record["instruction"], record["input"], record["output"]) == ("Name a colour.", "", "Blue.")
+
+
+def test_non_objects_and_unparsable_rows_are_rejected_by_position():
+    out = adapt_batch("alpaca", [{"instruction": "a", "output": "b"}, [1], None, None], {3: ("{oops", "bad")}, {})
+    assert out.positions == [0]
+    assert out.rejects == [(1, "not_an_object", "expected a JSON object, got list"),
+                           (2, "not_an_object", "expected a JSON object, got null"), (3, "malformed_json", "bad")]
 
 
 def test_sharegpt_multi_turn_with_system():
@@ -73,8 +85,9 @@ def test_sharegpt_shape_errors(turns, reason):
 
 def test_self_instruct_gives_a_record_per_instance():
     row = {"instruction": "Add.", "instances": [{"input": "1 2", "output": "3"}, {"input": "2 2", "output": "4"}]}
-    records = adapt("self_instruct", row)
-    assert [(r["input"], r["output"], r["_sub"]) for r in records] == [("1 2", "3", 0), ("2 2", "4", 1)]
+    out = adapt_batch("self_instruct", [row], {}, {})
+    assert [(r["input"], r["output"]) for r in out.records] == [("1 2", "3"), ("2 2", "4")]
+    assert (out.positions, out.subs) == ([0, 0], [0, 1])
 
 
 @pytest.mark.parametrize("row, fmt", [
@@ -87,14 +100,15 @@ def test_detection_by_keys(row, fmt):
 
 def test_real_tool_calls_alternate_and_keep_tools(shared_data):
     rows = json.loads((shared_data / "llama-factory" / "glaive_toolcall_en_demo.json").read_text())
-    records = [r for row in rows for r in adapt("sharegpt", row)]
-    assert len(records) == 300
-    with_tools = [r for r in records if "tools_in_system" in r["repairs"]]
-    assert with_tools and all(r["system"].startswith("Tools:\n") for r in with_tools)
+    out = adapt_batch("sharegpt", rows, {}, {})
+    records = [{**r, "repairs": list(out.repairs.elements())} for r in out.records]
+    assert len(records) == 300 and not out.rejects
+    with_tools = [r for r in records if r.get("system", "").startswith("Tools:\n")]
+    assert len(with_tools) == records[0]["repairs"].count("tools_in_system") > 0
 
 
 def test_real_v1_messages_with_parts(shared_data):
     lines = (shared_data / "llama-factory" / "v1_sft_demo.jsonl").read_text().splitlines()
-    records = [r for line in lines for r in adapt("openai", json.loads(line))]
+    records = adapt_batch("openai", [json.loads(line) for line in lines], {}, {}).records
     assert len(records) == 500 and records[0]["instruction"] == "hi"
     assert all(isinstance(r["output"], str) for r in records)
