@@ -14,9 +14,11 @@ import importlib.metadata
 import logging
 import multiprocessing
 import os
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from itertools import repeat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,6 +59,7 @@ class ChunkResult:
     rejected: pl.DataFrame
     repairs: Counter[tuple[str, str]]
     last_of_unit: bool = False
+    kept_file: Path | None = None  # where a worker process left ``kept``
 
 
 @dataclass
@@ -124,6 +127,17 @@ def process_unit(unit: WorkUnit) -> list[ChunkResult]:
     return results
 
 
+def _process_unit_to_files(unit: WorkUnit, folder: str, number: int) -> list[ChunkResult]:
+    """``process_unit`` in a worker process: the kept frames go back as Arrow IPC files, which cost a third of
+    pickling them through the pipe (measured: 0.05 s + 0.02 s against 0.15 s + 0.07 s for 50k records)."""
+    results = process_unit(unit)
+    for k, result in enumerate(results):
+        path = Path(folder) / f"{number:06d}-{k:04d}.arrow"
+        result.kept.write_ipc(path, compression="uncompressed")
+        result.kept, result.kept_file = result.kept.clear(), path
+    return results
+
+
 def iter_results(mix: Mix, workers: int) -> Iterator[ChunkResult]:
     """Chunk results in input order, computed in ``workers`` processes (in this one when workers <= 1)."""
     units = work_units(mix)
@@ -132,9 +146,14 @@ def iter_results(mix: Mix, workers: int) -> Iterator[ChunkResult]:
             yield from process_unit(unit)
         return
     context = multiprocessing.get_context("spawn")  # polars' thread pool does not survive fork
-    with ProcessPoolExecutor(max_workers=min(workers, len(units)), mp_context=context) as pool:
-        for results in pool.map(process_unit, units):
-            yield from results
+    with tempfile.TemporaryDirectory(prefix="instruct-pipeline-") as folder, ProcessPoolExecutor(
+        max_workers=min(workers, len(units)), mp_context=context
+    ) as pool:
+        for results in pool.map(_process_unit_to_files, units, repeat(folder), range(len(units))):
+            for result in results:
+                assert result.kept_file is not None
+                result.kept, result.kept_file = pl.read_ipc(result.kept_file), None
+                yield result
 
 
 def default_workers(mix: Mix) -> int:
@@ -258,10 +277,10 @@ def write(result: BuildResult) -> Path:
     mix, spec = result.mix, result.mix.spec
     target = mix.out_dir
     with writers.atomic_folder(target) as tmp:
-        compression = spec.output.compression
-        writers.write_parquet(result.train, tmp / "train.parquet", compression)
-        writers.write_parquet(result.eval, tmp / "eval.parquet", compression)
-        writers.write_parquet(result.rejected, tmp / "rejected.parquet", compression)
+        compression, level = spec.output.compression, spec.output.compression_level
+        writers.write_parquet(result.train, tmp / "train.parquet", compression, level)
+        writers.write_parquet(result.eval, tmp / "eval.parquet", compression, level)
+        writers.write_parquet(result.rejected, tmp / "rejected.parquet", compression, level)
         writers.write_json(result.report.model_dump(mode="json"), tmp / "report.json")
         outputs = {p.name: writers.sha256_file(p) for p in sorted(tmp.iterdir())}
         manifest = Manifest(

@@ -144,8 +144,9 @@ class _BadElement(Exception):
 
 
 def _list_batches(path: Path, fh: TextIO, lenient: bool, batch_size: int) -> Iterator[ItemBatch]:
-    """The hot loop decodes an element and skips the separator after it with one regex match; everything
-    unusual (the list end, a trailing comma, a block boundary, a malformed element) takes the slow path."""
+    """Three speeds: a run of pretty-printed elements is parsed by orjson in one call (``_decode_run``); an
+    element the run cannot take is decoded alone by ``raw_decode``; anything unusual (the list end, a trailing
+    comma, an element across the buffer's end, a malformed element) takes the slow path."""
     sc = _ListScanner(path, fh)
     pos = sc.skip_ws(0) + 1  # past '['
     after_comma = False
@@ -153,38 +154,34 @@ def _list_batches(path: Path, fh: TextIO, lenient: bool, batch_size: int) -> Ite
     batch = ItemBatch(0)
     values, lines = batch.values, batch.lines
     while True:
-        if len(values) == batch_size:
+        if len(values) >= batch_size:
             yield batch
-            batch = ItemBatch(batch.first_index + batch_size)
+            batch = ItemBatch(batch.first_index + len(values))
             values, lines = batch.values, batch.lines
         buf = sc.buf
-        try:
-            value, end = decode(buf, pos)
-            start = pos
-        except json.JSONDecodeError:
-            pos = sc.skip_ws(pos)
-            buf = sc.buf
-            if pos < len(buf) and buf[pos] == "]":
-                if after_comma and not lenient:
-                    raise sc.error(pos, "trailing comma before ']'") from None
-                break
-            if pos >= len(buf):
-                raise sc.error(pos, "unexpected end of file: the list is not closed with ']'") from None
+        run = _decode_run(buf, pos)
+        if run is not None:
+            run_values, starts, end = run
+            values.extend(run_values)
+            lines.extend([sc.line_at(start) for start in starts])
+        else:
             try:
-                value, start, end = _decode_element(sc, pos)
-            except _BadElement as bad:
-                if not lenient:
-                    raise sc.error(bad.err.pos, bad.err.msg) from None
-                problem = f"line {sc.line_at(bad.err.pos)}, column {sc.column_at(bad.err.pos)}: {bad.err.msg}"
-                start, end = _skip_bad_element(sc, bad.start, bad.err.pos)
-                batch.bad[len(values)] = (sc.buf[start:end].rstrip().rstrip(","), problem)
-                values.append(None)
-                lines.append(sc.line_at(start))
-                pos, after_comma = end, False
-                continue
-            buf = sc.buf
-        values.append(value)
-        lines.append(sc.line_at(start))
+                value, end = decode(buf, pos)
+                start = pos
+            except json.JSONDecodeError:
+                pos = sc.skip_ws(pos)
+                if _at_list_end(sc, pos, after_comma, lenient):
+                    break
+                try:
+                    value, start, end = _decode_element(sc, pos)
+                except _BadElement as bad:
+                    if not lenient:
+                        raise sc.error(bad.err.pos, bad.err.msg) from None
+                    pos, after_comma = _quarantine(sc, bad, batch), False
+                    continue
+                buf = sc.buf
+            values.append(value)
+            lines.append(sc.line_at(start))
         sep = after(buf, end)
         pos = sep.end()  # type: ignore[union-attr]
         if pos >= len(buf) and not sc.eof:
@@ -203,6 +200,64 @@ def _list_batches(path: Path, fh: TextIO, lenient: bool, batch_size: int) -> Ite
         raise sc.error(pos, f"expected ',' or ']' between list elements, found {buf[pos]!r}")
     if values:
         yield batch
+
+
+def _decode_run(buf: str, pos: int) -> tuple[list[Any], list[int], int] | None:
+    """Parse every complete element from ``pos`` to the buffer's last top-level closing line at once.
+
+    A raw newline can only stand between tokens in JSON, so in a pretty-printed list the line ``<indent>}``
+    (the indent of the element's own ``{`` line, then an optional comma) closes a top-level element. orjson
+    parses the span as a list; a span cut inside an element would leave a bracket open and fail to parse, so
+    success proves the cut. The elements' start lines are the lines ``<indent>{``; when they do not count
+    one per element (hand-made layouts), or anything else is unusual, the caller decodes element by element.
+    """
+    line_start = buf.rfind("\n", 0, pos) + 1
+    indent = buf[line_start:pos]
+    if pos >= len(buf) or buf[pos] != "{" or indent.strip(" \t"):
+        return None
+    closer = "\n" + indent + "}"
+    cut = buf.rfind(closer, pos)
+    while cut != -1:
+        end = cut + len(closer)
+        line_end = buf.find("\n", end)
+        if line_end != -1 and buf[end:line_end].strip(" \t\r") in ("", ","):
+            break
+        cut = buf.rfind(closer, pos, cut)
+    if cut == -1:
+        return None
+    try:
+        values = orjson.loads("[" + buf[pos:end] + "]")
+    except orjson.JSONDecodeError:
+        return None
+    opener = "\n" + indent + "{"
+    starts = [pos]
+    found = buf.find(opener, pos, end)
+    while found != -1:
+        starts.append(found + 1)
+        found = buf.find(opener, found + 1, end)
+    if len(starts) != len(values):
+        return None
+    return values, starts, end
+
+
+def _at_list_end(sc: _ListScanner, pos: int, after_comma: bool, lenient: bool) -> bool:
+    if pos < len(sc.buf) and sc.buf[pos] == "]":
+        if after_comma and not lenient:
+            raise sc.error(pos, "trailing comma before ']'")
+        return True
+    if pos >= len(sc.buf):
+        raise sc.error(pos, "unexpected end of file: the list is not closed with ']'")
+    return False
+
+
+def _quarantine(sc: _ListScanner, bad: _BadElement, batch: ItemBatch) -> int:
+    """Record a malformed element as a bad item and return where the next element may start."""
+    problem = f"line {sc.line_at(bad.err.pos)}, column {sc.column_at(bad.err.pos)}: {bad.err.msg}"
+    start, end = _skip_bad_element(sc, bad.start, bad.err.pos)
+    batch.bad[len(batch.values)] = (sc.buf[start:end].rstrip().rstrip(","), problem)
+    batch.values.append(None)
+    batch.lines.append(sc.line_at(start))
+    return end
 
 
 def _decode_element(sc: _ListScanner, start: int) -> tuple[Any, int, int]:

@@ -38,8 +38,9 @@ def atomic_folder(target: Path) -> Iterator[Path]:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def write_parquet(frame: pl.DataFrame, path: Path, compression: str = "zstd") -> None:
-    frame.write_parquet(path, compression=compression, statistics=True, row_group_size=100_000)  # type: ignore[arg-type]
+def write_parquet(frame: pl.DataFrame, path: Path, compression: str = "zstd", level: int | None = None) -> None:
+    frame.write_parquet(path, compression=compression, compression_level=level,  # type: ignore[arg-type]
+                        statistics=True, row_group_size=100_000)
 
 
 def write_json(data: Any, path: Path) -> None:
