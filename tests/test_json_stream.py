@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pipeline.io import json_stream
 from pipeline.io.json_stream import MalformedJSONError, iter_json_batches
@@ -120,3 +122,39 @@ def test_real_file_with_trailing_comma(shared_data: Path):
     assert (err.value.line, err.value.column, err.value.problem) == (14007, 1, "trailing comma before ']'")
     items = list(iter_json_items(path, lenient=True))
     assert len(items) == 2801 and all(i.error is None for i in items)
+
+
+def _reference(text: str) -> tuple[list[Any], list[int]]:
+    """Values and start lines of a JSON list's elements, decoded one by one: the oracle for the fast paths."""
+    decoder, values, lines = json.JSONDecoder(), [], []
+    pos = text.index("[") + 1
+    while True:
+        while text[pos] in " \t\r\n,":
+            pos += 1
+        if text[pos] == "]":
+            return values, lines
+        value, end = decoder.raw_decode(text, pos)
+        values.append(value)
+        lines.append(text.count("\n", 0, pos) + 1)
+        pos = end
+
+
+texts = st.text(alphabet=st.sampled_from(list('ab }{]["\\,\n\t') + ["é", "中", "😀"]), max_size=12)
+elements = st.one_of(
+    st.dictionaries(st.sampled_from(["instruction", "input", "output"]), texts, max_size=3),
+    st.dictionaries(st.just("history"), st.lists(st.lists(texts, max_size=2), max_size=2), max_size=1),
+    texts, st.integers(), st.none(),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(elements, max_size=25), indent=st.sampled_from([None, 0, 1, 2, "\t"]),
+       block=st.sampled_from([5, 64, 1 << 18]), batch_size=st.sampled_from([1, 3, 50_000]))
+def test_any_layout_and_block_size_reads_like_the_reference(tmp_path, monkeypatch, rows, indent, block, batch_size):
+    monkeypatch.setattr(json_stream, "BLOCK_CHARS", block)
+    text = json.dumps(rows, indent=indent, ensure_ascii=False)
+    path = tmp_path / "p.json"
+    path.write_text(text, encoding="utf-8")
+    batches = list(iter_json_batches(path, batch_size=batch_size))
+    assert ([v for b in batches for v in b.values], [n for b in batches for n in b.lines]) == _reference(text)
+    assert [b.first_index for b in batches] == [sum(len(b) for b in batches[:i]) for i in range(len(batches))]

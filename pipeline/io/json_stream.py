@@ -168,6 +168,8 @@ def _list_batches(path: Path, fh: TextIO, lenient: bool, batch_size: int) -> Ite
             try:
                 value, end = decode(buf, pos)
                 start = pos
+                if end == len(buf) and not sc.eof:  # a number cut by the block's end decodes, shortened
+                    raise json.JSONDecodeError("element may go on in the next block", buf, end)
             except json.JSONDecodeError:
                 pos = sc.skip_ws(pos)
                 if _at_list_end(sc, pos, after_comma, lenient):
@@ -265,7 +267,9 @@ def _decode_element(sc: _ListScanner, start: int) -> tuple[Any, int, int]:
     while True:
         try:
             value, end = _DECODER.raw_decode(sc.buf, start)
-            return value, start, end
+            if end < len(sc.buf) or sc.eof:
+                return value, start, end
+            start = sc.refill(start)
         except json.JSONDecodeError as err:
             cut_short = err.msg.startswith("Unterminated string") or err.pos >= len(sc.buf) - 16
             if sc.eof or not cut_short or len(sc.buf) - start > MAX_ELEMENT_CHARS:
