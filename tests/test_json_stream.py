@@ -158,3 +158,14 @@ def test_any_layout_and_block_size_reads_like_the_reference(tmp_path, monkeypatc
     batches = list(iter_json_batches(path, batch_size=batch_size))
     assert ([v for b in batches for v in b.values], [n for b in batches for n in b.lines]) == _reference(text)
     assert [b.first_index for b in batches] == [sum(len(b) for b in batches[:i]) for i in range(len(batches))]
+
+
+def test_error_column_on_a_long_single_line(tmp_path, block):
+    text = json.dumps(ROWS, ensure_ascii=False)
+    cut = text.rindex("{") + 1
+    broken = text[:cut] + "@" + text[cut:]
+    path = tmp_path / "a.json"
+    path.write_text(broken, encoding="utf-8")
+    with pytest.raises(MalformedJSONError) as err:
+        list(iter_json_batches(path))
+    assert err.value.line == 1 and err.value.column == broken.index("@") + 1

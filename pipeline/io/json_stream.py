@@ -23,6 +23,8 @@ import orjson
 
 BLOCK_CHARS = 1 << 18  # characters per read; 256K measured fastest (4M was ~30% slower: cache misses)
 MAX_ELEMENT_CHARS = 1 << 26  # an element larger than this is malformed, not cut by the block boundary
+MAX_INDENT = 256  # a longer run of white space before an element's '{' is not a pretty-printed layout
+RUN_ATTEMPTS = 3  # candidate cuts tried in a one-line list before decoding element by element
 _WS = re.compile(r"[ \t\n\r]*")
 _AFTER_ELEMENT = re.compile(r"[ \t\n\r]*(,?)[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
@@ -98,7 +100,7 @@ def _parse_error(text: str) -> orjson.JSONDecodeError:
 
 
 class _ListScanner:
-    """A text buffer over the file that always starts at a line start, so columns can be computed locally."""
+    """A sliding text buffer over the file that keeps line numbers and columns right across refills."""
 
     def __init__(self, path: Path, fh: TextIO) -> None:
         self.path, self.fh = path, fh
@@ -106,17 +108,19 @@ class _ListScanner:
         self.eof = False
         self.line = 1  # the line number at buf[counted_to]
         self.counted_to = 0
+        self.line_offset = 0  # characters of buf[0]'s line that earlier refills dropped
         self.refill(0)
 
     def refill(self, keep_from: int) -> int:
-        """Drop the lines before ``keep_from``, append a block; return keep_from's index in the new buffer."""
-        cut = self.buf.rfind("\n", 0, keep_from) + 1
-        self.line_at(cut)
+        """Drop the text before ``keep_from``, append a block; return keep_from's index in the new buffer (0)."""
+        self.line_at(keep_from)
+        newline = self.buf.rfind("\n", 0, keep_from)
+        self.line_offset = keep_from - newline - 1 if newline != -1 else self.line_offset + keep_from
         chunk = self.fh.read(BLOCK_CHARS)
         self.eof = len(chunk) < BLOCK_CHARS
-        self.buf = self.buf[cut:] + chunk
+        self.buf = self.buf[keep_from:] + chunk
         self.counted_to = 0
-        return keep_from - cut
+        return 0
 
     def line_at(self, pos: int) -> int:
         if pos > self.counted_to:
@@ -125,7 +129,16 @@ class _ListScanner:
         return self.line
 
     def column_at(self, pos: int) -> int:
-        return pos - self.buf.rfind("\n", 0, pos)
+        newline = self.buf.rfind("\n", 0, pos)
+        return pos - newline if newline != -1 else pos + 1 + self.line_offset
+
+    def indent_before(self, pos: int) -> str | None:
+        """The white space from ``pos``'s line start to ``pos``, or None when anything else stands there."""
+        newline = self.buf.rfind("\n", max(0, pos - MAX_INDENT), pos)
+        if newline == -1 and (pos >= MAX_INDENT or self.line_offset):
+            return None
+        indent = self.buf[newline + 1:pos]
+        return None if indent.strip(" \t") else indent
 
     def skip_ws(self, pos: int) -> int:
         while True:
@@ -159,11 +172,11 @@ def _list_batches(path: Path, fh: TextIO, lenient: bool, batch_size: int) -> Ite
             batch = ItemBatch(batch.first_index + len(values))
             values, lines = batch.values, batch.lines
         buf = sc.buf
-        run = _decode_run(buf, pos)
+        run = _decode_run(sc, pos)
         if run is not None:
-            run_values, starts, end = run
+            run_values, run_lines, end = run
             values.extend(run_values)
-            lines.extend([sc.line_at(start) for start in starts])
+            lines.extend(run_lines)
         else:
             try:
                 value, end = decode(buf, pos)
@@ -204,42 +217,54 @@ def _list_batches(path: Path, fh: TextIO, lenient: bool, batch_size: int) -> Ite
         yield batch
 
 
-def _decode_run(buf: str, pos: int) -> tuple[list[Any], list[int], int] | None:
-    """Parse every complete element from ``pos`` to the buffer's last top-level closing line at once.
+def _decode_run(sc: _ListScanner, pos: int) -> tuple[list[Any], list[int], int] | None:
+    """Parse the complete elements from ``pos`` up to a top-level cut near the buffer's end in one orjson call.
 
-    A raw newline can only stand between tokens in JSON, so in a pretty-printed list the line ``<indent>}``
-    (the indent of the element's own ``{`` line, then an optional comma) closes a top-level element. orjson
-    parses the span as a list; a span cut inside an element would leave a bracket open and fail to parse, so
-    success proves the cut. The elements' start lines are the lines ``<indent>{``; when they do not count
-    one per element (hand-made layouts), or anything else is unusual, the caller decodes element by element.
+    A raw newline can only stand between tokens in JSON. In a pretty-printed list the line ``<indent>}`` (the
+    indent of the element's own ``{`` line, then an optional comma) closes a top-level element, and the lines
+    ``<indent>{`` open one; in a list written on one line, ``}, {`` may close one. Either cut is only a
+    candidate: a span cut inside an element (or a string) leaves a bracket open and fails to parse, so a
+    successful parse proves it. Anything unusual returns None and the caller decodes element by element.
     """
-    line_start = buf.rfind("\n", 0, pos) + 1
-    indent = buf[line_start:pos]
-    if pos >= len(buf) or buf[pos] != "{" or indent.strip(" \t"):
+    buf = sc.buf
+    if pos >= len(buf) or buf[pos] != "{":
         return None
-    closer = "\n" + indent + "}"
-    cut = buf.rfind(closer, pos)
-    while cut != -1:
+    indent = sc.indent_before(pos)
+    if indent is not None:
+        closer = "\n" + indent + "}"
+        cut = buf.rfind(closer, pos)
         end = cut + len(closer)
         line_end = buf.find("\n", end)
-        if line_end != -1 and buf[end:line_end].strip(" \t\r") in ("", ","):
-            break
-        cut = buf.rfind(closer, pos, cut)
-    if cut == -1:
-        return None
+        if cut == -1 or line_end == -1 or buf[end:line_end].strip(" \t\r") not in ("", ","):
+            return None
+        values = _parse_span(buf, pos, end)
+        if values is None:
+            return None
+        opener, starts = "\n" + indent + "{", [pos]
+        found = buf.find(opener, pos, end)
+        while found != -1:
+            starts.append(found + 1)
+            found = buf.find(opener, found + 1, end)
+        if len(starts) != len(values):
+            return None
+        return values, [sc.line_at(start) for start in starts], end
+    limit = len(buf)
+    for _ in range(RUN_ATTEMPTS):
+        cut = max(buf.rfind("}, {", pos, limit), buf.rfind("},{", pos, limit))
+        if cut == -1 or buf.find("\n", pos, cut) != -1:
+            return None
+        values = _parse_span(buf, pos, cut + 1)
+        if values is not None:
+            return values, [sc.line_at(pos)] * len(values), cut + 1
+        limit = cut + 1  # the candidate was inside an element: try the one before it
+    return None
+
+
+def _parse_span(buf: str, start: int, end: int) -> list[Any] | None:
     try:
-        values = orjson.loads("[" + buf[pos:end] + "]")
+        return orjson.loads("[" + buf[start:end] + "]")  # type: ignore[no-any-return]
     except orjson.JSONDecodeError:
         return None
-    opener = "\n" + indent + "{"
-    starts = [pos]
-    found = buf.find(opener, pos, end)
-    while found != -1:
-        starts.append(found + 1)
-        found = buf.find(opener, found + 1, end)
-    if len(starts) != len(values):
-        return None
-    return values, starts, end
 
 
 def _at_list_end(sc: _ListScanner, pos: int, after_comma: bool, lenient: bool) -> bool:
