@@ -15,10 +15,9 @@ from collections.abc import Collection
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
 from pydantic import ValidationError
 
-from schemas.record import RECORD_BATCH, REQUIRED_TEXT_FIELDS
+from schemas.record import RECORD_BATCH, REQUIRED_TEXT_FIELDS, TEXT_FIELDS
 
 STAGE = "validate"
 
@@ -32,11 +31,8 @@ ERROR_REASONS: dict[str, str] = {
     "none_required": "wrong_type",
 }
 
-_TURN = pa.struct([("user", pa.string()), ("assistant", pa.string())])
-FIELDS_SCHEMA = pa.schema([
-    ("instruction", pa.string()), ("input", pa.string()), ("output", pa.string()), ("system", pa.string()),
-    ("history", pa.list_(_TURN)), ("_pos", pa.int64()), ("_sub", pa.int64()),
-])
+HISTORY = pl.List(pl.Struct({"user": pl.String(), "assistant": pl.String()}))
+FRAME_COLUMNS = ("instruction", "input", "output", "system", "history", "_pos", "_sub")
 
 
 def check_types(records: list[dict[str, Any]]) -> dict[int, tuple[str, str]]:
@@ -96,16 +92,35 @@ def _type_name(value: Any) -> str:
 
 def records_frame(records: list[dict[str, Any]], positions: list[int], subs: list[int | None],
                   skip: Collection[int] = ()) -> pl.DataFrame:
-    """Schema-valid records as a typed frame, in the order given, leaving out the indices in ``skip``.
-    Built through Arrow: polars' own constructor makes a Series per nested list and is ~20x slower on the
-    history column."""
+    """Schema-valid records as a typed frame, in the order given, leaving out the indices in ``skip``."""
     if skip:
         keep = [i for i in range(len(records)) if i not in skip]
         records, positions, subs = [records[i] for i in keep], [positions[i] for i in keep], [subs[i] for i in keep]
-    columns: dict[str, list[Any]] = {name: [r.get(name) for r in records] for name in FIELDS_SCHEMA.names[:5]}
-    columns["_pos"], columns["_sub"] = positions, subs
-    frame = pl.from_arrow(pa.table(columns, schema=FIELDS_SCHEMA))
-    return frame.with_columns(pl.col("history").fill_null([]))  # type: ignore[union-attr]
+    frame = pl.DataFrame(
+        {name: [r.get(name) for r in records] for name in TEXT_FIELDS} | {"_pos": positions, "_sub": subs},
+        schema={name: pl.String() for name in TEXT_FIELDS} | {"_pos": pl.Int64(), "_sub": pl.Int64()},
+    )
+    return frame.with_columns(_history_column(records)).select(FRAME_COLUMNS)
+
+
+def _history_column(records: list[dict[str, Any]]) -> pl.Series:
+    """Built from one flat frame of turns: polars' constructor makes a Series per nested list, which costs
+    ~50 us a record when every record has history (measured on 50k two-turn records: 0.08 s against 2.5 s)."""
+    rows, users, assistants = [], [], []
+    for i, record in enumerate(records):
+        for turn in record.get("history") or ():
+            rows.append(i)
+            users.append(turn["user"])
+            assistants.append(turn["assistant"])
+    empty = pl.lit([], dtype=HISTORY)
+    if not rows:
+        return pl.Series("history", [None] * len(records), dtype=HISTORY).fill_null(empty)
+    turns = pl.DataFrame({"_row": rows, "user": users, "assistant": assistants},
+                         schema={"_row": pl.UInt32(), "user": pl.String(), "assistant": pl.String()})
+    grouped = turns.group_by("_row", maintain_order=True).agg(pl.struct("user", "assistant").alias("history"))
+    every_row = pl.DataFrame({"_row": pl.arange(0, len(records), dtype=pl.UInt32, eager=True)})
+    joined = every_row.join(grouped, on="_row", how="left", maintain_order="left")
+    return joined["history"].fill_null(empty)
 
 
 def content_rules() -> list[tuple[str, pl.Expr]]:
