@@ -27,8 +27,8 @@ def reconcile(inputs: Mapping[str, int], fates: Mapping[str, pl.DataFrame]) -> l
     everyone = pl.concat(
         [frame.select("id", "source").with_columns(pl.lit(fate).alias("fate")) for fate, frame in fates.items()]
     )
-    repeated = everyone.filter(pl.col("id").is_duplicated())
-    if repeated.height:
+    if everyone["id"].n_unique() != everyone.height:
+        repeated = everyone.filter(pl.col("id").is_duplicated())
         sample = repeated.sort("id").head(4).rows()
         raise LedgerError(f"{repeated['id'].n_unique()} record(s) have more than one fate, e.g. {sample}")
     counts = everyone.group_by("source", "fate").len()

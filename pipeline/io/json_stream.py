@@ -247,7 +247,12 @@ def _decode_run(sc: _ListScanner, pos: int) -> tuple[list[Any], list[int], int] 
             found = buf.find(opener, found + 1, end)
         if len(starts) != len(values):
             return None
-        return values, [sc.line_at(start) for start in starts], end
+        line, lines = sc.line_at(pos), []
+        for previous, start in zip([pos, *starts], starts):
+            line += buf.count("\n", previous, start)
+            lines.append(line)
+        sc.line_at(starts[-1])
+        return values, lines, end
     limit = len(buf)
     for _ in range(RUN_ATTEMPTS):
         cut = max(buf.rfind("}, {", pos, limit), buf.rfind("},{", pos, limit))
