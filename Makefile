@@ -1,0 +1,25 @@
+# Set-up is part of every target: a fresh clone needs only `make demo` or `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	# torch first, pinned: the CPU wheel here; an unpinned torch would pull a multi-GB CUDA build
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[train,dev]'
+	touch $@
+
+demo: $(VENV)/.installed  ## build data/mix.yaml into out/demo/
+	$(BIN)/pipeline build --mix data/mix.yaml
+
+test: $(VENV)/.installed  ## the whole test suite (exit 5, no tests collected, fails like any error)
+	$(BIN)/python -m pytest -q
+
+bench: $(VENV)/.installed  ## ingest throughput and memory (see bench/RESULTS.md)
+	$(BIN)/python bench/ingest_bench.py
+
+clean:
+	rm -rf out bench/work .pytest_cache
