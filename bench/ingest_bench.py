@@ -3,8 +3,11 @@
     python bench/ingest_bench.py                 # the 52,002 Alpaca records and 1,000,000 made by repeating them
     python bench/ingest_bench.py --repeat 1 --sizes 52k
 
-Each run is a fresh `pipeline` process (imports and worker start-up included); peak memory is the largest sum
-of RSS over the process and its workers, sampled every 20 ms. Prints a Markdown table for bench/RESULTS.md.
+Each run is a fresh process: `pipeline validate` (read, normalize, validate; nothing written), `pipeline build`
+(the same plus writing the output folder), both with interpreter start-up, imports and worker start-up
+included, and `build.run()` timed inside an already started interpreter (the stages alone). Peak memory is the
+largest sum of RSS over the process and its workers, sampled every 20 ms. Prints a Markdown table for
+bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -25,6 +28,15 @@ HERE = Path(__file__).resolve().parent
 WORK = HERE / "work"
 SHARED = HERE.parent.parent / "shared" / "data"
 PIPELINE = Path(sys.executable).parent / "pipeline"
+IN_PROCESS = """
+import sys, time
+from pipeline import build
+from pipeline.config import load_mix
+mix = load_mix(sys.argv[1])
+start = time.perf_counter()
+build.run(mix)
+print(time.perf_counter() - start)
+"""
 
 
 def corpus(size: str) -> tuple[str, int]:
@@ -39,9 +51,10 @@ def corpus(size: str) -> tuple[str, int]:
 
 
 def measure(command: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS bytes of the command's whole process tree."""
+    """Wall seconds (or what the command prints, when it prints a number) and peak RSS bytes of the command's
+    whole process tree."""
     start = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     parent, peak = psutil.Process(proc.pid), 0
     while proc.poll() is None:
         try:
@@ -53,7 +66,8 @@ def measure(command: list[str]) -> tuple[float, int]:
     elapsed = time.perf_counter() - start
     if proc.returncode:
         raise SystemExit(f"{command} failed:\n{proc.stderr.read().decode()}")  # type: ignore[union-attr]
-    return elapsed, peak
+    printed = proc.stdout.read().decode().strip()  # type: ignore[union-attr]
+    return (float(printed) if printed else elapsed), peak
 
 
 def main() -> None:
@@ -73,14 +87,18 @@ def main() -> None:
         mix.write_text(yaml.safe_dump({"name": f"bench-{size}", "sources": [{"name": "alpaca", "path": pattern}],
                                        "output": {"dir": str(WORK / "out")}}))
         input_bytes = sum(p.stat().st_size for p in Path(pattern).parent.glob(Path(pattern).name))
-        for verb in ("validate", "build"):
-            command = [str(PIPELINE), verb, "--mix", str(mix)]
-            if args.workers:
+        commands = {
+            "`pipeline validate`": [str(PIPELINE), "validate", "--mix", str(mix)],
+            "`pipeline build`": [str(PIPELINE), "build", "--mix", str(mix)],
+            "`build.run()` in process": [sys.executable, "-c", IN_PROCESS, str(mix)],
+        }
+        for label, command in commands.items():
+            if args.workers and label.startswith("`pipeline"):
                 command += ["--workers", str(args.workers)]
             runs = [measure(command) for _ in range(args.repeat)]
             wall = statistics.median(r[0] for r in runs)
             peak = max(r[1] for r in runs)
-            print(f"| {size} | {input_bytes / 1e6:.0f} | `pipeline {verb}` | {wall:.2f} | {records / wall:,.0f} | "
+            print(f"| {size} | {input_bytes / 1e6:.0f} | {label} | {wall:.2f} | {records / wall:,.0f} | "
                   f"{peak / 1e6:.0f} | {peak / input_bytes:.2f} |", flush=True)
 
 

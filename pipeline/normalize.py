@@ -52,20 +52,6 @@ def text_cleaner(spec: NormalizeSpec) -> Callable[[str], tuple[str, int]]:
     return clean
 
 
-def _clean_column(series: pl.Series, clean: Callable[[str], tuple[str, int]]) -> tuple[pl.Series, pl.Series]:
-    """The column cleaned and trimmed, and each row's fix mask."""
-    masks = pl.Series("mask", [0] * len(series), dtype=pl.Int64)
-    not_plain = (series.str.len_bytes() != series.str.len_chars()) | series.str.contains(ASCII_CONTROL)
-    positions = not_plain.fill_null(False).arg_true()
-    if positions.len():
-        cleaned, bits = zip(*(clean(text) for text in series.gather(positions).to_list()))
-        series = series.scatter(positions, list(cleaned))
-        masks = masks.scatter(positions, list(bits))
-    trimmed = series.str.strip_chars()
-    masks = masks | ((trimmed.str.len_bytes() != series.str.len_bytes()).fill_null(False).cast(pl.Int64) * 8)
-    return trimmed, masks
-
-
 def _placeholder_mask(inputs: pl.Series, placeholders: list[str]) -> pl.Series:
     """Inputs that are a placeholder once case-folded with everything but letters and digits removed."""
     folded_forms = [p.lower() for p in placeholders]
@@ -80,13 +66,29 @@ def _placeholder_mask(inputs: pl.Series, placeholders: list[str]) -> pl.Series:
 
 def normalize(frame: pl.DataFrame, spec: NormalizeSpec) -> tuple[pl.DataFrame, dict[tuple[str, str], int]]:
     clean = text_cleaner(spec)
-    masks = pl.Series("mask", [0] * frame.height, dtype=pl.Int64)
-    columns = []
+    not_plain = frame.select(
+        ((pl.col(c).str.len_bytes() != pl.col(c).str.len_chars()) | pl.col(c).str.contains(ASCII_CONTROL))
+        .fill_null(False) for c in TEXT_COLUMNS
+    )
+    bits = [0] * frame.height
+    cleaned_columns = []
     for name in TEXT_COLUMNS:
-        cleaned, column_masks = _clean_column(frame[name], clean)
-        columns.append(cleaned.alias(name))
-        masks = masks | column_masks
-    frame = frame.with_columns(columns)
+        positions = not_plain[name].arg_true()
+        if not positions.len():
+            continue
+        cleaned, fixes = zip(*(clean(text) for text in frame[name].gather(positions).to_list()))
+        cleaned_columns.append(frame[name].scatter(positions, list(cleaned)))
+        for position, fix in zip(positions.to_list(), fixes):
+            bits[position] |= fix
+    frame = frame.with_columns(cleaned_columns)
+    trimmed = pl.any_horizontal(
+        (pl.col(c).str.strip_chars().str.len_bytes() != pl.col(c).str.len_bytes()).fill_null(False)
+        for c in TEXT_COLUMNS
+    )
+    frame = frame.with_columns(  # every expression here sees the columns before trimming
+        *(pl.col(c).str.strip_chars() for c in TEXT_COLUMNS),
+        (pl.Series(bits, dtype=pl.Int64) | trimmed.cast(pl.Int64) * 8).alias("_fixes"),
+    )
     if frame["history"].list.len().sum():
         frame = frame.with_columns(pl.col("history").list.eval(pl.struct(
             *[pl.element().struct.field(side).map_elements(lambda t: clean(t)[0].strip(), return_dtype=pl.String)
@@ -94,7 +96,7 @@ def normalize(frame: pl.DataFrame, spec: NormalizeSpec) -> tuple[pl.DataFrame, d
         )))
     is_placeholder = _placeholder_mask(frame["input"], spec.placeholder_inputs)
     frame = frame.with_columns(
-        (masks | is_placeholder.cast(pl.Int64) * 16).alias("_fixes"),
+        pl.col("_fixes") | is_placeholder.cast(pl.Int64) * 16,
         pl.when(is_placeholder).then(pl.lit("")).otherwise(pl.col("input")).alias("input"),
     )
     counts = frame.group_by("source", maintain_order=True).agg(
