@@ -15,7 +15,7 @@ from pathlib import Path
 from pipeline.config import ResolvedSource
 from pipeline.io.json_stream import ItemBatch, iter_json_batches
 
-CHUNK_RECORDS = 50000
+CHUNK_RECORDS = 50_000
 
 
 @dataclass(frozen=True)
