@@ -2,8 +2,8 @@
 
 Per-record stages run chunk by chunk (``process_chunk``: ingest -> validate types -> normalize -> validate
 content), so only one chunk of raw rows is in memory at a time; global stages (dedup, mixture, split) will
-run on the concatenated result. This module orchestrates and holds no stage logic; flows/ wraps the same
-functions as Prefect tasks.
+run on the concatenated result. This module orchestrates and holds no stage logic (flows/ will wrap the same
+functions as Prefect tasks, issue #7).
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from itertools import repeat
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -69,7 +68,6 @@ class BuildResult:
     eval: pl.DataFrame
     rejected: pl.DataFrame
     report: BuildReport
-    inputs: list[InputFile] = field(default_factory=list)
 
 
 def process_chunk(chunk: Chunk, spec: MixSpec) -> ChunkResult:

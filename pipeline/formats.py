@@ -233,7 +233,7 @@ def _from_turns(row: Mapping[str, Any], key: str, columns: Mapping[str, str]) ->
         "output": exchange[-1][1],
         "repairs": repairs,
     }
-    if system is not None:
+    if system is not None and system != "":
         record["system"] = system
     if len(exchange) > 2:
         record["history"] = [

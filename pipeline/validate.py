@@ -17,6 +17,7 @@ from typing import Any
 import polars as pl
 from pydantic import ValidationError
 
+from pipeline.quarantine import EARLY_REJECT_SCHEMA
 from schemas.record import RECORD_BATCH, REQUIRED_TEXT_FIELDS, TEXT_FIELDS
 
 STAGE = "validate"
@@ -64,17 +65,12 @@ def fill_missing_input(frame: pl.DataFrame, required: bool) -> tuple[pl.DataFram
     missing = pl.col("input").is_null()
     n_missing = frame.select(missing.sum()).item()
     if not required:
-        return frame.with_columns(pl.col("input").fill_null("")), frame.clear().select(_REJECT_COLUMNS), n_missing
+        return frame.with_columns(pl.col("input").fill_null("")), pl.DataFrame(schema=EARLY_REJECT_SCHEMA), n_missing
     rejected = frame.filter(missing).select(
         "_pos", "_sub", pl.lit(STAGE).alias("stage"), pl.lit("missing_field:input").alias("reason"),
         pl.lit("input: Field required (validate.require_input_key is on)").alias("detail"),
     )
     return frame.filter(~missing), rejected, 0
-
-
-_REJECT_COLUMNS = [
-    "_pos", "_sub", pl.lit("").alias("stage"), pl.lit("").alias("reason"), pl.lit("").alias("detail"),
-]
 
 
 def _at(value: Any, path: tuple[Any, ...]) -> Any:
