@@ -20,23 +20,25 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 import polars as pl
 
 import pipeline
-from pipeline import ingest, ledger, normalize, validate
+from pipeline import ingest, ledger, normalize, tokenize, validate
 from pipeline.config import Mix, ResolvedSource
 from pipeline.io import readers, writers
+from pipeline.io.tokenizer import load_tokenizer, tokenizer_source
 from pipeline.io.readers import Chunk
 from pipeline.quarantine import EARLY_REJECT_SCHEMA, REJECT_SCHEMA, STAGE_REJECT_SCHEMA
 from schemas.manifest import InputFile, Manifest
 from schemas.mix import NOT_YET_APPLIED, MixSpec
-from schemas.report import BuildReport, SourceSummary, StageCounts
+from schemas.report import BuildReport, SourceSummary, StageCounts, TokenReport, TokenStats
 
 log = logging.getLogger(__name__)
 
-STAGES = ("ingest", "validate")  # in order; a record rejected by one never reaches the next
+STAGES = ("ingest", "validate", "tokenize")  # in order; a record rejected by one never reaches the next
 OUTPUT_SCHEMA: dict[str, pl.DataType] = {
     "id": pl.String(), "source": pl.String(), "task": pl.String(), "instruction": pl.String(),
     "input": pl.String(), "output": pl.String(), "system": pl.String(),
@@ -68,6 +70,7 @@ class BuildResult:
     eval: pl.DataFrame
     rejected: pl.DataFrame
     report: BuildReport
+    tokenized: dict[str, pl.DataFrame]  # rows of tokenized/ per split; empty when tokenize is off
 
 
 def process_chunk(chunk: Chunk, spec: MixSpec) -> ChunkResult:
@@ -170,9 +173,13 @@ def default_workers(mix: Mix) -> int:
     return (os.cpu_count() or 1) if size > PARALLEL_MIN_BYTES else 1
 
 
-def run(mix: Mix, progress: ProgressCallback | None = None, workers: int | None = None) -> BuildResult:
-    """Build in memory: every stage, the ledger check and the report; nothing is written."""
+def run(mix: Mix, progress: ProgressCallback | None = None, workers: int | None = None,
+        tokenizer: Any = None) -> BuildResult:
+    """Build in memory: every stage, the ledger check and the report; nothing is written. The tokenizer is
+    loaded first (unless given), so a missing one stops the build before any data is read."""
     spec = mix.spec
+    if spec.tokenize.enabled and tokenizer is None:
+        tokenizer = load_tokenizer(spec.tokenize.tokenizer)
     kept: list[pl.DataFrame] = []
     rejected: list[pl.DataFrame] = [pl.DataFrame(schema=REJECT_SCHEMA)]
     inputs: Counter[str] = Counter()
@@ -187,8 +194,13 @@ def run(mix: Mix, progress: ProgressCallback | None = None, workers: int | None 
         if progress:
             progress(result.source, result.n_input, result.last_of_unit)
     train = pl.concat(kept) if kept else pl.DataFrame(schema=OUTPUT_SCHEMA)
-    all_rejected = pl.concat(rejected)
     eval_ = train.clear()
+    tokenized: dict[str, pl.DataFrame] = {}
+    token_report = None
+    if spec.tokenize.enabled:
+        train, eval_, tokenized, token_rejects, token_report = tokenize_splits(train, eval_, tokenizer, spec)
+        rejected.append(token_rejects)
+    all_rejected = pl.concat(rejected)
     ledger_rows = ledger.reconcile(
         {s.spec.name: inputs[s.spec.name] for s in mix.sources},
         {"kept": pl.concat([train, eval_]), "rejected": all_rejected},
@@ -201,11 +213,48 @@ def run(mix: Mix, progress: ProgressCallback | None = None, workers: int | None 
         sources=[_source_summary(s, inputs, train, all_rejected, repairs, formats) for s in mix.sources],
         funnel=funnel(inputs, all_rejected),
         ledger=ledger_rows,
+        tokens=token_report,
         not_applied=not_applied(spec),
     )
     for section in report.not_applied:
         log.warning("mix.yaml sets '%s', whose stage has not landed yet: validated, not applied", section)
-    return BuildResult(mix=mix, train=train, eval=eval_, rejected=all_rejected, report=report)
+    return BuildResult(mix=mix, train=train, eval=eval_, rejected=all_rejected, report=report, tokenized=tokenized)
+
+
+def tokenize_splits(train: pl.DataFrame, eval_: pl.DataFrame, tokenizer: Any, spec: MixSpec) -> tuple[
+        pl.DataFrame, pl.DataFrame, dict[str, pl.DataFrame], pl.DataFrame, TokenReport]:
+    """Tokenize both splits: the records kept, the rows of tokenized/, the rejects and the token report."""
+    settings = spec.tokenize
+    kept, rows, examples, rejects = {}, {}, [], []
+    for name, frame in (("train", train), ("eval", eval_)):
+        result = tokenize.tokenize(frame, tokenizer, settings, spec.filters)
+        kept[name] = frame.join(result.rejected.select("id"), on="id", how="anti", maintain_order="left")
+        examples.append(result.examples)
+        rejects.append(result.rejected)
+        if settings.packing:
+            rows[name] = tokenize.pack(result.examples, settings.cutoff_len)
+        else:
+            rows[name] = result.examples.select(
+                "id", "input_ids", tokenize.attention_mask(pl.col("input_ids")), "labels")
+    all_examples, all_rejects = pl.concat(examples), pl.concat(rejects)
+    report = TokenReport(
+        tokenizer=tokenizer_source(settings.tokenizer), template=settings.template, cutoff_len=settings.cutoff_len,
+        packing=settings.packing, train_tokens=int(examples[0]["n_tokens"].sum()),
+        eval_tokens=int(examples[1]["n_tokens"].sum()), train_rows=rows["train"].height,
+        packing_efficiency=(round(int(examples[0]["n_tokens"].sum()) / (rows["train"].height * settings.cutoff_len), 4)
+                            if settings.packing and rows["train"].height else None),
+        by_task=_token_stats(all_examples, all_rejects, "task"),
+        by_source=_token_stats(all_examples, all_rejects, "source"),
+    )
+    originals = pl.concat([train, eval_]).select(
+        "id", pl.struct("instruction", "input", "output", "system", "history").struct.json_encode().alias("original"))
+    quarantined = all_rejects.drop("task").join(originals, on="id", how="left", maintain_order="left")
+    return kept["train"], kept["eval"], rows, quarantined.select(REJECT_SCHEMA.keys()), report
+
+
+def _token_stats(examples: pl.DataFrame, rejects: pl.DataFrame, by: str) -> list[TokenStats]:
+    stats = tokenize.token_stats(examples, rejects, by)
+    return [TokenStats(key=row[by], **{k: v for k, v in row.items() if k != by}) for row in stats.iter_rows(named=True)]
 
 
 def funnel(inputs: Counter[str], rejected: pl.DataFrame) -> list[StageCounts]:
@@ -249,11 +298,14 @@ def spec_hash(spec: MixSpec) -> str:
 
 
 def not_applied(spec: MixSpec) -> list[str]:
-    defaults = MixSpec.model_fields
-    return [
-        name for name in NOT_YET_APPLIED
-        if getattr(spec, name) != defaults[name].get_default(call_default_factory=True)
-    ]
+    """The settings (``section`` or ``section.key``) of stages not built yet that differ from their defaults."""
+    found = []
+    for path in NOT_YET_APPLIED:
+        section, _, key = path.partition(".")
+        mine, theirs = getattr(spec, section), MixSpec.model_fields[section].get_default(call_default_factory=True)
+        if (getattr(mine, key) != getattr(theirs, key)) if key else (mine != theirs):
+            found.append(path)
+    return found
 
 
 def input_files(mix: Mix) -> list[InputFile]:
@@ -290,7 +342,9 @@ def write(result: BuildResult) -> Path:
         writers.write_parquet(result.eval, tmp / "eval.parquet", compression, level)
         writers.write_parquet(result.rejected, tmp / "rejected.parquet", compression, level)
         writers.write_json(result.report.model_dump(mode="json"), tmp / "report.json")
-        outputs = {p.name: writers.sha256_file(p) for p in sorted(tmp.iterdir())}
+        if result.tokenized:
+            writers.write_dataset_dict(result.tokenized, tmp / "tokenized", fingerprint=result.report.spec_hash)
+        outputs = {p.relative_to(tmp).as_posix(): writers.sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         manifest = Manifest(
             name=spec.name, seed=spec.seed, spec=spec.model_dump(mode="json", by_alias=True),
             spec_hash=result.report.spec_hash, inputs=input_files(mix), packages=package_versions(),

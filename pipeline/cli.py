@@ -15,6 +15,7 @@ from rich.text import Text
 from pipeline import build as build_stage
 from pipeline.config import ConfigError, Mix, load_mix
 from pipeline.io.json_stream import MalformedJSONError
+from pipeline.io.tokenizer import TokenizerError
 from schemas.report import BuildReport
 
 app = typer.Typer(
@@ -62,6 +63,9 @@ def _run(mix: Mix, workers: int | None) -> build_stage.BuildResult:
 
         try:
             return build_stage.run(mix, progress=advance, workers=workers)
+        except TokenizerError as err:
+            _error(str(err))
+            raise typer.Exit(2) from None
         except MalformedJSONError as err:
             _error(str(err))
             raise typer.Exit(1) from None
@@ -91,8 +95,7 @@ def build(mix: Path = MIX_OPTION, workers: int | None = WORKERS_OPTION) -> None:
     for section in result.report.not_applied:
         console.print(f"[yellow]note:[/] '{section}' is set but its stage has not landed yet (not applied)",
                       soft_wrap=True)
-    console.print(f"wrote [bold]{out}[/] (train.parquet, eval.parquet, rejected.parquet, report.json, manifest.json)",
-                  soft_wrap=True)
+    console.print(f"wrote [bold]{out}[/] ({', '.join(sorted(p.name for p in out.iterdir()))})", soft_wrap=True)
 
 
 @app.command()

@@ -72,13 +72,13 @@ class ValidateSpec(Section):
 
 
 class FiltersSpec(Section):
-    """Language and quality filters (issue #3)."""
+    """Filters. Token bounds apply now (tokenize stage); languages and quality rules come with issue #3."""
 
     languages: list[str] | None = None
     min_output_chars: int = 1
     max_chars: int | None = None
-    min_tokens: int | None = None
-    max_tokens: int | None = None
+    min_tokens: int | None = Field(None, ge=1, description="quarantine records with fewer tokens (too_few_tokens)")
+    max_tokens: int | None = Field(None, ge=1, description="quarantine records with more tokens (too_many_tokens)")
 
 
 class DedupSpec(Section):
@@ -118,13 +118,20 @@ class SplitSpec(Section):
 
 
 class TokenizeSpec(Section):
-    """Tokenization (issue #5)."""
+    """Tokenization into the training-ready ``tokenized/`` dataset (issue #5)."""
 
-    tokenizer: str = "NousResearch/Llama-2-7b-hf"
+    enabled: bool = True
+    tokenizer: str = Field(
+        "NousResearch/Llama-2-7b-hf",
+        description="hub id or local folder (INSTRUCT_PIPELINE_TOKENIZER overrides); a public copy of the "
+        "LLaMA-2 tokenizer, since meta-llama/Llama-2-7b-hf is gated",
+    )
     template: Literal["alpaca", "llama2-chat", "chat_template"] = "alpaca"
+    system: str | None = Field(None, description="system prompt for records without one (template default if unset)")
     cutoff_len: int = Field(1024, ge=16)
     overflow: Literal["truncate", "drop"] = "drop"
     train_on_prompt: bool = False
+    mask_history: bool = Field(False, description="train only the last answer of a multi-turn record")
     packing: bool = False
 
 
@@ -180,4 +187,7 @@ class MixSpec(Section):
 
 
 # Sections validated now but applied by stages that have not landed yet.
-NOT_YET_APPLIED: tuple[str, ...] = ("filters", "dedup", "decontaminate", "mixture", "split", "tokenize", "train")
+NOT_YET_APPLIED: tuple[str, ...] = (
+    "filters.languages", "filters.min_output_chars", "filters.max_chars",
+    "dedup", "decontaminate", "mixture", "split", "train",
+)

@@ -47,6 +47,32 @@ class LedgerRow(Model):
     balanced: bool
 
 
+class TokenStats(Model):
+    """Lengths in tokens of the examples kept, by task or by source; ``dropped`` were quarantined for length."""
+
+    key: str
+    count: int
+    mean: float
+    p50: int
+    p95: int
+    max: int
+    truncated: int
+    dropped: int
+
+
+class TokenReport(Model):
+    tokenizer: str
+    template: str
+    cutoff_len: int
+    packing: bool
+    train_tokens: int
+    eval_tokens: int
+    train_rows: int = Field(description="rows of tokenized/train: examples, or packs when packing")
+    packing_efficiency: float | None = Field(None, description="real tokens / (rows x cutoff_len) when packed")
+    by_task: list[TokenStats]
+    by_source: list[TokenStats]
+
+
 class BuildReport(Model):
     version: int = REPORT_VERSION
     name: str
@@ -55,6 +81,7 @@ class BuildReport(Model):
     sources: list[SourceSummary]
     funnel: list[StageCounts]
     ledger: list[LedgerRow]
+    tokens: TokenReport | None = None
     not_applied: list[str] = Field(
         default_factory=list, description="mix.yaml sections set to non-defaults whose stage has not landed yet"
     )

@@ -16,6 +16,9 @@ from pipeline.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("INSTRUCT_PIPELINE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+LLAMA2_TOKENIZER = ROOT.parent / "shared" / "tokenizers" / "llama-2"
+if LLAMA2_TOKENIZER.is_dir():
+    os.environ.setdefault("INSTRUCT_PIPELINE_TOKENIZER", str(LLAMA2_TOKENIZER))
 
 
 @pytest.fixture(scope="session")
@@ -25,12 +28,25 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def llama_tokenizer() -> Any:
+    """The real LLaMA-2 tokenizer from ../shared/tokenizers/llama-2."""
+    if not (LLAMA2_TOKENIZER / "tokenizer.json").exists():
+        pytest.skip(f"the LLaMA-2 tokenizer folder is not at {LLAMA2_TOKENIZER}")
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(LLAMA2_TOKENIZER))
+    assert tokenizer("Hello world").input_ids == [1, 15043, 3186]
+    return tokenizer
+
+
 @pytest.fixture
 def write_mix(tmp_path: Path) -> Callable[..., Path]:
-    """Write a mix.yaml (from a dict) into tmp_path; outputs go to tmp_path/out."""
+    """Write a mix.yaml (from a dict) into tmp_path; outputs go to tmp_path/out. Tokenization is off unless
+    the spec has a ``tokenize`` section, so tests of other stages need no tokenizer."""
 
     def write(spec: dict[str, Any], name: str = "mix.yaml") -> Path:
-        spec = {"output": {"dir": "out"}, **spec}
+        spec = {"output": {"dir": "out"}, "tokenize": {"enabled": False}, **spec}
         path = tmp_path / name
         path.write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True), encoding="utf-8")
         return path

@@ -21,7 +21,7 @@ from schemas.manifest import Manifest
 from schemas.report import BuildReport
 from tests.conftest import ROOT, write_jsonl
 
-OUTPUTS = ["eval.parquet", "manifest.json", "rejected.parquet", "report.json", "train.parquet"]
+OUTPUTS = ["eval.parquet", "manifest.json", "rejected.parquet", "report.json", "tokenized", "train.parquet"]
 
 
 @pytest.fixture
@@ -32,7 +32,8 @@ def demo(tmp_path) -> Path:
 
 
 def _hashes(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_demo_build_through_the_cli(demo, cli):

@@ -17,6 +17,7 @@ def report(shared_data, tmp_path_factory):
     for source in spec["sources"]:
         source["path"] = source["path"].replace("../../../shared/data", str(shared_data))
     spec["output"]["dir"] = "out"
+    spec["tokenize"] = {"enabled": False}  # this test is about reading; tests/test_tokenize.py covers tokens
     mix = tmp_path_factory.mktemp("all") / "mix.yaml"
     mix.write_text(yaml.safe_dump(spec))
     result = build.run(load_mix(mix))

@@ -50,3 +50,30 @@ def write_json(data: Any, path: Path) -> None:
 def sha256_file(path: Path) -> str:
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def write_dataset_dict(splits: dict[str, pl.DataFrame], path: Path, fingerprint: str) -> None:
+    """Save the splits as an HF ``DatasetDict`` (``datasets.load_from_disk`` reads it). Fingerprints are fixed
+    (from the spec hash) and lists and strings use the plain Arrow types trainers expect, so the same frames
+    give the same bytes."""
+    import datasets
+    import pyarrow as pa
+    from datasets.table import InMemoryTable
+
+    datasets.disable_progress_bars()
+    built = {}
+    for name, frame in splits.items():
+        table = frame.to_arrow()
+        table = table.cast(pa.schema([pa.field(f.name, _plain(f.type)) for f in table.schema]))
+        built[name] = datasets.Dataset(InMemoryTable(table), fingerprint=f"{fingerprint[:16]}-{name}")
+    datasets.DatasetDict(built).save_to_disk(str(path))
+
+
+def _plain(arrow_type):  # type: ignore[no-untyped-def]
+    import pyarrow as pa
+
+    if pa.types.is_large_string(arrow_type) or pa.types.is_string_view(arrow_type):
+        return pa.string()
+    if pa.types.is_large_list(arrow_type) or pa.types.is_list(arrow_type):
+        return pa.list_(_plain(arrow_type.value_type))
+    return arrow_type

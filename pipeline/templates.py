@@ -1,0 +1,97 @@
+"""Prompt templates: a record becomes a list of segments, each a piece of text or a special token, marked as
+prompt (masked from the loss) or answer (trained).
+
+Segments are tokenized separately and their ids concatenated, so the boundary between a prompt and its answer
+never merges into one token and the first token of an answer is never masked. A text segment marked ``glue``
+directly follows a special token in the rendered text and is tokenized without SentencePiece's leading "▁",
+as the tokenizer does on the whole string (LLaMA-2 chat's ``<s>[INST]``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+class Special:
+    BOS = "<bos>"
+    EOS = "<eos>"
+
+
+@dataclass(frozen=True)
+class Segment:
+    text: str  # or Special.BOS / Special.EOS
+    trained: bool
+    glue: bool = False
+
+
+ALPACA_SYSTEM = (
+    "Below is an instruction that describes a task. Write a response that appropriately completes the request."
+)
+ALPACA_SYSTEM_WITH_INPUT = (
+    "Below is an instruction that describes a task, paired with an input that provides further context. "
+    "Write a response that appropriately completes the request."
+)
+
+
+def turns(record: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(user, assistant) exchanges: the history, then instruction (+ input) and output."""
+    user = record["instruction"]
+    if record["input"]:
+        user = f"{user}\n\n{record['input']}"
+    return [(t["user"], t["assistant"]) for t in record["history"] or ()] + [(user, record["output"])]
+
+
+def alpaca(record: Mapping[str, Any], system: str | None, mask_history: bool) -> list[Segment]:
+    """Stanford Alpaca's prompt; history turns as earlier Instruction/Response pairs (as LLaMA-Factory)."""
+    has_input = bool(record["input"])
+    preamble = record["system"] or system or (ALPACA_SYSTEM_WITH_INPUT if has_input else ALPACA_SYSTEM)
+    history = [(t["user"], t["assistant"]) for t in record["history"] or ()]
+    last_user = f"{record['instruction']}\n\n### Input:\n{record['input']}" if has_input else record["instruction"]
+    exchanges = history + [(last_user, record["output"])]
+    segments = [Segment(Special.BOS, False)]
+    for k, (user, answer) in enumerate(exchanges):
+        head = f"{preamble}\n\n" if k == 0 else "\n\n"
+        trained = k == len(exchanges) - 1 or not mask_history
+        segments += [
+            Segment(f"{head}### Instruction:\n{user}\n\n### Response:\n", False),
+            Segment(answer, trained),
+            Segment(Special.EOS, trained),
+        ]
+    return segments
+
+
+def llama2_chat(record: Mapping[str, Any], system: str | None, mask_history: bool) -> list[Segment]:
+    """Meta's LLaMA-2 chat format, token for token as the official chat template of Llama-2-*-chat-hf:
+    ``<s>[INST] <<SYS>>\\n{system}\\n<</SYS>>\\n\\n{user} [/INST] {answer} </s>`` per exchange."""
+    system_prompt = record["system"] or system
+    exchanges = turns(record)
+    segments = []
+    for k, (user, answer) in enumerate(exchanges):
+        if k == 0 and system_prompt:
+            user = f"<<SYS>>\n{system_prompt}\n<</SYS>>\n\n{user}"
+        trained = k == len(exchanges) - 1 or not mask_history
+        segments += [
+            Segment(Special.BOS, False),
+            Segment(f"[INST] {user.strip()} [/INST]", False, glue=True),
+            Segment(f" {answer.strip()} ", trained),
+            Segment(Special.EOS, trained),
+        ]
+    return segments
+
+
+TEMPLATES: dict[str, Callable[[Mapping[str, Any], str | None, bool], list[Segment]]] = {
+    "alpaca": alpaca,
+    "llama2-chat": llama2_chat,
+}
+
+
+def chat_messages(record: Mapping[str, Any], system: str | None) -> list[dict[str, str]]:
+    """The record as OpenAI-style messages, for a tokenizer's own chat template."""
+    messages = []
+    if record["system"] or system:
+        messages.append({"role": "system", "content": record["system"] or system})
+    for user, answer in turns(record):
+        messages += [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]
+    return messages

@@ -1,0 +1,190 @@
+"""Tokenize: render each record with a template, tokenize its segments, build prompt-masked labels, cut or
+drop what is too long, and optionally pack examples into rows of ``cutoff_len``.
+
+Contract, for every record kept: ``input_ids`` starts with the template's BOS; every answer is followed by EOS;
+``labels`` equal ``input_ids`` on answer tokens and their EOS and are -100 elsewhere (everywhere but BOS with
+``train_on_prompt``; history answers are masked too with ``mask_history``). A record longer than
+``cutoff_len`` is quarantined as ``too_long`` (``overflow: drop``) or cut to it (``truncate``; if no answer
+token survives it is quarantined all the same); ``filters.min_tokens`` / ``max_tokens`` quarantine as
+``too_few_tokens`` / ``too_many_tokens`` on the uncut length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from pipeline.packing import first_fit_decreasing
+from pipeline.templates import TEMPLATES, Segment, Special, chat_messages
+from schemas.mix import FiltersSpec, TokenizeSpec
+
+STAGE = "tokenize"
+IGNORE = -100
+BATCH = 10_000
+TOKEN_COLUMNS = {"id": pl.String(), "source": pl.String(), "task": pl.String(),
+                 "input_ids": pl.List(pl.Int32()), "labels": pl.List(pl.Int32()),
+                 "n_tokens": pl.Int64(), "truncated": pl.Boolean()}
+
+
+@dataclass
+class Tokenized:
+    examples: pl.DataFrame  # TOKEN_COLUMNS, one row per record kept
+    rejected: pl.DataFrame  # id, source, task, stage, reason, detail, origin
+
+
+def tokenize(frame: pl.DataFrame, tokenizer: Any, spec: TokenizeSpec, filters: FiltersSpec) -> Tokenized:
+    encoded = [_encode_batch(batch, tokenizer, spec) for batch in _batches(frame)]
+    lengths = pl.DataFrame(
+        {"id": [i for ids, _ in encoded for i in ids[0]], "n_full": [n for ids, _ in encoded for n in ids[1]]},
+        schema={"id": pl.String(), "n_full": pl.Int64()},
+    )
+    examples = pl.concat([table for _, table in encoded]) if encoded else pl.DataFrame(schema=TOKEN_COLUMNS)
+    return _apply_limits(frame, examples, lengths, spec, filters)
+
+
+def _batches(frame: pl.DataFrame) -> Iterator[pl.DataFrame]:
+    for start in range(0, frame.height, BATCH):
+        yield frame.slice(start, BATCH)
+
+
+def _encode_batch(batch: pl.DataFrame, tokenizer: Any, spec: TokenizeSpec) -> tuple[tuple[list, list], pl.DataFrame]:
+    records = batch.to_dicts()
+    if spec.template == "chat_template":
+        sequences = [_chat_template_ids(r, tokenizer, spec) for r in records]
+    else:
+        render = TEMPLATES[spec.template]
+        segments = [render(r, spec.system, spec.mask_history) for r in records]
+        sequences = _assemble(segments, tokenizer, spec.train_on_prompt)
+    full_lengths = [len(ids) for ids, _ in sequences]
+    cut = spec.cutoff_len
+    table = pl.DataFrame(
+        {
+            "id": batch["id"], "source": batch["source"], "task": batch["task"],
+            "input_ids": [ids[:cut] for ids, _ in sequences],
+            "labels": [labels[:cut] for _, labels in sequences],
+            "n_tokens": [min(n, cut) for n in full_lengths],
+            "truncated": [n > cut for n in full_lengths],
+        },
+        schema=TOKEN_COLUMNS,
+    )
+    return (batch["id"].to_list(), full_lengths), table
+
+
+def _assemble(all_segments: Sequence[list[Segment]], tokenizer: Any,
+              train_on_prompt: bool) -> list[tuple[list[int], list[int]]]:
+    """Token ids and labels of each record, from one batched call of the fast tokenizer per kind of segment."""
+    backend = tokenizer.backend_tokenizer
+    plain = [s.text for segs in all_segments for s in segs if s.text not in SPECIALS and not s.glue]
+    glued = [f"{tokenizer.bos_token}{s.text}" for segs in all_segments for s in segs if s.glue]
+    plain_ids = iter([e.ids for e in backend.encode_batch(plain, add_special_tokens=False)])
+    glued_ids = iter([e.ids[1:] for e in backend.encode_batch(glued, add_special_tokens=False)])
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    sequences = []
+    for segments in all_segments:
+        ids: list[int] = []
+        labels: list[int] = []
+        for segment in segments:
+            if segment.text == Special.BOS:
+                piece = [bos]
+            elif segment.text == Special.EOS:
+                piece = [eos]
+            else:
+                piece = next(glued_ids) if segment.glue else next(plain_ids)
+            ids += piece
+            if segment.trained or (train_on_prompt and segment.text != Special.BOS):
+                labels += piece
+            else:
+                labels += [IGNORE] * len(piece)
+        sequences.append((ids, labels))
+    return sequences
+
+
+SPECIALS = (Special.BOS, Special.EOS)
+
+
+def _chat_template_ids(record: dict[str, Any], tokenizer: Any, spec: TokenizeSpec) -> tuple[list[int], list[int]]:
+    """The tokenizer's own chat template; each assistant turn is found as the difference between the
+    rendering that ends with it and the prompt before it (which must be a prefix, as in every sane template)."""
+    if not tokenizer.chat_template:
+        raise ValueError("tokenize.template is chat_template, but the tokenizer has no chat template")
+    messages = chat_messages(record, spec.system)
+    ids = _ids(tokenizer.apply_chat_template(messages, tokenize=True))
+    labels = list(ids) if spec.train_on_prompt else [IGNORE] * len(ids)
+    answers = [k for k, m in enumerate(messages) if m["role"] == "assistant"]
+    for n, k in enumerate(answers):
+        if spec.mask_history and n < len(answers) - 1:
+            continue
+        prompt = _ids(tokenizer.apply_chat_template(messages[:k], tokenize=True, add_generation_prompt=True))
+        end = len(_ids(tokenizer.apply_chat_template(messages[: k + 1], tokenize=True)))
+        if ids[: len(prompt)] != prompt:
+            raise ValueError("the chat template's prompt is not a prefix of the conversation: cannot mask it")
+        labels[len(prompt):end] = ids[len(prompt):end]
+    return ids, labels
+
+
+def _ids(rendered: Any) -> list[int]:
+    return list(rendered["input_ids"] if isinstance(rendered, dict) or hasattr(rendered, "keys") else rendered)
+
+
+def _apply_limits(frame: pl.DataFrame, examples: pl.DataFrame, lengths: pl.DataFrame, spec: TokenizeSpec,
+                  filters: FiltersSpec) -> Tokenized:
+    """Quarantine by token length; the rules are checked in order and the first that holds is the reason."""
+    n, cut = pl.col("n_full"), spec.cutoff_len
+    no_answer_left = pl.col("labels").list.eval(pl.element() != IGNORE).list.any().not_()
+    rules: list[tuple[str, pl.Expr, pl.Expr]] = []
+    if filters.min_tokens is not None:
+        rules.append(("too_few_tokens", n < filters.min_tokens,
+                      pl.format("{} tokens < filters.min_tokens {}", n, pl.lit(filters.min_tokens))))
+    if filters.max_tokens is not None:
+        rules.append(("too_many_tokens", n > filters.max_tokens,
+                      pl.format("{} tokens > filters.max_tokens {}", n, pl.lit(filters.max_tokens))))
+    too_long = (n > cut) if spec.overflow == "drop" else no_answer_left
+    rules.append(("too_long", too_long, pl.format("{} tokens > tokenize.cutoff_len {}", n, pl.lit(cut))))
+    joined = examples.join(lengths, on="id", how="left", maintain_order="left")
+    reason = pl.coalesce([pl.when(cond).then(pl.lit(name)) for name, cond, _ in rules])
+    detail = pl.coalesce([pl.when(cond).then(text) for _, cond, text in rules])
+    flagged = joined.with_columns(reason.alias("reason"), detail.alias("detail"))
+    kept = flagged.filter(pl.col("reason").is_null()).select(TOKEN_COLUMNS.keys())
+    rejected = flagged.filter(pl.col("reason").is_not_null()).select("id", "reason", "detail").join(
+        frame.select("id", "source", "task", "origin"), on="id", how="left", maintain_order="left"
+    ).select("id", "source", "task", pl.lit(STAGE).alias("stage"), "reason", "detail", "origin")
+    return Tokenized(kept, rejected)
+
+
+def pack(examples: pl.DataFrame, capacity: int) -> pl.DataFrame:
+    """Rows of whole examples (first-fit-decreasing): ``ids``, ``input_ids``, ``labels``, ``attention_mask``,
+    ``position_ids`` restarting at 0 for each example, and ``seq_lens`` (what varlen attention needs)."""
+    rows = first_fit_decreasing(examples["n_tokens"].to_list(), capacity)
+    order = [i for row in rows for i in row]
+    row_of = [r for r, row in enumerate(rows) for _ in row]
+    placed = examples[order].with_columns(pl.Series("_row", row_of, dtype=pl.Int64))
+    placed = placed.with_columns(pl.int_ranges(0, pl.col("n_tokens"), dtype=pl.Int32).alias("position_ids"))
+    packed = placed.group_by("_row", maintain_order=True).agg(
+        pl.col("id").alias("ids"),
+        pl.col("input_ids").flatten(),
+        pl.col("labels").flatten(),
+        pl.col("position_ids").flatten(),
+        pl.col("n_tokens").cast(pl.Int32).alias("seq_lens"),
+    )
+    return packed.drop("_row").with_columns(attention_mask(pl.col("input_ids"))).select(
+        "ids", "input_ids", "attention_mask", "labels", "position_ids", "seq_lens"
+    )
+
+
+def attention_mask(input_ids: pl.Expr) -> pl.Expr:
+    return input_ids.list.eval((pl.element() * 0 + 1).cast(pl.Int8)).alias("attention_mask")
+
+
+def token_stats(examples: pl.DataFrame, rejected: pl.DataFrame, by: str) -> pl.DataFrame:
+    """Per ``by`` (task or source): count, mean, p50, p95 and max length, truncated and dropped."""
+    stats = examples.group_by(by).agg(
+        pl.len().alias("count"), pl.col("n_tokens").mean().alias("mean"),
+        pl.col("n_tokens").quantile(0.5, "nearest").alias("p50"),
+        pl.col("n_tokens").quantile(0.95, "nearest").alias("p95"),
+        pl.col("n_tokens").max().alias("max"), pl.col("truncated").sum().alias("truncated"),
+    )
+    dropped = rejected.group_by(by).agg(pl.len().alias("dropped"))
+    return stats.join(dropped, on=by, how="full", coalesce=True).fill_null(0).sort(by)
