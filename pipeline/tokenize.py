@@ -164,9 +164,9 @@ def pack(examples: pl.DataFrame, capacity: int) -> pl.DataFrame:
     placed = placed.with_columns(pl.int_ranges(0, pl.col("n_tokens"), dtype=pl.Int32).alias("position_ids"))
     packed = placed.group_by("_row", maintain_order=True).agg(
         pl.col("id").alias("ids"),
-        pl.col("input_ids").flatten(),
-        pl.col("labels").flatten(),
-        pl.col("position_ids").flatten(),
+        pl.col("input_ids").explode(),
+        pl.col("labels").explode(),
+        pl.col("position_ids").explode(),
         pl.col("n_tokens").cast(pl.Int32).alias("seq_lens"),
     )
     return packed.drop("_row").with_columns(attention_mask(pl.col("input_ids"))).select(

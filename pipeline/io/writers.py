@@ -66,7 +66,8 @@ def write_dataset_dict(splits: dict[str, pl.DataFrame], path: Path, fingerprint:
         table = frame.to_arrow()
         table = table.cast(pa.schema([pa.field(f.name, _plain(f.type)) for f in table.schema]))
         built[name] = datasets.Dataset(InMemoryTable(table), fingerprint=f"{fingerprint[:16]}-{name}")
-    datasets.DatasetDict(built).save_to_disk(str(path))
+    # one shard per split: with none, an empty split is written without a file and cannot be loaded back
+    datasets.DatasetDict(built).save_to_disk(str(path), num_shards={name: 1 for name in built})
 
 
 def _plain(arrow_type):  # type: ignore[no-untyped-def]

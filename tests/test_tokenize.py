@@ -1,0 +1,226 @@
+"""Tokenization with the real LLaMA-2 tokenizer: exact ids and labels per template, masking, cutoff, token
+filters, packing, the tokenized/ dataset, and agreement with the official LLaMA-2 chat template."""
+
+from __future__ import annotations
+
+import copy
+
+import datasets
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline import build, tokenize
+from pipeline.config import load_mix
+from pipeline.io.tokenizer import ENV, TokenizerError, load_tokenizer
+from pipeline.packing import first_fit_decreasing
+from pipeline.templates import ALPACA_SYSTEM, ALPACA_SYSTEM_WITH_INPUT
+from schemas.mix import FiltersSpec, TokenizeSpec
+from tests.conftest import write_jsonl
+
+# The chat template of meta-llama/Llama-2-7b-chat-hf (tokenizer_config.json), as published with the model.
+LLAMA2_CHAT_TEMPLATE = (
+    "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = "
+    "messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}"
+    "{% endif %}{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\\n' + system_message + "
+    "'\\n<</SYS>>\\n\\n' + message['content'] %}{% else %}{% set content = message['content'] %}{% endif %}"
+    "{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}"
+    "{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}"
+)
+
+
+def record(instruction="Name a prime.", input="", output="7", system=None, history=()):
+    return {"id": "s#0", "source": "s", "task": "t", "origin": "x:1", "instruction": instruction, "input": input,
+            "output": output, "system": system, "history": [{"user": u, "assistant": a} for u, a in history]}
+
+
+RECORDS = {
+    "english": record(),
+    "chinese": record(instruction="把这句话翻译成英文。", input="你好，世界", output="Hello, world."),
+    "with_input": record(instruction="Sum the numbers.", input="2, 3", output="5"),
+    "history": record(instruction="And Italy?", output="Rome.", history=[("Capital of France?", "Paris.")]),
+    "system": record(instruction="Capital of Spain?", output="Madrid.", system="Answer in one word."),
+    "zh_history_system": record(instruction="那意大利呢？", output="罗马。", system="用中文回答。",
+                                history=[("法国的首都是哪里？", "巴黎。")]),
+}
+
+
+def tokenized(records, tokenizer, **settings):
+    frame = pl.DataFrame(records, schema=build.OUTPUT_SCHEMA)
+    spec = TokenizeSpec(**settings)
+    return tokenize.tokenize(frame, tokenizer, spec, FiltersSpec())
+
+
+def one(rec, tokenizer, **settings):
+    result = tokenized([rec], tokenizer, **settings)
+    [row] = result.examples.to_dicts()
+    return row["input_ids"], row["labels"]
+
+
+def trained_text(ids, labels, tokenizer):
+    """The trained stretches of a sequence, decoded one by one."""
+    pieces, current = [], []
+    for token, label in zip(ids, labels):
+        if label == -100:
+            if current:
+                pieces.append(tokenizer.decode(current))
+                current = []
+        else:
+            assert label == token
+            current.append(token)
+    return pieces + ([tokenizer.decode(current)] if current else [])
+
+
+def test_alpaca_golden_ids(llama_tokenizer):
+    ids, labels = one(RECORDS["english"], llama_tokenizer)
+    prompt = f"{ALPACA_SYSTEM}\n\n### Instruction:\nName a prime.\n\n### Response:\n"
+    expected_prompt = llama_tokenizer(prompt).input_ids  # BOS + the prompt, as a plain tokenizer call gives it
+    assert ids == expected_prompt + [29871, 29955, 2]  # "▁", "7", "</s>"
+    assert labels == [-100] * len(expected_prompt) + [29871, 29955, 2]
+    assert expected_prompt[:6] == [1, 13866, 338, 385, 15278, 393]  # <s> ▁Below ▁is ▁an ▁instruction ▁that
+
+
+def test_alpaca_with_input_uses_the_input_preamble(llama_tokenizer):
+    ids, labels = one(RECORDS["with_input"], llama_tokenizer)
+    prompt = f"{ALPACA_SYSTEM_WITH_INPUT}\n\n### Instruction:\nSum the numbers.\n\n### Input:\n2, 3\n\n### Response:\n"
+    assert ids[: labels.index(next(label for label in labels if label != -100))] == llama_tokenizer(prompt).input_ids
+    assert trained_text(ids, labels, llama_tokenizer) == ["5</s>"]
+
+
+@pytest.mark.parametrize("template", ["alpaca", "llama2-chat"])
+@pytest.mark.parametrize("name", sorted(RECORDS))
+def test_trained_tokens_decode_to_the_answers_and_eos(llama_tokenizer, template, name):
+    rec = RECORDS[name]
+    ids, labels = one(rec, llama_tokenizer, template=template)
+    answers = [t["assistant"] for t in rec["history"]] + [rec["output"]]
+    end = " </s>" if template == "llama2-chat" else "</s>"  # the official LLaMA-2 chat format: "{answer} </s>"
+    assert trained_text(ids, labels, llama_tokenizer) == [f"{a}{end}" for a in answers]
+    assert ids[0] == 1 and ids[-1] == 2
+    first_answer = labels.index(next(label for label in labels if label != -100))
+    assert ids[first_answer - 1] != -100 and labels[first_answer] == ids[first_answer]  # first token trained
+    masked = one(rec, llama_tokenizer, template=template, mask_history=True)
+    assert trained_text(*masked, llama_tokenizer) == [f"{rec['output']}{end}"]
+
+
+@pytest.mark.parametrize("name", sorted(RECORDS))
+def test_llama2_chat_equals_the_official_chat_template(llama_tokenizer, name):
+    tokenizer = copy.deepcopy(llama_tokenizer)
+    tokenizer.chat_template = LLAMA2_CHAT_TEMPLATE
+    rec = RECORDS[name]
+    ids, labels = one(rec, tokenizer, template="llama2-chat")
+    official, official_labels = one(rec, tokenizer, template="chat_template")
+    assert ids == official and labels == official_labels
+
+
+def test_llama2_chat_golden_ids(llama_tokenizer):
+    ids, labels = one(RECORDS["system"], llama_tokenizer, template="llama2-chat")
+    head = [1, 29961, 25580, 29962, 3532, 14816, 29903, 6778, 13]  # <s> [ INST ] ▁<< SY S >> \n
+    assert ids[:9] == head
+    answer = ids[labels.index(next(label for label in labels if label != -100)):]
+    assert answer == llama_tokenizer.encode(" Madrid. ", add_special_tokens=False) + [2]
+
+
+def test_train_on_prompt_trains_everything_but_bos(llama_tokenizer):
+    ids, labels = one(RECORDS["history"], llama_tokenizer, train_on_prompt=True)
+    assert labels == [-100] + ids[1:]
+
+
+def test_chat_template_needs_one(llama_tokenizer):
+    with pytest.raises(ValueError, match="the tokenizer has no chat template"):
+        one(RECORDS["english"], llama_tokenizer, template="chat_template")
+
+
+def test_cutoff_drop_and_truncate(llama_tokenizer):
+    long = {**record(output="word " * 200), "id": "s#1"}
+    result = tokenized([RECORDS["english"], long], llama_tokenizer, cutoff_len=64)
+    assert result.examples["id"].to_list() == ["s#0"]
+    [reject] = result.rejected.to_dicts()
+    assert reject["reason"] == "too_long" and reject["detail"].endswith("tokens > tokenize.cutoff_len 64")
+    cut = tokenized([long], llama_tokenizer, cutoff_len=64, overflow="truncate")
+    [row] = cut.examples.to_dicts()
+    assert len(row["input_ids"]) == len(row["labels"]) == 64 and row["truncated"] and row["n_tokens"] == 64
+    prompt_only = tokenized([record(instruction="word " * 200)], llama_tokenizer, cutoff_len=64, overflow="truncate")
+    assert prompt_only.rejected["reason"].to_list() == ["too_long"]  # no answer token survives the cut
+
+
+def test_token_filters(llama_tokenizer):
+    frame = pl.DataFrame([RECORDS["english"], record(output="word " * 50)], schema=build.OUTPUT_SCHEMA)
+    frame = frame.with_columns(pl.Series("id", ["a", "b"]))
+    short = len(one(RECORDS["english"], llama_tokenizer)[0])
+    long = len(one(record(output="word " * 50), llama_tokenizer)[0])
+    filters = FiltersSpec(min_tokens=short + 1, max_tokens=long - 1)
+    result = tokenize.tokenize(frame, llama_tokenizer, TokenizeSpec(), filters)
+    assert result.rejected.select("id", "reason").rows() == [("a", "too_few_tokens"), ("b", "too_many_tokens")]
+
+
+@settings(max_examples=60, deadline=None)
+@given(lengths=st.lists(st.integers(1, 64), max_size=60), capacity=st.sampled_from([64, 100]))
+def test_first_fit_decreasing_is_first_fit(lengths, capacity):
+    rows = first_fit_decreasing(lengths, capacity)
+    assert sorted(i for row in rows for i in row) == list(range(len(lengths)))
+    free: list[int] = []  # replay: each example must sit in the first row that had room for it
+    placed = {i: r for r, row in enumerate(rows) for i in row}
+    for i in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
+        first = next((r for r, room in enumerate(free) if room >= lengths[i]), len(free))
+        assert placed[i] == first
+        if first == len(free):
+            free.append(capacity)
+        free[first] -= lengths[i]
+
+
+def test_packing_keeps_examples_whole_and_apart(llama_tokenizer):
+    records = [{**r, "id": f"r{i}"} for i, r in enumerate(RECORDS.values())]
+    examples = tokenized(records, llama_tokenizer).examples
+    packed = tokenize.pack(examples, 256)
+    by_id = {r["id"]: r for r in examples.to_dicts()}
+    assert sorted(i for ids in packed["ids"] for i in ids) == sorted(by_id)
+    for row in packed.to_dicts():
+        assert sum(row["seq_lens"]) == len(row["input_ids"]) == len(row["position_ids"]) <= 256
+        start = 0
+        for rid, n in zip(row["ids"], row["seq_lens"]):
+            assert row["position_ids"][start:start + n] == list(range(n))
+            assert row["input_ids"][start:start + n] == by_id[rid]["input_ids"]
+            assert row["labels"][start:start + n] == by_id[rid]["labels"]
+            start += n
+        assert set(row["attention_mask"]) == {1}
+
+
+def test_build_writes_a_dataset_a_dataloader_can_iterate(tmp_path, write_mix, llama_tokenizer):
+    torch = pytest.importorskip("torch")
+    write_jsonl(tmp_path / "rows.jsonl", [
+        {"instruction": r["instruction"], "input": r["input"], "output": r["output"]} for r in RECORDS.values()])
+    for packing in (False, True):
+        mix = write_mix({"name": f"t{packing}", "sources": [{"name": "s", "path": "rows.jsonl"}],
+                         "tokenize": {"template": "alpaca", "cutoff_len": 128, "packing": packing}})
+        result = build.run(load_mix(mix), tokenizer=llama_tokenizer)
+        out = build.write(result)
+        loaded = datasets.load_from_disk(str(out / "tokenized"))
+        assert set(loaded) == {"train", "eval"}
+        columns = {"input_ids", "attention_mask", "labels"} | ({"ids", "position_ids", "seq_lens"} if packing else {"id"})
+        assert set(loaded["train"].column_names) == columns
+        assert result.report.tokens.train_tokens == sum(len(x) for x in loaded["train"]["input_ids"])
+
+        def collate(rows):
+            width = max(len(r["input_ids"]) for r in rows)
+            pad = lambda seq, value: seq + [value] * (width - len(seq))  # noqa: E731
+            return {key: torch.tensor([pad(r[key], value) for r in rows])
+                    for key, value in (("input_ids", 0), ("attention_mask", 0), ("labels", -100))}
+
+        loader = torch.utils.data.DataLoader(loaded["train"], batch_size=4, collate_fn=collate)
+        batches = list(loader)
+        assert sum(b["input_ids"].shape[0] for b in batches) == loaded["train"].num_rows
+        assert all((b["labels"] != -100).any() for b in batches)
+    assert result.report.tokens.packing_efficiency is not None
+
+
+def test_missing_tokenizer_stops_before_reading(tmp_path, write_mix, monkeypatch, cli):
+    monkeypatch.setenv(ENV, str(tmp_path / "no-such-tokenizer"))
+    with pytest.raises(TokenizerError, match="set INSTRUCT_PIPELINE_TOKENIZER=/path/to/that/folder"):
+        load_tokenizer("whatever")
+    write_jsonl(tmp_path / "rows.jsonl", [{"instruction": "a", "input": "", "output": "b"}])
+    mix = write_mix({"name": "t", "sources": [{"name": "s", "path": "rows.jsonl"}], "tokenize": {}})
+    result = cli("build", "--mix", str(mix))
+    assert result.exit_code == 2 and "cannot load the tokenizer" in result.output
