@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Offline machines (this project's CI) use the LLaMA-2 tokenizer beside the repository; elsewhere the mix's
+# tokenize.tokenizer (a public Hub copy) is downloaded on first use.
+export INSTRUCT_PIPELINE_TOKENIZER ?= $(abspath $(wildcard ../shared/tokenizers/llama-2))
 
 .PHONY: demo test bench clean
 

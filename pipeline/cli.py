@@ -92,6 +92,12 @@ def build(mix: Path = MIX_OPTION, workers: int | None = WORKERS_OPTION) -> None:
     result = _run(spec, workers)
     out = build_stage.write(result)
     console.print(_summary(result.report))
+    tokens = result.report.tokens
+    if tokens:
+        packed = f", packed {tokens.packing_efficiency:.1%} full" if tokens.packing_efficiency is not None else ""
+        console.print(f"tokenized with {tokens.tokenizer} ({tokens.template}, cutoff {tokens.cutoff_len}): "
+                      f"{tokens.train_tokens:,} train tokens in {tokens.train_rows:,} rows{packed}, "
+                      f"{tokens.eval_tokens:,} eval tokens", soft_wrap=True, highlight=False)
     for section in result.report.not_applied:
         console.print(f"[yellow]note:[/] '{section}' is set but its stage has not landed yet (not applied)",
                       soft_wrap=True)

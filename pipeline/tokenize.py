@@ -11,11 +11,13 @@ token survives it is quarantined all the same); ``filters.min_tokens`` / ``max_t
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 
 from pipeline.packing import first_fit_decreasing
 from pipeline.templates import TEMPLATES, Segment, Special, chat_messages
@@ -51,7 +53,7 @@ def _batches(frame: pl.DataFrame) -> Iterator[pl.DataFrame]:
 
 
 def _encode_batch(batch: pl.DataFrame, tokenizer: Any, spec: TokenizeSpec) -> tuple[tuple[list, list], pl.DataFrame]:
-    records = batch.to_dicts()
+    records = batch.select("instruction", "input", "output", "system", "history").to_dicts()
     if spec.template == "chat_template":
         sequences = [_chat_template_ids(r, tokenizer, spec) for r in records]
     else:
@@ -60,17 +62,25 @@ def _encode_batch(batch: pl.DataFrame, tokenizer: Any, spec: TokenizeSpec) -> tu
         sequences = _assemble(segments, tokenizer, spec.train_on_prompt)
     full_lengths = [len(ids) for ids, _ in sequences]
     cut = spec.cutoff_len
-    table = pl.DataFrame(
-        {
-            "id": batch["id"], "source": batch["source"], "task": batch["task"],
-            "input_ids": [ids[:cut] for ids, _ in sequences],
-            "labels": [labels[:cut] for _, labels in sequences],
-            "n_tokens": [min(n, cut) for n in full_lengths],
-            "truncated": [n > cut for n in full_lengths],
-        },
-        schema=TOKEN_COLUMNS,
+    table = batch.select("id", "source", "task").with_columns(
+        _list_column("input_ids", (ids for ids, _ in sequences), cut),
+        _list_column("labels", (labels for _, labels in sequences), cut),
+        pl.Series("n_tokens", [min(n, cut) for n in full_lengths], dtype=pl.Int64),
+        pl.Series("truncated", [n > cut for n in full_lengths], dtype=pl.Boolean),
     )
     return (batch["id"].to_list(), full_lengths), table
+
+
+def _list_column(name: str, sequences: Iterable[list[int]], cut: int) -> pl.Series:
+    """A list[int32] column from Python lists via one flat buffer (polars' constructor builds a Series per
+    list: ~5x slower)."""
+    flat, offsets = array("i"), array("i", [0])
+    for sequence in sequences:
+        flat.extend(sequence[:cut])
+        offsets.append(len(flat))
+    values = pa.Array.from_buffers(pa.int32(), len(flat), [None, pa.py_buffer(flat)])  # (pa.array imports pandas)
+    starts = pa.Array.from_buffers(pa.int32(), len(offsets), [None, pa.py_buffer(offsets)])
+    return pl.Series(name, pl.from_arrow(pa.ListArray.from_arrays(starts, values)))
 
 
 def _assemble(all_segments: Sequence[list[Segment]], tokenizer: Any,
