@@ -26,6 +26,7 @@ from schemas.mix import FiltersSpec, TokenizeSpec
 STAGE = "tokenize"
 IGNORE = -100
 BATCH = 10_000
+SPECIALS = (Special.BOS, Special.EOS)
 TOKEN_COLUMNS = {"id": pl.String(), "source": pl.String(), "task": pl.String(),
                  "input_ids": pl.List(pl.Int32()), "labels": pl.List(pl.Int32()),
                  "n_tokens": pl.Int64(), "truncated": pl.Boolean()}
@@ -39,12 +40,8 @@ class Tokenized:
 
 def tokenize(frame: pl.DataFrame, tokenizer: Any, spec: TokenizeSpec, filters: FiltersSpec) -> Tokenized:
     encoded = [_encode_batch(batch, tokenizer, spec) for batch in _batches(frame)]
-    lengths = pl.DataFrame(
-        {"id": [i for ids, _ in encoded for i in ids[0]], "n_full": [n for ids, _ in encoded for n in ids[1]]},
-        schema={"id": pl.String(), "n_full": pl.Int64()},
-    )
-    examples = pl.concat([table for _, table in encoded]) if encoded else pl.DataFrame(schema=TOKEN_COLUMNS)
-    return _apply_limits(frame, examples, lengths, spec, filters)
+    empty = pl.DataFrame(schema=TOKEN_COLUMNS | {"n_full": pl.Int64()})
+    return _apply_limits(frame, pl.concat(encoded) if encoded else empty, spec, filters)
 
 
 def _batches(frame: pl.DataFrame) -> Iterator[pl.DataFrame]:
@@ -52,7 +49,8 @@ def _batches(frame: pl.DataFrame) -> Iterator[pl.DataFrame]:
         yield frame.slice(start, BATCH)
 
 
-def _encode_batch(batch: pl.DataFrame, tokenizer: Any, spec: TokenizeSpec) -> tuple[tuple[list, list], pl.DataFrame]:
+def _encode_batch(batch: pl.DataFrame, tokenizer: Any, spec: TokenizeSpec) -> pl.DataFrame:
+    """TOKEN_COLUMNS plus ``n_full``, the length before the cutoff."""
     records = batch.select("instruction", "input", "output", "system", "history").to_dicts()
     if spec.template == "chat_template":
         sequences = [_chat_template_ids(r, tokenizer, spec) for r in records]
@@ -62,13 +60,13 @@ def _encode_batch(batch: pl.DataFrame, tokenizer: Any, spec: TokenizeSpec) -> tu
         sequences = _assemble(segments, tokenizer, spec.train_on_prompt)
     full_lengths = [len(ids) for ids, _ in sequences]
     cut = spec.cutoff_len
-    table = batch.select("id", "source", "task").with_columns(
+    return batch.select("id", "source", "task").with_columns(
         _list_column("input_ids", (ids for ids, _ in sequences), cut),
         _list_column("labels", (labels for _, labels in sequences), cut),
         pl.Series("n_tokens", [min(n, cut) for n in full_lengths], dtype=pl.Int64),
         pl.Series("truncated", [n > cut for n in full_lengths], dtype=pl.Boolean),
+        pl.Series("n_full", full_lengths, dtype=pl.Int64),
     )
-    return (batch["id"].to_list(), full_lengths), table
 
 
 def _list_column(name: str, sequences: Iterable[list[int]], cut: int) -> pl.Series:
@@ -112,9 +110,6 @@ def _assemble(all_segments: Sequence[list[Segment]], tokenizer: Any,
     return sequences
 
 
-SPECIALS = (Special.BOS, Special.EOS)
-
-
 def _chat_template_ids(record: dict[str, Any], tokenizer: Any, spec: TokenizeSpec) -> tuple[list[int], list[int]]:
     """The tokenizer's own chat template; each assistant turn is found as the difference between the
     rendering that ends with it and the prompt before it (which must be a prefix, as in every sane template)."""
@@ -139,8 +134,7 @@ def _ids(rendered: Any) -> list[int]:
     return list(rendered["input_ids"] if isinstance(rendered, dict) or hasattr(rendered, "keys") else rendered)
 
 
-def _apply_limits(frame: pl.DataFrame, examples: pl.DataFrame, lengths: pl.DataFrame, spec: TokenizeSpec,
-                  filters: FiltersSpec) -> Tokenized:
+def _apply_limits(frame: pl.DataFrame, examples: pl.DataFrame, spec: TokenizeSpec, filters: FiltersSpec) -> Tokenized:
     """Quarantine by token length; the rules are checked in order and the first that holds is the reason."""
     n, cut = pl.col("n_full"), spec.cutoff_len
     no_answer_left = pl.col("labels").list.eval(pl.element() != IGNORE).list.any().not_()
@@ -153,10 +147,9 @@ def _apply_limits(frame: pl.DataFrame, examples: pl.DataFrame, lengths: pl.DataF
                       pl.format("{} tokens > filters.max_tokens {}", n, pl.lit(filters.max_tokens))))
     too_long = (n > cut) if spec.overflow == "drop" else no_answer_left
     rules.append(("too_long", too_long, pl.format("{} tokens > tokenize.cutoff_len {}", n, pl.lit(cut))))
-    joined = examples.join(lengths, on="id", how="left", maintain_order="left")
     reason = pl.coalesce([pl.when(cond).then(pl.lit(name)) for name, cond, _ in rules])
     detail = pl.coalesce([pl.when(cond).then(text) for _, cond, text in rules])
-    flagged = joined.with_columns(reason.alias("reason"), detail.alias("detail"))
+    flagged = examples.with_columns(reason.alias("reason"), detail.alias("detail"))
     kept = flagged.filter(pl.col("reason").is_null()).select(TOKEN_COLUMNS.keys())
     rejected = flagged.filter(pl.col("reason").is_not_null()).select("id", "reason", "detail").join(
         frame.select("id", "source", "task", "origin"), on="id", how="left", maintain_order="left"
