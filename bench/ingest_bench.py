@@ -85,6 +85,7 @@ def main() -> None:
         pattern, records = corpus(size)
         mix = WORK / f"bench-{size}.yaml"
         mix.write_text(yaml.safe_dump({"name": f"bench-{size}", "sources": [{"name": "alpaca", "path": pattern}],
+                                       "tokenize": {"enabled": False},  # measured in tokenize_bench.py
                                        "output": {"dir": str(WORK / "out")}}))
         input_bytes = sum(p.stat().st_size for p in Path(pattern).parent.glob(Path(pattern).name))
         commands = {
