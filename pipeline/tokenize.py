@@ -12,7 +12,8 @@ token survives it is quarantined all the same); ``filters.min_tokens`` / ``max_t
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,27 +40,38 @@ class Tokenized:
 
 
 def tokenize(frame: pl.DataFrame, tokenizer: Any, spec: TokenizeSpec, filters: FiltersSpec) -> Tokenized:
-    encoded = [_encode_batch(batch, tokenizer, spec) for batch in _batches(frame)]
-    empty = pl.DataFrame(schema=TOKEN_COLUMNS | {"n_full": pl.Int64()})
-    return _apply_limits(frame, pl.concat(encoded) if encoded else empty, spec, filters)
-
-
-def _batches(frame: pl.DataFrame) -> Iterator[pl.DataFrame]:
-    for start in range(0, frame.height, BATCH):
-        yield frame.slice(start, BATCH)
-
-
-def _encode_batch(batch: pl.DataFrame, tokenizer: Any, spec: TokenizeSpec) -> pl.DataFrame:
-    """TOKEN_COLUMNS plus ``n_full``, the length before the cutoff."""
-    records = batch.select("instruction", "input", "output", "system", "history").to_dicts()
+    """Batches go through render -> encode -> assemble; the encoding of one batch (Rust, without the GIL)
+    runs in a thread while this one renders the next batch and assembles the previous."""
+    batches = [frame.slice(start, BATCH) for start in range(0, frame.height, BATCH)]
     if spec.template == "chat_template":
-        sequences = [_chat_template_ids(r, tokenizer, spec) for r in records]
+        tables = [_table(b, [_chat_template_ids(r, tokenizer, spec) for r in _records(b)], spec.cutoff_len)
+                  for b in batches]
     else:
         render = TEMPLATES[spec.template]
-        segments = [render(r, spec.system, spec.mask_history) for r in records]
-        sequences = _assemble(segments, tokenizer, spec.train_on_prompt)
+        tables = []
+        with ThreadPoolExecutor(max_workers=1) as encoder:
+            pending = None
+            for batch in [*batches, None]:
+                upcoming = None
+                if batch is not None:
+                    segments = [render(r, spec.system, spec.mask_history) for r in _records(batch)]
+                    upcoming = (batch, segments, encoder.submit(_encode_segments, segments, tokenizer))
+                if pending is not None:
+                    done, done_segments, encoded = pending
+                    sequences = _assemble(done_segments, encoded.result(), tokenizer, spec.train_on_prompt)
+                    tables.append(_table(done, sequences, spec.cutoff_len))
+                pending = upcoming
+    empty = pl.DataFrame(schema=TOKEN_COLUMNS | {"n_full": pl.Int64()})
+    return _apply_limits(frame, pl.concat(tables) if tables else empty, spec, filters)
+
+
+def _records(batch: pl.DataFrame) -> list[dict[str, Any]]:
+    return batch.select("instruction", "input", "output", "system", "history").to_dicts()
+
+
+def _table(batch: pl.DataFrame, sequences: list[tuple[list[int], list[int]]], cut: int) -> pl.DataFrame:
+    """TOKEN_COLUMNS plus ``n_full``, the length before the cutoff."""
     full_lengths = [len(ids) for ids, _ in sequences]
-    cut = spec.cutoff_len
     return batch.select("id", "source", "task").with_columns(
         _list_column("input_ids", (ids for ids, _ in sequences), cut),
         _list_column("labels", (labels for _, labels in sequences), cut),
@@ -81,14 +93,19 @@ def _list_column(name: str, sequences: Iterable[list[int]], cut: int) -> pl.Seri
     return pl.Series(name, pl.from_arrow(pa.ListArray.from_arrays(starts, values)))
 
 
-def _assemble(all_segments: Sequence[list[Segment]], tokenizer: Any,
-              train_on_prompt: bool) -> list[tuple[list[int], list[int]]]:
-    """Token ids and labels of each record, from one batched call of the fast tokenizer per kind of segment."""
+def _encode_segments(all_segments: Sequence[list[Segment]], tokenizer: Any) -> tuple[list[list[int]], list[list[int]]]:
+    """Ids of every text segment of a batch: one batched fast-tokenizer call per kind (plain, glued)."""
     backend = tokenizer.backend_tokenizer
     plain = [s.text for segs in all_segments for s in segs if s.text not in SPECIALS and not s.glue]
     glued = [f"{tokenizer.bos_token}{s.text}" for segs in all_segments for s in segs if s.glue]
-    plain_ids = iter([e.ids for e in backend.encode_batch(plain, add_special_tokens=False)])
-    glued_ids = iter([e.ids[1:] for e in backend.encode_batch(glued, add_special_tokens=False)])
+    return ([e.ids for e in backend.encode_batch(plain, add_special_tokens=False)],
+            [e.ids[1:] for e in backend.encode_batch(glued, add_special_tokens=False)])
+
+
+def _assemble(all_segments: Sequence[list[Segment]], encoded: tuple[list[list[int]], list[list[int]]],
+              tokenizer: Any, train_on_prompt: bool) -> list[tuple[list[int], list[int]]]:
+    """Token ids and labels of each record from its segments' ids."""
+    plain_ids, glued_ids = iter(encoded[0]), iter(encoded[1])
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
     sequences = []
     for segments in all_segments:
