@@ -42,7 +42,7 @@ STAGES = ("ingest", "validate", "tokenize")  # in order; a record rejected by on
 OUTPUT_SCHEMA: dict[str, pl.DataType] = {
     "id": pl.String(), "source": pl.String(), "task": pl.String(), "instruction": pl.String(),
     "input": pl.String(), "output": pl.String(), "system": pl.String(),
-    "history": pl.List(pl.Struct({"user": pl.String(), "assistant": pl.String()})), "origin": pl.String(),
+    "history": validate.HISTORY, "origin": pl.String(),
 }
 OUTPUT_COLUMNS = tuple(OUTPUT_SCHEMA)
 PACKAGES = ("instruct-pipeline", "polars", "pyarrow", "pydantic", "datasets", "orjson", "pyyaml")
@@ -317,7 +317,7 @@ def input_files(mix: Mix) -> list[InputFile]:
             continue
         files = source.files or tuple(sorted(p for p in source.folder.rglob("*") if p.is_file()))  # type: ignore[union-attr]
         for path in files:
-            found.append(InputFile(source=source.spec.name, path=readers._display(path, mix.root),
+            found.append(InputFile(source=source.spec.name, path=readers.display_path(path, mix.root),
                                    bytes=path.stat().st_size, sha256=writers.sha256_file(path)))
     return found
 

@@ -36,10 +36,10 @@ def iter_chunks(source: ResolvedSource, root: Path, chunk_size: int = CHUNK_RECO
             file_key = path.relative_to(source.base).as_posix() if source.base else ""
             line_kind = "line" if path.suffix in (".json", ".jsonl") else "row"
             for batch in _file_batches(path, source.spec.lenient, chunk_size):
-                yield Chunk(source, file_key, _display(path, root), batch, line_kind)
+                yield Chunk(source, file_key, display_path(path, root), batch, line_kind)
         return
     dataset = _load_dataset(source)
-    label = source.spec.hub or _display(source.folder, root)  # type: ignore[arg-type]
+    label = source.spec.hub or display_path(source.folder, root)  # type: ignore[arg-type]
     rows = (b.to_pylist() for b in dataset.data.to_batches(max_chunksize=10_000))
     for batch in _row_batches(rows, chunk_size):
         yield Chunk(source, "", f"{label}[{source.spec.split}]", batch, "row")
@@ -89,7 +89,7 @@ def _load_dataset(source: ResolvedSource):  # type: ignore[no-untyped-def]
     return datasets.load_dataset(spec.hub, split=spec.split, revision=spec.revision)
 
 
-def _display(path: Path, root: Path) -> str:
+def display_path(path: Path, root: Path) -> str:
     try:
         return Path(os.path.relpath(path, root)).as_posix()
     except ValueError:
