@@ -17,7 +17,8 @@ import os
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,28 +144,60 @@ def _process_unit_to_files(unit: WorkUnit, folder: str, number: int) -> list[Chu
 def iter_results(mix: Mix, workers: int) -> Iterator[ChunkResult]:
     """Chunk results in input order, computed by this process and ``workers - 1`` spawned ones.
 
-    The spawned workers take units from the back of the list while this process takes them from the front
-    (cancelling each one's pending future before doing it itself), so the two meet wherever the work splits
-    evenly, whatever the file sizes and however long the workers take to start (~1 s of imports)."""
+    This process claims units from the front of the list and the workers from the back, one at a time each,
+    so they meet wherever the work splits evenly, whatever the file sizes and however long the workers take
+    to start (~1 s of imports). A worker gets its next unit only when it finishes one, so no unit waits in a
+    queue that this process could have taken it from."""
     units = work_units(mix)
     if workers <= 1 or len(units) <= 1:
         for unit in units:
             yield from process_unit(unit)
         return
+    claims = _Claims(len(units))
+    futures: dict[int, Future[list[ChunkResult]]] = {}
     context = multiprocessing.get_context("spawn")  # polars' thread pool does not survive fork
     with tempfile.TemporaryDirectory(prefix="instruct-pipeline-") as folder, ProcessPoolExecutor(
         max_workers=min(workers - 1, len(units) - 1), mp_context=context
     ) as pool:
-        futures = {i: pool.submit(_process_unit_to_files, units[i], folder, i) for i in range(len(units) - 1, 0, -1)}
-        yield from process_unit(units[0])
-        for i in range(1, len(units)):
-            if futures[i].cancel():
-                yield from process_unit(units[i])
-                continue
-            for result in futures[i].result():
+
+        def submit_next(_: object = None) -> None:
+            with claims.lock:  # claim and submit at once: a unit claimed is always in ``futures``
+                index = claims.take_back()
+                if index is None:
+                    return
+                futures[index] = pool.submit(_process_unit_to_files, units[index], folder, index)
+            futures[index].add_done_callback(submit_next)  # outside the lock: it may run at once
+
+        for _ in range(min(workers - 1, len(units) - 1)):
+            submit_next()
+        while (index := claims.front()) is not None:
+            yield from process_unit(units[index])
+        for index in sorted(futures):
+            for result in futures[index].result():
                 assert result.kept_file is not None
                 result.kept, result.kept_file = pl.read_ipc(result.kept_file), None
                 yield result
+
+
+class _Claims:
+    """Unclaimed unit indices [first, end): taken from the front by this process, from the back by workers."""
+
+    def __init__(self, n: int) -> None:
+        self.first, self.end, self.lock = 0, n, threading.Lock()
+
+    def front(self) -> int | None:
+        with self.lock:
+            if self.first == self.end:
+                return None
+            self.first += 1
+            return self.first - 1
+
+    def take_back(self) -> int | None:
+        """Call with ``lock`` held."""
+        if self.first == self.end:
+            return None
+        self.end -= 1
+        return self.end
 
 
 def default_workers(mix: Mix) -> int:
