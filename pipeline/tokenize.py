@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
 
 from pipeline.packing import first_fit_decreasing
 from pipeline.templates import TEMPLATES, Segment, Special, chat_messages
@@ -84,6 +83,8 @@ def _table(batch: pl.DataFrame, sequences: list[tuple[list[int], list[int]]], cu
 def _list_column(name: str, sequences: Iterable[list[int]], cut: int) -> pl.Series:
     """A list[int32] column from Python lists via one flat buffer (polars' constructor builds a Series per
     list: ~5x slower)."""
+    import pyarrow as pa  # here, not at module level: a build without tokenization never loads it
+
     flat, offsets = array("i"), array("i", [0])
     for sequence in sequences:
         flat.extend(sequence[:cut])
