@@ -12,7 +12,7 @@ token survives it is quarantined all the same); ``filters.min_tokens`` / ``max_t
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -43,7 +43,7 @@ def tokenize(frame: pl.DataFrame, tokenizer: Any, spec: TokenizeSpec, filters: F
     runs in a thread while this one renders the next batch and assembles the previous."""
     batches = [frame.slice(start, BATCH) for start in range(0, frame.height, BATCH)]
     if spec.template == "chat_template":
-        tables = [_table(b, [_chat_template_ids(r, tokenizer, spec) for r in _records(b)], spec.cutoff_len)
+        tables = [_table(b, _flatten([_chat_template_ids(r, tokenizer, spec) for r in _records(b)]), spec.cutoff_len)
                   for b in batches]
     else:
         render = TEMPLATES[spec.template]
@@ -57,41 +57,56 @@ def tokenize(frame: pl.DataFrame, tokenizer: Any, spec: TokenizeSpec, filters: F
                     upcoming = (batch, segments, encoder.submit(_encode_segments, segments, tokenizer))
                 if pending is not None:
                     done, done_segments, encoded = pending
-                    sequences = _assemble(done_segments, encoded.result(), tokenizer, spec.train_on_prompt)
-                    tables.append(_table(done, sequences, spec.cutoff_len))
+                    flat = _assemble(done_segments, encoded.result(), tokenizer, spec.train_on_prompt)
+                    tables.append(_table(done, flat, spec.cutoff_len))
                 pending = upcoming
     empty = pl.DataFrame(schema=TOKEN_COLUMNS | {"n_full": pl.Int64()})
     return _apply_limits(frame, pl.concat(tables) if tables else empty, spec, filters)
+
+
+@dataclass
+class _Flat:
+    """A batch's token ids end to end, whether each is trained, and where each record starts."""
+
+    ids: array  # type: ignore[type-arg]
+    trained: bytearray
+    offsets: array  # type: ignore[type-arg]
 
 
 def _records(batch: pl.DataFrame) -> list[dict[str, Any]]:
     return batch.select("instruction", "input", "output", "system", "history").to_dicts()
 
 
-def _table(batch: pl.DataFrame, sequences: list[tuple[list[int], list[int]]], cut: int) -> pl.DataFrame:
-    """TOKEN_COLUMNS plus ``n_full``, the length before the cutoff."""
-    full_lengths = [len(ids) for ids, _ in sequences]
+def _table(batch: pl.DataFrame, flat: _Flat, cut: int) -> pl.DataFrame:
+    """TOKEN_COLUMNS plus ``n_full``, the length before the cutoff; labels are ids where trained, else -100."""
+    import pyarrow as pa  # here, not at module level: a build without tokenization never loads it
+
+    ids = pl.Series(pl.from_arrow(pa.Array.from_buffers(pa.int32(), len(flat.ids), [None, pa.py_buffer(flat.ids)])))
+    trained = pl.Series(flat.trained, dtype=pl.UInt8).cast(pl.Boolean)
+    labels = pl.select(pl.when(trained).then(ids).otherwise(pl.lit(IGNORE, dtype=pl.Int32))).to_series()
+    starts = pa.Array.from_buffers(pa.int32(), len(flat.offsets), [None, pa.py_buffer(flat.offsets)])
+
+    def as_lists(values: pl.Series) -> pl.Series:
+        return pl.Series(pl.from_arrow(pa.ListArray.from_arrays(starts, values.to_arrow()))).list.head(cut)
+
+    bounds = flat.offsets.tolist()
+    full = pl.Series([end - start for start, end in zip(bounds, bounds[1:])], dtype=pl.Int64)
     return batch.select("id", "source", "task").with_columns(
-        _list_column("input_ids", (ids for ids, _ in sequences), cut),
-        _list_column("labels", (labels for _, labels in sequences), cut),
-        pl.Series("n_tokens", [min(n, cut) for n in full_lengths], dtype=pl.Int64),
-        pl.Series("truncated", [n > cut for n in full_lengths], dtype=pl.Boolean),
-        pl.Series("n_full", full_lengths, dtype=pl.Int64),
+        as_lists(ids).alias("input_ids"),
+        as_lists(labels).alias("labels"),
+        full.clip(upper_bound=cut).alias("n_tokens"),
+        (full > cut).alias("truncated"),
+        full.alias("n_full"),
     )
 
 
-def _list_column(name: str, sequences: Iterable[list[int]], cut: int) -> pl.Series:
-    """A list[int32] column from Python lists via one flat buffer (polars' constructor builds a Series per
-    list: ~5x slower)."""
-    import pyarrow as pa  # here, not at module level: a build without tokenization never loads it
-
-    flat, offsets = array("i"), array("i", [0])
-    for sequence in sequences:
-        flat.extend(sequence[:cut])
-        offsets.append(len(flat))
-    values = pa.Array.from_buffers(pa.int32(), len(flat), [None, pa.py_buffer(flat)])  # (pa.array imports pandas)
-    starts = pa.Array.from_buffers(pa.int32(), len(offsets), [None, pa.py_buffer(offsets)])
-    return pl.Series(name, pl.from_arrow(pa.ListArray.from_arrays(starts, values)))
+def _flatten(sequences: Sequence[tuple[list[int], list[int]]]) -> _Flat:
+    flat = _Flat(array("i"), bytearray(), array("i", [0]))
+    for ids, labels in sequences:
+        flat.ids.extend(ids)
+        flat.trained.extend(bytes(label != IGNORE for label in labels))
+        flat.offsets.append(len(flat.ids))
+    return flat
 
 
 def _encode_segments(all_segments: Sequence[list[Segment]], tokenizer: Any) -> tuple[list[list[int]], list[list[int]]]:
@@ -104,28 +119,25 @@ def _encode_segments(all_segments: Sequence[list[Segment]], tokenizer: Any) -> t
 
 
 def _assemble(all_segments: Sequence[list[Segment]], encoded: tuple[list[list[int]], list[list[int]]],
-              tokenizer: Any, train_on_prompt: bool) -> list[tuple[list[int], list[int]]]:
-    """Token ids and labels of each record from its segments' ids."""
+              tokenizer: Any, train_on_prompt: bool) -> _Flat:
+    """The batch's ids, end to end, and which are trained: answers and their EOS, or all but BOS."""
     plain_ids, glued_ids = iter(encoded[0]), iter(encoded[1])
-    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
-    sequences = []
+    bos, eos = [tokenizer.bos_token_id], [tokenizer.eos_token_id]
+    flat = _Flat(array("i"), bytearray(), array("i", [0]))
+    ids, trained = flat.ids, flat.trained
     for segments in all_segments:
-        ids: list[int] = []
-        labels: list[int] = []
         for segment in segments:
             if segment.text == Special.BOS:
-                piece = [bos]
+                piece = bos
             elif segment.text == Special.EOS:
-                piece = [eos]
+                piece = eos
             else:
                 piece = next(glued_ids) if segment.glue else next(plain_ids)
-            ids += piece
-            if segment.trained or (train_on_prompt and segment.text != Special.BOS):
-                labels += piece
-            else:
-                labels += [IGNORE] * len(piece)
-        sequences.append((ids, labels))
-    return sequences
+            ids.extend(piece)
+            train = segment.trained or (train_on_prompt and segment.text != Special.BOS)
+            trained.extend(b"\x01" * len(piece) if train else b"\x00" * len(piece))
+        flat.offsets.append(len(ids))
+    return flat
 
 
 def _chat_template_ids(record: dict[str, Any], tokenizer: Any, spec: TokenizeSpec) -> tuple[list[int], list[int]]:
