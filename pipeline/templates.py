@@ -52,8 +52,8 @@ def alpaca(record: Mapping[str, Any], system: str | None, mask_history: bool) ->
     for k, (user, answer) in enumerate(exchanges):
         head = f"{preamble}\n\n" if k == 0 else "\n\n"
         trained = k == len(exchanges) - 1 or not mask_history
-        segments += [
-            Segment(f"{head}### Instruction:\n{user}\n\n### Response:\n", False),
+        segments += [  # a later prompt follows the previous answer's </s> directly: glued, no "▁" of its own
+            Segment(f"{head}### Instruction:\n{user}\n\n### Response:\n", False, glue=k > 0),
             Segment(answer, trained),
             Segment(Special.EOS, trained),
         ]

@@ -83,6 +83,14 @@ def test_alpaca_golden_ids(llama_tokenizer):
     assert expected_prompt[:6] == [1, 13866, 338, 385, 15278, 393]  # <s> ▁Below ▁is ▁an ▁instruction ▁that
 
 
+def test_alpaca_history_prompts_follow_eos_without_a_space(llama_tokenizer):
+    ids, labels = one(RECORDS["history"], llama_tokenizer)
+    after_first_eos = ids[ids.index(2) + 1:]
+    assert after_first_eos[:2] == [13, 13]  # "\n\n### Instruction", as the whole string tokenizes after </s>
+    whole = llama_tokenizer("x</s>\n\n### Instruction:\nAnd Italy?", add_special_tokens=False).input_ids
+    assert after_first_eos[: len(whole) - 2] == whole[2:]
+
+
 def test_alpaca_with_input_uses_the_input_preamble(llama_tokenizer):
     ids, labels = one(RECORDS["with_input"], llama_tokenizer)
     prompt = f"{ALPACA_SYSTEM_WITH_INPUT}\n\n### Instruction:\nSum the numbers.\n\n### Input:\n2, 3\n\n### Response:\n"
