@@ -22,6 +22,7 @@ class Segment(NamedTuple):  # a NamedTuple: a record makes ~6 of these, and a fr
     text: str  # or Special.BOS / Special.EOS
     trained: bool
     glue: bool = False
+    constant: bool = False  # the same for many records: tokenized once and its ids reused
 
 
 ALPACA_SYSTEM = (
@@ -50,13 +51,15 @@ def alpaca(record: Mapping[str, Any], system: str | None, mask_history: bool) ->
     exchanges = history + [(last_user, record["output"])]
     segments = [Segment(Special.BOS, False)]
     for k, (user, answer) in enumerate(exchanges):
-        head = f"{preamble}\n\n" if k == 0 else "\n\n"
         trained = k == len(exchanges) - 1 or not mask_history
-        segments += [  # a later prompt follows the previous answer's </s> directly: glued, no "▁" of its own
-            Segment(f"{head}### Instruction:\n{user}\n\n### Response:\n", False, glue=k > 0),
-            Segment(answer, trained),
-            Segment(Special.EOS, trained),
-        ]
+        if k == 0:
+            # The preamble is split off at a newline, which LLaMA-2 never merges with its neighbours, so the
+            # two parts tokenize as the whole does when the rest is glued (no "▁" of its own after the "\n").
+            segments.append(Segment(f"{preamble}\n\n### Instruction:\n", False, constant=True))
+            prompt = Segment(f"{user}\n\n### Response:\n", False, glue=True)
+        else:  # a later prompt follows the previous answer's </s> directly: glued as well
+            prompt = Segment(f"\n\n### Instruction:\n{user}\n\n### Response:\n", False, glue=True)
+        segments += [prompt, Segment(answer, trained), Segment(Special.EOS, trained)]
     return segments
 
 

@@ -48,16 +48,17 @@ def tokenize(frame: pl.DataFrame, tokenizer: Any, spec: TokenizeSpec, filters: F
     else:
         render = TEMPLATES[spec.template]
         tables = []
+        constants: dict[str, list[int]] = {}
         with ThreadPoolExecutor(max_workers=1) as encoder:
             pending = None
             for batch in [*batches, None]:
                 upcoming = None
                 if batch is not None:
                     segments = [render(r, spec.system, spec.mask_history) for r in _records(batch)]
-                    upcoming = (batch, segments, encoder.submit(_encode_segments, segments, tokenizer))
+                    upcoming = (batch, segments, encoder.submit(_encode_segments, segments, tokenizer, constants))
                 if pending is not None:
                     done, done_segments, encoded = pending
-                    flat = _assemble(done_segments, encoded.result(), tokenizer, spec.train_on_prompt)
+                    flat = _assemble(done_segments, encoded.result(), constants, tokenizer, spec.train_on_prompt)
                     tables.append(_table(done, flat, spec.cutoff_len))
                 pending = upcoming
     empty = pl.DataFrame(schema=TOKEN_COLUMNS | {"n_full": pl.Int64()})
@@ -109,17 +110,23 @@ def _flatten(sequences: Sequence[tuple[list[int], list[int]]]) -> _Flat:
     return flat
 
 
-def _encode_segments(all_segments: Sequence[list[Segment]], tokenizer: Any) -> tuple[list[list[int]], list[list[int]]]:
-    """Ids of every text segment of a batch: one batched fast-tokenizer call per kind (plain, glued)."""
+def _encode_segments(all_segments: Sequence[list[Segment]], tokenizer: Any,
+                     constants: dict[str, list[int]]) -> tuple[list[list[int]], list[list[int]]]:
+    """Ids of every text segment of a batch: one batched fast-tokenizer call per kind (plain, glued); constant
+    segments are tokenized once into ``constants`` and looked up by ``_assemble``."""
     backend = tokenizer.backend_tokenizer
-    plain = [s.text for segs in all_segments for s in segs if s.text not in SPECIALS and not s.glue]
+    for segs in all_segments:
+        for s in segs:
+            if s.constant and s.text not in constants:
+                constants[s.text] = backend.encode(s.text, add_special_tokens=False).ids
+    plain = [s.text for segs in all_segments for s in segs if s.text not in SPECIALS and not s.glue and not s.constant]
     glued = [f"{tokenizer.bos_token}{s.text}" for segs in all_segments for s in segs if s.glue]
     return ([e.ids for e in backend.encode_batch(plain, add_special_tokens=False)],
             [e.ids[1:] for e in backend.encode_batch(glued, add_special_tokens=False)])
 
 
 def _assemble(all_segments: Sequence[list[Segment]], encoded: tuple[list[list[int]], list[list[int]]],
-              tokenizer: Any, train_on_prompt: bool) -> _Flat:
+              constants: dict[str, list[int]], tokenizer: Any, train_on_prompt: bool) -> _Flat:
     """The batch's ids, end to end, and which are trained: answers and their EOS, or all but BOS."""
     plain_ids, glued_ids = iter(encoded[0]), iter(encoded[1])
     bos, eos = [tokenizer.bos_token_id], [tokenizer.eos_token_id]
@@ -131,6 +138,8 @@ def _assemble(all_segments: Sequence[list[Segment]], encoded: tuple[list[list[in
                 piece = bos
             elif segment.text == Special.EOS:
                 piece = eos
+            elif segment.constant:
+                piece = constants[segment.text]
             else:
                 piece = next(glued_ids) if segment.glue else next(plain_ids)
             ids.extend(piece)

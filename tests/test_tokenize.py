@@ -232,3 +232,22 @@ def test_missing_tokenizer_stops_before_reading(tmp_path, write_mix, monkeypatch
     mix = write_mix({"name": "t", "sources": [{"name": "s", "path": "rows.jsonl"}], "tokenize": {}})
     result = cli("build", "--mix", str(mix))
     assert result.exit_code == 2 and "cannot load the tokenizer" in result.output
+
+
+def test_alpaca_prompts_of_real_records_equal_a_plain_tokenizer_call(llama_tokenizer, shared_data):
+    """The Alpaca preamble is tokenized once and the rest of the prompt glued after its newline: on real
+    English and Chinese records, with and without input, the prompt ids equal tokenizing the whole prompt."""
+    import json
+
+    rows = json.loads((shared_data / "alpaca-en" / "alpaca_data-00000-03252.json").read_text())[::3]
+    rows += json.loads((shared_data / "alpaca-zh" / "zh-data-part-00.json").read_text())[::10]
+    records = [{**record(r["instruction"].strip() or "x", r["input"].strip(), r["output"].strip() or "y"),
+                "id": f"r{i}"} for i, r in enumerate(rows)]
+    examples = tokenized(records, llama_tokenizer, cutoff_len=4096).examples
+    assert examples.height == len(records) > 2000
+    for rec, row in zip(records, examples.to_dicts()):
+        preamble = ALPACA_SYSTEM_WITH_INPUT if rec["input"] else ALPACA_SYSTEM
+        user = f"{rec['instruction']}\n\n### Input:\n{rec['input']}" if rec["input"] else rec["instruction"]
+        prompt = llama_tokenizer(f"{preamble}\n\n### Instruction:\n{user}\n\n### Response:\n").input_ids
+        assert row["input_ids"][: len(prompt)] == prompt and row["labels"][len(prompt) - 1] == -100
+        assert row["labels"][len(prompt)] != -100
