@@ -270,16 +270,18 @@ def tokenize_splits(train: pl.DataFrame, eval_: pl.DataFrame, tokenizer: Any, sp
             rows[name] = result.examples.select(
                 "id", "input_ids", tokenize.attention_mask(pl.col("input_ids")), "labels")
     all_examples, all_rejects = pl.concat(examples), pl.concat(rejects)
+    train_tokens = int(examples[0]["n_tokens"].sum())
     report = TokenReport(
         tokenizer=tokenizer_source(settings.tokenizer), template=settings.template, cutoff_len=settings.cutoff_len,
-        packing=settings.packing, train_tokens=int(examples[0]["n_tokens"].sum()),
+        packing=settings.packing, train_tokens=train_tokens,
         eval_tokens=int(examples[1]["n_tokens"].sum()), train_rows=rows["train"].height,
-        packing_efficiency=(round(int(examples[0]["n_tokens"].sum()) / (rows["train"].height * settings.cutoff_len), 4)
+        packing_efficiency=(round(train_tokens / (rows["train"].height * settings.cutoff_len), 4)
                             if settings.packing and rows["train"].height else None),
         by_task=_token_stats(all_examples, all_rejects, "task"),
         by_source=_token_stats(all_examples, all_rejects, "source"),
     )
-    originals = pl.concat([train, eval_]).select(
+    # the canonical record as JSON is the rejects' `original`: encode it for them only, not for every record
+    originals = pl.concat([train, eval_]).join(all_rejects.select("id"), on="id", how="semi").select(
         "id", pl.struct("instruction", "input", "output", "system", "history").struct.json_encode().alias("original"))
     quarantined = all_rejects.drop("task").join(originals, on="id", how="left", maintain_order="left")
     return kept["train"], kept["eval"], rows, quarantined.select(REJECT_SCHEMA.keys()), report
