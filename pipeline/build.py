@@ -27,19 +27,20 @@ import orjson
 import polars as pl
 
 import pipeline
-from pipeline import ingest, ledger, normalize, tokenize, validate
-from pipeline.config import Mix, ResolvedSource
-from pipeline.io import readers, writers
+from pipeline import dedup, ingest, ledger, normalize, tokenize, validate
+from pipeline.config import Mix, ResolvedReference, ResolvedSource
+from pipeline.io import readers, signature_index, writers
 from pipeline.io.tokenizer import load_tokenizer, tokenizer_source
 from pipeline.io.readers import Chunk
 from pipeline.quarantine import EARLY_REJECT_SCHEMA, REJECT_SCHEMA, STAGE_REJECT_SCHEMA
 from schemas.manifest import InputFile, Manifest
 from schemas.mix import NOT_YET_APPLIED, MixSpec
-from schemas.report import BuildReport, SourceSummary, StageCounts, TokenReport, TokenStats
+from schemas.report import (BuildReport, DedupReport, DuplicateExample, SourceSummary, StageCounts, TokenReport,
+                            TokenStats)
 
 log = logging.getLogger(__name__)
 
-STAGES = ("ingest", "validate", "tokenize")  # in order; a record rejected by one never reaches the next
+STAGES = ("ingest", "validate", "dedup", "tokenize")  # in order; a record rejected by one never reaches the next
 OUTPUT_SCHEMA: dict[str, pl.DataType] = {
     "id": pl.String(), "source": pl.String(), "task": pl.String(), "instruction": pl.String(),
     "input": pl.String(), "output": pl.String(), "system": pl.String(),
@@ -70,8 +71,10 @@ class BuildResult:
     train: pl.DataFrame
     eval: pl.DataFrame
     rejected: pl.DataFrame
+    duplicates: pl.DataFrame
     report: BuildReport
     tokenized: dict[str, pl.DataFrame]  # rows of tokenized/ per split; empty when tokenize is off
+    signatures: pl.DataFrame | None = None  # id, signature of every kept record: the dedup index
 
 
 def process_chunk(chunk: Chunk, spec: MixSpec) -> ChunkResult:
@@ -227,6 +230,14 @@ def run(mix: Mix, progress: ProgressCallback | None = None, workers: int | None 
         if progress:
             progress(result.source, result.n_input, result.last_of_unit)
     train = pl.concat(kept) if kept else pl.DataFrame(schema=OUTPUT_SCHEMA)
+    duplicates, dedup_report, signatures = pl.DataFrame(schema=dedup.DUPLICATE_SCHEMA), None, None
+    if spec.dedup.exact or spec.dedup.near:
+        references = [load_reference(ref, mix) for ref in mix.references]
+        deduped = dedup.deduplicate(train, spec.dedup, [s.spec.name for s in mix.sources], references)
+        train, duplicates = deduped.kept, deduped.duplicates
+        dedup_report = _dedup_report(spec, deduped, references)
+        if deduped.signatures is not None:
+            signatures = pl.DataFrame({"id": train["id"], "signature": deduped.signatures})
     eval_ = train.clear()
     tokenized: dict[str, pl.DataFrame] = {}
     token_report = None
@@ -236,22 +247,73 @@ def run(mix: Mix, progress: ProgressCallback | None = None, workers: int | None 
     all_rejected = pl.concat(rejected)
     ledger_rows = ledger.reconcile(
         {s.spec.name: inputs[s.spec.name] for s in mix.sources},
-        {"kept": pl.concat([train, eval_]), "rejected": all_rejected},
+        {"kept": pl.concat([train, eval_]), "rejected": all_rejected, "duplicate": duplicates},
     )
+    if signatures is not None:  # the index describes the output: train then eval, as written
+        final = pl.concat([train.select("id"), eval_.select("id")])
+        signatures = final.join(signatures, on="id", how="left", maintain_order="left")
+    removed = pl.concat([
+        all_rejected.select("stage", "source", "reason"),
+        duplicates.select(pl.lit(dedup.STAGE).alias("stage"), "source",
+                          (pl.col("kind") + "_duplicate").alias("reason")),
+    ])
     report = BuildReport(
         name=spec.name,
         spec_hash=spec_hash(spec),
         totals={"input": sum(inputs.values()), "train": train.height, "eval": eval_.height,
-                "rejected": all_rejected.height},
-        sources=[_source_summary(s, inputs, train, all_rejected, repairs, formats) for s in mix.sources],
-        funnel=funnel(inputs, all_rejected),
+                "rejected": all_rejected.height, "duplicates": duplicates.height},
+        sources=[_source_summary(s, inputs, train, all_rejected, duplicates, repairs, formats) for s in mix.sources],
+        funnel=funnel(inputs, removed),
         ledger=ledger_rows,
+        dedup=dedup_report,
         tokens=token_report,
         not_applied=not_applied(spec),
     )
     for section in report.not_applied:
         log.warning("mix.yaml sets '%s', whose stage has not landed yet: validated, not applied", section)
-    return BuildResult(mix=mix, train=train, eval=eval_, rejected=all_rejected, report=report, tokenized=tokenized)
+    return BuildResult(mix=mix, train=train, eval=eval_, rejected=all_rejected, duplicates=duplicates,
+                       report=report, tokenized=tokenized, signatures=signatures)
+
+
+def load_reference(ref: ResolvedReference, mix: Mix) -> dedup.Reference:
+    """An earlier build's kept records (with its signature index when compatible), or a dataset's valid records
+    read through the same per-record stages as a source."""
+    if ref.build is not None:
+        records = pl.concat([pl.read_parquet(ref.build / f).select(OUTPUT_COLUMNS)
+                             for f in ("train.parquet", "eval.parquet") if (ref.build / f).is_file()])
+        index = signature_index.read(ref.build, mix.spec.dedup)
+        signatures = None
+        if index is not None and index.height == records.height:
+            aligned = records.select("id").join(index, on="id", how="left", maintain_order="left")["signature"]
+            signatures = None if aligned.null_count() else aligned.to_numpy()
+        return dedup.Reference(ref.name, records, signatures)
+    assert ref.source is not None
+    units = [WorkUnit(ref.source, path, mix.root, mix.spec) for path in (ref.source.files or (None,))]
+    chunks = [result for unit in units for result in process_unit(unit)]
+    unusable = sum(c.rejected.height for c in chunks)
+    if unusable:
+        log.warning("dedup.against %s: %d record(s) are invalid and cannot be compared", ref.name, unusable)
+    return dedup.Reference(ref.name, pl.concat([c.kept for c in chunks]))
+
+
+def _dedup_report(spec: MixSpec, result: dedup.DedupResult, references: list[dedup.Reference]) -> DedupReport:
+    settings, duplicates, stats = spec.dedup, result.duplicates, result.stats
+    in_build = duplicates.filter(pl.col("kept_in") == dedup.THIS_BUILD)
+    closest = duplicates.filter(pl.col("kind") == "near").sort("similarity", "id").head(5)
+    return DedupReport(
+        exact=settings.exact, near=settings.near, key=settings.key, across_sources=settings.across_sources,
+        threshold=settings.threshold, ngram=settings.ngram, num_perm=settings.num_perm,
+        bands=stats.get("bands"), rows=stats.get("rows"), verify=settings.verify,  # type: ignore[arg-type]
+        references=[r.name for r in references], reference_records=sum(r.records.height for r in references),
+        exact_removed=int(stats.get("exact_removed") or 0), near_removed=int(stats.get("near_removed") or 0),
+        candidate_pairs=stats.get("candidate_pairs"), verified_pairs=stats.get("verified_pairs"),  # type: ignore[arg-type]
+        clusters=stats.get("clusters"), largest_cluster=stats.get("largest_cluster"),  # type: ignore[arg-type]
+        by_source=dict(sorted(Counter(duplicates["source"].to_list()).items())),
+        cross_source=in_build.filter(pl.col("kept_source") != pl.col("source")).height,
+        against_references=duplicates.height - in_build.height,
+        examples=[DuplicateExample(**row) for row in closest.select(
+            "id", "kept_id", "kept_in", "kind", "similarity").iter_rows(named=True)],
+    )
 
 
 def tokenize_splits(train: pl.DataFrame, eval_: pl.DataFrame, tokenizer: Any, spec: MixSpec) -> tuple[
@@ -292,9 +354,9 @@ def _token_stats(examples: pl.DataFrame, rejects: pl.DataFrame, by: str) -> list
     return [TokenStats(key=row[by], **{k: v for k, v in row.items() if k != by}) for row in stats.iter_rows(named=True)]
 
 
-def funnel(inputs: Counter[str], rejected: pl.DataFrame) -> list[StageCounts]:
-    """Records in, kept and rejected (by reason) at each stage, for all sources and for each one."""
-    reasons = rejected.group_by("stage", "source", "reason").len()
+def funnel(inputs: Counter[str], removed: pl.DataFrame) -> list[StageCounts]:
+    """Records in, kept and removed (rejected or duplicate, by reason) at each stage, for all sources and each one."""
+    reasons = removed.group_by("stage", "source", "reason").len()
     table: dict[tuple[str, str], dict[str, int]] = {}
     for stage, source, reason, n in reasons.iter_rows():
         table.setdefault((stage, source), {})[reason] = n
@@ -314,7 +376,8 @@ def funnel(inputs: Counter[str], rejected: pl.DataFrame) -> list[StageCounts]:
 
 
 def _source_summary(source: ResolvedSource, inputs: Counter[str], train: pl.DataFrame, rejected: pl.DataFrame,
-                    repairs: Counter[tuple[str, str]], formats: dict[str, set[str]]) -> SourceSummary:
+                    duplicates: pl.DataFrame, repairs: Counter[tuple[str, str]],
+                    formats: dict[str, set[str]]) -> SourceSummary:
     name = source.spec.name
     mine = rejected.filter(pl.col("source") == name)
     reasons = dict(sorted(Counter(mine["reason"].to_list()).items()))
@@ -322,7 +385,8 @@ def _source_summary(source: ResolvedSource, inputs: Counter[str], train: pl.Data
         name=name, task=source.spec.task_label, general=source.spec.general,
         format="+".join(sorted(formats[name])) or source.spec.format,
         files=len(source.files) or 1, input=inputs[name],
-        kept=train.filter(pl.col("source") == name).height, rejected=mine.height, reasons=reasons,
+        kept=train.filter(pl.col("source") == name).height, rejected=mine.height,
+        duplicates=duplicates.filter(pl.col("source") == name).height, reasons=reasons,
         repairs=dict(sorted((fix, n) for (src, fix), n in repairs.items() if src == name)),
     )
 
@@ -376,6 +440,10 @@ def write(result: BuildResult) -> Path:
         writers.write_parquet(result.train, tmp / "train.parquet", compression, level)
         writers.write_parquet(result.eval, tmp / "eval.parquet", compression, level)
         writers.write_parquet(result.rejected, tmp / "rejected.parquet", compression, level)
+        writers.write_parquet(result.duplicates, tmp / "duplicates.parquet", compression, level)
+        if result.signatures is not None:
+            signature_index.write(tmp / signature_index.FOLDER, result.signatures["id"],
+                                  result.signatures["signature"].to_numpy(), spec.dedup, compression)
         writers.write_json(result.report.model_dump(mode="json"), tmp / "report.json")
         if result.tokenized:
             writers.write_dataset_dict(result.tokenized, tmp / "tokenized", fingerprint=result.report.spec_hash)

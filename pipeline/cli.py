@@ -74,14 +74,15 @@ def _run(mix: Mix, workers: int | None) -> build_stage.BuildResult:
 def _summary(report: BuildReport) -> Table:
     table = Table(title=f"{report.name}: {report.totals['input']:,} records in, "
                         f"{report.totals['train']:,} train, {report.totals['eval']:,} eval, "
-                        f"{report.totals['rejected']:,} rejected")
-    for column in ("source", "format", "input", "kept", "rejected", "rejected because", "repaired"):
-        numeric = column in ("input", "kept", "rejected")
+                        f"{report.totals['rejected']:,} rejected, {report.totals.get('duplicates', 0):,} duplicates")
+    for column in ("source", "format", "input", "kept", "rejected", "duplicates", "rejected because", "repaired"):
+        numeric = column in ("input", "kept", "rejected", "duplicates")
         table.add_column(column, justify="right" if numeric else "left", no_wrap=True)
     for s in report.sources:
         reasons = "\n".join(f"{k} {v:,}" for k, v in sorted(s.reasons.items(), key=lambda kv: -kv[1]))
         repairs = "\n".join(f"{k} {v:,}" for k, v in s.repairs.items())
-        table.add_row(s.name, s.format, f"{s.input:,}", f"{s.kept:,}", f"{s.rejected:,}", reasons, repairs)
+        table.add_row(s.name, s.format, f"{s.input:,}", f"{s.kept:,}", f"{s.rejected:,}", f"{s.duplicates:,}",
+                      reasons, repairs)
     return table
 
 
@@ -98,6 +99,12 @@ def build(mix: Path = MIX_OPTION, workers: int | None = WORKERS_OPTION) -> None:
         console.print(f"tokenized with {tokens.tokenizer} ({tokens.template}, cutoff {tokens.cutoff_len}): "
                       f"{tokens.train_tokens:,} train tokens in {tokens.train_rows:,} rows{packed}, "
                       f"{tokens.eval_tokens:,} eval tokens", soft_wrap=True, highlight=False)
+    if result.report.dedup:
+        d = result.report.dedup
+        near = f", {d.near_removed:,} near (Jaccard >= {d.threshold}, {d.verified_pairs:,} of {d.candidate_pairs:,} " \
+               f"LSH candidate pairs verified)" if d.near else ""
+        console.print(f"dedup: {d.exact_removed:,} exact{near}; {d.cross_source:,} across sources, "
+                      f"{d.against_references:,} against references", soft_wrap=True, highlight=False)
     for section in result.report.not_applied:
         console.print(f"[yellow]note:[/] '{section}' is set but its stage has not landed yet (not applied)",
                       soft_wrap=True)

@@ -38,10 +38,20 @@ class ResolvedSource:
 
 
 @dataclass(frozen=True)
+class ResolvedReference:
+    """A ``dedup.against`` entry: an earlier build's output folder, or any dataset read like a source."""
+
+    name: str  # as written in mix.yaml
+    build: Path | None = None
+    source: ResolvedSource | None = None
+
+
+@dataclass(frozen=True)
 class Mix:
     spec: MixSpec
     path: Path
     sources: tuple[ResolvedSource, ...]
+    references: tuple[ResolvedReference, ...] = ()
 
     @property
     def root(self) -> Path:
@@ -68,12 +78,24 @@ def load_mix(path: str | Path) -> Mix:
     except ValidationError as err:
         raise ConfigError(format_validation_error(path, err)) from None
     root = path.resolve().parent
-    sources = tuple(resolve_source(path, i, s, root) for i, s in enumerate(spec.sources))
-    return Mix(spec=spec, path=path.resolve(), sources=sources)
+    sources = tuple(resolve_source(f"{path}: sources[{i}] ({s.name})", s, root) for i, s in enumerate(spec.sources))
+    references = tuple(resolve_reference(f"{path}: dedup.against[{i}]", text, root)
+                       for i, text in enumerate(spec.dedup.against))
+    return Mix(spec=spec, path=path.resolve(), sources=sources, references=references)
 
 
-def resolve_source(mix_path: Path, index: int, source: SourceSpec, root: Path) -> ResolvedSource:
-    where = f"{mix_path}: sources[{index}] ({source.name})"
+def resolve_reference(where: str, text: str, root: Path) -> ResolvedReference:
+    """A folder with a manifest.json is an earlier build (its train/eval records and signature index);
+    anything else must be readable as a source."""
+    target = (root / text).resolve()
+    if (target / "manifest.json").is_file():
+        if not (target / "train.parquet").is_file():
+            raise ConfigError(f"{where}: build folder '{text}' has a manifest.json but no train.parquet")
+        return ResolvedReference(name=text, build=target)
+    return ResolvedReference(name=text, source=resolve_source(where, SourceSpec(name="reference", path=text), root))
+
+
+def resolve_source(where: str, source: SourceSpec, root: Path) -> ResolvedSource:
     if source.hub is not None:
         return ResolvedSource(spec=source, kind="hub")
     assert source.path is not None

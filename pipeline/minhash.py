@@ -1,56 +1,138 @@
 """MinHash signatures for near-duplicate detection, vectorized over many records and bit-identical to
 datasketch's ``MinHash`` (its default ``affine32`` scheme), so signatures interoperate with datasketch's LSH.
 
-datasketch 2.x hashes each shingle to 32 bits, mixes the hash with the MurmurHash3 finalizer, and permutes it
-as ``a_k * h + b_k mod 2**32`` (odd ``a_k``); the signature is the minimum over the shingles for each k. The
-(a, b) pairs are taken from datasketch itself, and each record's minima come from one numpy pass per batch
-instead of one ``MinHash`` object per record. The shingle hash is xxh32 of the UTF-8 bytes: pass
-``hashfunc=shingle_hash`` to datasketch to get the same signatures from it.
+Tokens: the text is case-folded; a run of word characters is one token, except that each character of a
+script written without spaces (Han, Kana, Thai, Lao, Khmer, Myanmar) is a token of its own. Punctuation is
+dropped (left inside word tokens it costs recall). So English gets word n-grams and Chinese character
+n-grams, and a Chinese record that quotes an English term gets both, without a per-record mode switch.
 
-Shingles follow the field's defaults: word n-grams for space-delimited text, character n-grams for CJK text
-(chosen per record by script), punctuation removed and case folded first (punctuation left inside word tokens
-costs recall), and a text shorter than n is one shingle, never none: an empty signature would make every short
-text a "duplicate" of every other.
+Shingles: every n consecutive tokens; a text with fewer than n tokens is one shingle of all of them, never none
+(an empty signature would make every short text a "duplicate" of every other). A shingle's 32-bit hash
+combines the xxh32 hashes of its tokens (``shingle_hash``), so each distinct token is hashed once per batch and
+the n-grams are combined in numpy instead of being built as strings.
+
+Signatures: datasketch 2.x mixes each shingle hash with the MurmurHash3 finalizer and permutes it as
+``a_k * h + b_k mod 2**32``; the signature is the minimum over the shingles for each k. The (a, b) pairs are drawn
+as datasketch draws them (tested against it). ``MinHash(num_perm, seed, hashfunc=shingle_hash)`` updated with ``shingles(text, n)``
+gives the same signature as ``signatures([text], n, num_perm, seed)``.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
-from itertools import chain
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
+import regex
 import xxhash
-from datasketch import MinHash
 
-_PUNCTUATION = re.compile(r"[^\w\s]+")
-_SPACES = re.compile(r"\s+")
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
-SHINGLES_PER_PASS = 1 << 18  # bounds the (shingles x num_perm) uint32 matrix of one numpy pass to 128 MB at 128
+# Scripts written without spaces between words: each character is a token.
+UNSPACED = "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+# Word characters by Unicode category, spelled out so that polars' Rust regex and Python's ``regex`` (V1 set
+# operations) agree on every character (their ``\w`` differ, e.g. on "²").
+TOKEN_PATTERN = f"[{UNSPACED}]|[[\\p{{L}}\\p{{M}}\\p{{N}}\\p{{Pc}}]--[{UNSPACED}]]+"
+_TOKEN = regex.compile(TOKEN_PATTERN, regex.V1)
+SHINGLES_PER_PASS = 1 << 13  # shingles permuted per numpy pass: a 4 MB (128 x 8192) uint32 block stays in cache
+
+_SEED = np.uint32(0x165667B1)
+_PRIME1, _PRIME2 = np.uint32(0x9E3779B1), np.uint32(0x85EBCA77)
 
 
-def shingle_hash(shingle: bytes) -> int:
-    return xxhash.xxh32_intdigest(shingle)
+def tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text.lower())
 
 
 def shingles(text: str, n: int) -> list[str]:
-    """Word n-grams, or character n-grams when at least a third of the non-space characters are CJK."""
-    folded = _SPACES.sub(" ", _PUNCTUATION.sub(" ", text.lower())).strip()
-    compact = folded.replace(" ", "")
-    if compact and len(_CJK.findall(compact)) * 3 >= len(compact):
-        units: Sequence[str] = compact
-        join = ""
-    else:
-        units = folded.split(" ")
-        join = " "
+    """The shingles of one text as strings (tokens joined by spaces): the reference for ``signatures``."""
+    units = tokens(text)
     if len(units) <= n:
-        return [join.join(units)]
-    return [join.join(units[i:i + n]) for i in range(len(units) - n + 1)]
+        return [" ".join(units)]
+    return [" ".join(units[i:i + n]) for i in range(len(units) - n + 1)]
+
+
+def _combine(h: np.ndarray | np.uint32, token: np.ndarray | np.uint32) -> np.ndarray:
+    """One xxh32-style round: folds a token hash into a shingle hash, order-sensitively."""
+    x = h + token * _PRIME2
+    return ((x << np.uint32(13)) | (x >> np.uint32(19))) * _PRIME1
+
+
+def shingle_hash(shingle: bytes) -> int:
+    """The 32-bit hash of one shingle; pass it as datasketch's ``hashfunc``."""
+    h = _SEED
+    with np.errstate(over="ignore"):
+        for token in shingle.split(b" ") if shingle else ():
+            h = _combine(h, np.uint32(xxhash.xxh32_intdigest(token)))
+    return int(h)
+
+
+def token_series(texts: pl.Series) -> pl.Series:
+    """The tokens of each text, as a List(String) column."""
+    return texts.str.to_lowercase().str.extract_all(TOKEN_PATTERN)
+
+
+@dataclass(frozen=True)
+class ShingleSets:
+    """The shingle hashes of many records, flat: record i owns ``hashes[starts[i]:starts[i + 1]]``."""
+
+    hashes: np.ndarray  # uint32
+    starts: np.ndarray  # int64, one more than there are records
+
+    @property
+    def counts(self) -> np.ndarray:
+        return np.diff(self.starts)
+
+    def __len__(self) -> int:
+        return len(self.starts) - 1
+
+    def take(self, records: np.ndarray) -> ShingleSets:
+        counts = self.counts[records]
+        offset = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+        hashes = self.hashes[np.repeat(self.starts[records], counts) + offset]
+        return ShingleSets(hashes, np.concatenate(([0], np.cumsum(counts))))
+
+    @staticmethod
+    def concat(parts: list[ShingleSets]) -> ShingleSets:
+        if not parts:
+            return ShingleSets(np.empty(0, np.uint32), np.zeros(1, np.int64))
+        counts = np.concatenate([p.counts for p in parts])
+        return ShingleSets(np.concatenate([p.hashes for p in parts]), np.concatenate(([0], np.cumsum(counts))))
+
+
+def shingle_sets(texts: pl.Series, n: int) -> ShingleSets:
+    return shingle_sets_of_tokens(token_series(texts), n)
+
+
+def shingle_sets_of_tokens(token_lists: pl.Series, n: int) -> ShingleSets:
+    """Every record's shingle hashes (with repeats, in text order). Each distinct token is hashed once."""
+    lengths = token_lists.list.len().fill_null(0).to_numpy().astype(np.int64)
+    codes = token_lists.explode().drop_nulls().cast(pl.Categorical)
+    distinct = codes.unique()
+    lookup = np.zeros(int(distinct.to_physical().max() or 0) + 1, dtype=np.uint32)
+    lookup[distinct.to_physical().to_numpy()] = np.fromiter(
+        (xxhash.xxh32_intdigest(t.encode()) for t in distinct.cast(pl.String).to_list()),
+        dtype=np.uint32, count=len(distinct))
+    token_hashes = np.concatenate((lookup[codes.to_physical().to_numpy()], np.zeros(n, dtype=np.uint32)))
+
+    per_record = np.maximum(lengths - n + 1, 1)
+    starts = np.concatenate(([0], np.cumsum(per_record)))
+    record = np.repeat(np.arange(len(lengths)), per_record)
+    first_token = np.concatenate(([0], np.cumsum(lengths)))[record] + (np.arange(starts[-1]) - starts[record])
+    width = np.minimum(lengths, n)[record]  # n, or fewer for a record shorter than n tokens
+    hashes = np.full(len(record), _SEED, dtype=np.uint32)
+    with np.errstate(over="ignore"):
+        for k in range(n):
+            hashes = np.where(k < width, _combine(hashes, token_hashes[first_token + k]), hashes)
+    return ShingleSets(hashes, starts)
 
 
 def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    a, b = MinHash(num_perm=num_perm, seed=seed).permutations
-    return a.astype(np.uint32), b.astype(np.uint32)
+    """datasketch's affine32 (a, b) pairs for ``MinHash(num_perm, seed)``, drawn the way it draws them."""
+    generator = np.random.RandomState(seed)
+    a = generator.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = generator.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return a, b
 
 
 def _fmix32(h: np.ndarray) -> np.ndarray:
@@ -61,24 +143,33 @@ def _fmix32(h: np.ndarray) -> np.ndarray:
     return h ^ (h >> np.uint32(16))
 
 
-def signatures(shingle_sets: Sequence[Sequence[str]], num_perm: int = 128, seed: int = 1) -> np.ndarray:
-    """One row of ``num_perm`` uint32 minima per record (each record needs at least one shingle)."""
+def signatures_of(sets: ShingleSets, num_perm: int = 128, seed: int = 1, threads: int | None = None) -> np.ndarray:
+    """One row of ``num_perm`` uint32 minima per record, computed in passes of ``SHINGLES_PER_PASS`` shingles
+    on ``threads`` threads (numpy releases the GIL, so they use every core)."""
     a, b = permutations(num_perm, seed)
-    counts = np.fromiter((len(s) for s in shingle_sets), dtype=np.int64, count=len(shingle_sets))
-    if (counts == 0).any():
+    starts = sets.starts
+    if (np.diff(starts) == 0).any():
         raise ValueError("every record needs at least one shingle")
-    hashes = np.fromiter((shingle_hash(s.encode()) for s in chain.from_iterable(shingle_sets)), dtype=np.uint32,
-                         count=int(counts.sum()))
     with np.errstate(over="ignore"):
-        mixed = _fmix32(hashes)
-        out = np.empty((len(shingle_sets), num_perm), dtype=np.uint32)
-        starts = np.concatenate(([0], np.cumsum(counts)))
-        record = 0
-        while record < len(shingle_sets):
-            last = int(np.searchsorted(starts, starts[record] + SHINGLES_PER_PASS, side="right")) - 1
-            last = max(last, record + 1)  # one record always fits, however many shingles it has
-            span = mixed[starts[record]:starts[last]]
-            permuted = span[:, None] * a[None, :] + b[None, :]  # uint32: the wraparound is the mod 2**32
-            out[record:last] = np.minimum.reduceat(permuted, starts[record:last] - starts[record], axis=0)
-            record = last
+        mixed = _fmix32(sets.hashes)
+    out = np.empty((len(sets), num_perm), dtype=np.uint32)
+    passes, record = [], 0
+    while record < len(sets):
+        last = int(np.searchsorted(starts, starts[record] + SHINGLES_PER_PASS, side="right")) - 1
+        last = max(last, record + 1)  # one record always fits, however many shingles it has
+        passes.append((record, last))
+        record = last
+
+    def permute(span: tuple[int, int]) -> None:
+        first, last = span
+        block = a[:, None] * mixed[None, starts[first]:starts[last]]  # uint32: the wraparound is the mod 2**32
+        block += b[:, None]
+        out[first:last] = np.minimum.reduceat(block, starts[first:last] - starts[first], axis=1).T
+
+    with np.errstate(over="ignore"), ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
+        list(pool.map(permute, passes))
     return out
+
+
+def signatures(texts: pl.Series | list[str], n: int = 5, num_perm: int = 128, seed: int = 1) -> np.ndarray:
+    return signatures_of(shingle_sets(pl.Series(texts, dtype=pl.String), n), num_perm, seed)

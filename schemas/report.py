@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2  # 2: dedup section, duplicates per source
 
 
 class Model(BaseModel):
@@ -31,6 +31,7 @@ class SourceSummary(Model):
     input: int
     kept: int
     rejected: int
+    duplicates: int = 0
     reasons: dict[str, int] = Field(default_factory=dict)
     repairs: dict[str, int] = Field(default_factory=dict, description="fixes that lost nothing, by kind")
 
@@ -73,6 +74,43 @@ class TokenReport(Model):
     by_source: list[TokenStats]
 
 
+class DuplicateExample(Model):
+    id: str
+    kept_id: str
+    kept_in: str
+    kind: str
+    similarity: float
+
+
+class DedupReport(Model):
+    """What the dedup stage removed and how it decided (settings, LSH banding, pairs checked)."""
+
+    exact: bool
+    near: bool
+    key: str
+    across_sources: bool
+    threshold: float
+    ngram: int
+    num_perm: int
+    bands: int | None = None
+    rows: int | None = None
+    verify: str
+    references: list[str] = Field(default_factory=list, description="dedup.against, as written")
+    reference_records: int = 0
+    exact_removed: int
+    near_removed: int
+    candidate_pairs: int | None = Field(None, description="LSH candidate pairs before verification")
+    verified_pairs: int | None = Field(None, description="pairs at or above the threshold after verification")
+    clusters: int | None = Field(None, description="near-duplicate clusters of two or more records")
+    largest_cluster: int | None = None
+    by_source: dict[str, int] = Field(default_factory=dict, description="records removed, per source")
+    cross_source: int = Field(0, description="records removed in favour of a record of another source")
+    against_references: int = Field(0, description="records removed in favour of a reference record")
+    examples: list[DuplicateExample] = Field(
+        default_factory=list, description="the near-duplicates closest to the threshold, to judge it by"
+    )
+
+
 class BuildReport(Model):
     version: int = REPORT_VERSION
     name: str
@@ -81,6 +119,7 @@ class BuildReport(Model):
     sources: list[SourceSummary]
     funnel: list[StageCounts]
     ledger: list[LedgerRow]
+    dedup: DedupReport | None = None
     tokens: TokenReport | None = None
     not_applied: list[str] = Field(
         default_factory=list, description="mix.yaml sections set to non-defaults whose stage has not landed yet"

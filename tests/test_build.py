@@ -21,7 +21,7 @@ from schemas.manifest import Manifest
 from schemas.report import BuildReport
 from tests.conftest import ROOT, write_jsonl
 
-OUTPUTS = ["eval.parquet", "manifest.json", "rejected.parquet", "report.json", "tokenized", "train.parquet"]
+OUTPUTS = ["dedup_index", "duplicates.parquet", "eval.parquet", "manifest.json", "rejected.parquet", "report.json", "tokenized", "train.parquet"]
 
 
 @pytest.fixture
@@ -42,16 +42,24 @@ def test_demo_build_through_the_cli(demo, cli):
     out = demo.parent.parent / "out" / "demo"
     assert sorted(p.name for p in out.iterdir()) == OUTPUTS
     report = BuildReport.model_validate_json((out / "report.json").read_text())
-    counts = {s.name: (s.input, s.kept, s.rejected) for s in report.sources}
+    counts = {s.name: (s.input, s.kept, s.rejected, s.duplicates) for s in report.sources}
     # data/README.md: 150 Alpaca records, 80 ShareGPT lines, 80 messages lines, with the defects it lists
-    assert counts == {"general_en": (150, 145, 5), "summarize": (80, 77, 3), "zh_qa": (80, 79, 1)}
+    assert counts == {"general_en": (150, 140, 5, 5), "summarize": (80, 75, 3, 2), "zh_qa": (80, 77, 1, 2)}
+    duplicates = pl.read_parquet(out / "duplicates.parquet")
+    assert duplicates.select("id", "kept_id", "kind").rows() == [  # the README's indices and lines (1-based)
+        ("general_en#68", "general_en#15", "exact"), ("general_en#94", "general_en#49", "near"),
+        ("general_en#132", "general_en#70", "exact"), ("general_en#133", "general_en#53", "exact"),
+        ("general_en#135", "general_en#126", "near"),
+        ("summarize#61", "summarize#58", "exact"), ("summarize#75", "summarize#26", "exact"),
+        ("zh_qa#60", "zh_qa#12", "exact"), ("zh_qa#64", "zh_qa#27", "exact"),
+    ]
     reasons = {s.name: s.reasons for s in report.sources}
     assert reasons["general_en"] == {"empty_output": 3, "missing_field:instruction": 1, "wrong_type:output": 1}
     assert reasons["summarize"] == {"bad_conversation:no_answer": 1, "empty_output": 1, "malformed_json": 1}
     assert report.sources[0].repairs["placeholder_input"] == 3 and report.sources[0].repairs["missing_input"] == 1
     assert all(row.balanced for row in report.ledger)
     train = pl.read_parquet(out / "train.parquet")
-    assert train.height == 301 and train.columns == list(build.OUTPUT_COLUMNS)
+    assert train.height == 292 and train.columns == list(build.OUTPUT_COLUMNS)
     rejected = pl.read_parquet(out / "rejected.parquet")
     broken = rejected.filter(pl.col("reason") == "malformed_json").to_dicts()[0]
     assert broken["origin"] == "tasks/summarize_sharegpt.jsonl:40" and broken["detail"].startswith("line 40, column")
@@ -60,8 +68,8 @@ def test_demo_build_through_the_cli(demo, cli):
     assert [(i.source, i.path) for i in manifest.inputs] == [
         ("general_en", "general/alpaca_general.json"), ("summarize", "tasks/summarize_sharegpt.jsonl"),
         ("zh_qa", "tasks/zh_qa_messages.jsonl")]
-    assert manifest.counts == {"input": 310, "train": 301, "eval": 0, "rejected": 9}
-    assert "demo: 310 records in, 301 train, 0 eval, 9 rejected" in result.output
+    assert manifest.counts == {"input": 310, "train": 292, "eval": 0, "rejected": 9, "duplicates": 9}
+    assert "demo: 310 records in, 292 train, 0 eval, 9 rejected, 9 duplicates" in result.output
 
 
 def test_validate_command_writes_nothing(demo, cli):

@@ -41,7 +41,8 @@ def test_every_file_is_read_with_its_format(report):
     assert sources["zh_misc"].input == 213 + 9057 + 500 + 152
     assert sources["lf_lima"].input == 1029 and sources["lf_v1_sft_demo"].input == 500
     assert all(row.balanced for row in result.report.ledger)
-    assert result.report.totals["input"] == result.report.totals["train"] + result.report.totals["rejected"]
+    totals = result.report.totals
+    assert totals["input"] == totals["train"] + totals["rejected"] + totals["duplicates"]
 
 
 def test_known_defects_show_up_as_reasons(report):

@@ -115,10 +115,11 @@ def test_funnel_counts_by_stage(build_rows):
     assert [(f.stage, f.input, f.kept, f.rejected, f.reasons) for f in overall] == [
         ("ingest", 3, 2, 1, {"not_an_object": 1}),
         ("validate", 2, 1, 1, {"empty_output": 1}),
+        ("dedup", 1, 1, 0, {}),
         ("tokenize", 1, 1, 0, {}),
     ]
 
 
 def test_sections_of_stages_not_yet_built_are_reported(build_rows):
-    result = build_rows([GOOD], dedup={"threshold": 0.7}, filters={"languages": ["en"], "max_tokens": 100})
-    assert result.report.not_applied == ["filters.languages", "dedup"]  # token bounds do apply
+    result = build_rows([GOOD], decontaminate={"ngram": 8}, filters={"languages": ["en"], "max_tokens": 100})
+    assert result.report.not_applied == ["filters.languages", "decontaminate"]  # token bounds do apply
