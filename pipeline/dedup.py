@@ -206,7 +206,7 @@ def _universe(records: pl.DataFrame, settings: DedupSpec, priority: Sequence[str
     """References and records in rank order, with their key text: row number = rank."""
     parts = [
         ref.records.select(
-            "id", "source", pl.lit(ref.name).alias("ref"), pl.lit(-len(references) + k).alias("_priority"),
+            "id", "source", pl.lit(ref.name).alias("ref"), pl.lit(-len(references) + k, pl.Int64).alias("_priority"),
             key_text(settings.key).alias("text"), pl.col("output").str.len_chars().alias("_length"),
             pl.int_range(pl.len()).alias("_order"), pl.int_range(pl.len()).alias("_ref_row"),
         )
