@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import polars as pl
 
 import pipeline
-from pipeline import dedup, ingest, ledger, normalize, tokenize, validate
+from pipeline import dedup, ingest, ledger, mixture, normalize, tokenize, validate
 from pipeline.config import Mix, ResolvedReference, ResolvedSource
 from pipeline.io import readers, signature_index, writers
 from pipeline.io.tokenizer import load_tokenizer, tokenizer_source
@@ -35,17 +36,18 @@ from pipeline.io.readers import Chunk
 from pipeline.quarantine import EARLY_REJECT_SCHEMA, REJECT_SCHEMA, STAGE_REJECT_SCHEMA
 from schemas.manifest import InputFile, Manifest
 from schemas.mix import NOT_YET_APPLIED, MixSpec
-from schemas.report import (BuildReport, DedupReport, DuplicateExample, SourceSummary, StageCounts, TokenReport,
-                            TokenStats)
+from schemas.report import (BuildReport, DedupReport, DuplicateExample, MixtureReport, MixtureSource, MixtureTask,
+                            SourceSummary, SplitReport, StageCounts, TokenReport, TokenStats)
 
 log = logging.getLogger(__name__)
 
-STAGES = ("ingest", "validate", "dedup", "tokenize")  # in order; a record rejected by one never reaches the next
+STAGES = ("ingest", "validate", "dedup", "mixture", "tokenize")  # in order; a record rejected by one never reaches the next
 OUTPUT_SCHEMA: dict[str, pl.DataType] = {
     "id": pl.String(), "source": pl.String(), "task": pl.String(), "instruction": pl.String(),
     "input": pl.String(), "output": pl.String(), "system": pl.String(),
     "history": validate.HISTORY, "origin": pl.String(),
 }
+ROW_SCHEMA = {**OUTPUT_SCHEMA, "repeat": pl.UInt16()}  # a row of train.parquet: repeat 0 is a record's first copy
 OUTPUT_COLUMNS = tuple(OUTPUT_SCHEMA)
 PACKAGES = ("instruct-pipeline", "polars", "pyarrow", "pydantic", "datasets", "orjson", "pyyaml")
 
@@ -238,7 +240,16 @@ def run(mix: Mix, progress: ProgressCallback | None = None, workers: int | None 
         dedup_report = _dedup_report(spec, deduped, references)
         if deduped.signatures is not None:
             signatures = pl.DataFrame({"id": train["id"], "signature": deduped.signatures})
-    eval_ = train.clear()
+    pool, eval_ = mixture.split_eval(train, spec.split.eval, _seed(spec.split.seed, spec)) if spec.split.eval \
+        else (train, train.clear())
+    sampled_out, mixture_report = pool.clear(), None
+    if spec.mixture.active:
+        pool, tokens, early_rejects = _token_counts(pool, tokenizer, spec)
+        rejected.append(early_rejects)
+        train, sampled_out, mixture_report = mix_pool(pool, eval_, mix, tokens)
+    else:
+        train = pool.with_columns(repeat=pl.lit(0, pl.UInt16))
+    eval_ = eval_.with_columns(repeat=pl.lit(0, pl.UInt16))
     tokenized: dict[str, pl.DataFrame] = {}
     token_report = None
     if spec.tokenize.enabled:
@@ -247,7 +258,8 @@ def run(mix: Mix, progress: ProgressCallback | None = None, workers: int | None 
     all_rejected = pl.concat(rejected)
     ledger_rows = ledger.reconcile(
         {s.spec.name: inputs[s.spec.name] for s in mix.sources},
-        {"kept": pl.concat([train, eval_]), "rejected": all_rejected, "duplicate": duplicates},
+        {"kept": pl.concat([train.filter(pl.col("repeat") == 0), eval_]), "rejected": all_rejected,
+         "duplicate": duplicates, "sampled_out": sampled_out},
     )
     if signatures is not None:  # the index describes the output: train then eval, as written
         final = pl.concat([train.select("id"), eval_.select("id")])
@@ -256,16 +268,21 @@ def run(mix: Mix, progress: ProgressCallback | None = None, workers: int | None 
         all_rejected.select("stage", "source", "reason"),
         duplicates.select(pl.lit(dedup.STAGE).alias("stage"), "source",
                           (pl.col("kind") + "_duplicate").alias("reason")),
+        sampled_out.select(pl.lit(mixture.STAGE).alias("stage"), "source", pl.lit("sampled_out").alias("reason")),
     ])
     report = BuildReport(
         name=spec.name,
         spec_hash=spec_hash(spec),
         totals={"input": sum(inputs.values()), "train": train.height, "eval": eval_.height,
-                "rejected": all_rejected.height, "duplicates": duplicates.height},
+                "rejected": all_rejected.height, "duplicates": duplicates.height, "sampled_out": sampled_out.height,
+                "repeats": train.filter(pl.col("repeat") > 0).height},
         sources=[_source_summary(s, inputs, train, all_rejected, duplicates, repairs, formats) for s in mix.sources],
         funnel=funnel(inputs, removed),
         ledger=ledger_rows,
         dedup=dedup_report,
+        split=_split_report(spec, train, eval_),
+        mixture=mixture_report,
+        advice=mixture.base_model_advice(train.height, train["task"].n_unique(), _general_share(train, mix)),
         tokens=token_report,
         not_applied=not_applied(spec),
     )
@@ -273,6 +290,95 @@ def run(mix: Mix, progress: ProgressCallback | None = None, workers: int | None 
         log.warning("mix.yaml sets '%s', whose stage has not landed yet: validated, not applied", section)
     return BuildResult(mix=mix, train=train, eval=eval_, rejected=all_rejected, duplicates=duplicates,
                        report=report, tokenized=tokenized, signatures=signatures)
+
+
+def _seed(seed: int | None, spec: MixSpec) -> int:
+    return spec.seed if seed is None else seed
+
+
+def _token_counts(pool: pl.DataFrame, tokenizer: Any, spec: MixSpec) -> tuple[
+        pl.DataFrame, pl.Series | None, pl.DataFrame]:
+    """For a mixture in tokens: each record's token count (its tokenized length), with the records the tokenize
+    stage rejects taken out of the pool and quarantined now, so the mixture counts only what will train."""
+    if spec.mixture.unit != "tokens":
+        return pool, None, pl.DataFrame(schema=REJECT_SCHEMA)
+    counted = tokenize.tokenize(pool, tokenizer, spec.tokenize, spec.filters)
+    kept = pool.join(counted.rejected.select("id"), on="id", how="anti", maintain_order="left")
+    tokens = kept.select("id").join(counted.examples.select("id", "n_tokens"), on="id", how="left",
+                                    maintain_order="left")["n_tokens"].cast(pl.Int64)
+    return kept, tokens, token_quarantine(pool, counted.rejected)
+
+
+def mix_pool(pool: pl.DataFrame, eval_: pl.DataFrame, mix: Mix, tokens: pl.Series | None) -> tuple[
+        pl.DataFrame, pl.DataFrame, MixtureReport]:
+    """The mixture over the train pool: train rows (with repeats), the records sampled out, and the report."""
+    settings = mix.spec.mixture
+    infos = [mixture.SourceInfo(s.spec.name, s.spec.task_label, s.spec.general) for s in mix.sources]
+    weights = tokens if tokens is not None else pl.Series(np.ones(pool.height, dtype=np.int64))
+    sizes = pool.select("source").with_columns(n=weights).group_by("source").agg(pl.col("n").sum())
+    available = {s.name: 0 for s in infos} | dict(sizes.iter_rows())
+    targets = mixture.plan(infos, available, settings)
+    warnings = mixture.guards(targets, settings, settings.unit)
+    for warning in warnings:
+        log.warning("mixture: %s", warning)
+    seed = _seed(settings.seed, mix.spec)
+    train, left_out = mixture.sample(pool, targets, seed, settings.sampling == "diverse", tokens)
+    rows = train.group_by("source").agg(pl.len().alias("rows"), (pl.col("repeat").max() + 1).alias("copies"))
+    by_source = targets.join(rows, on="source", how="left", maintain_order="left").with_columns(
+        pl.col("rows").fill_null(0), pl.col("copies").fill_null(0))
+    total = int(targets["achieved"].sum())
+    tasks = targets.group_by("task", maintain_order=True).agg(pl.col("target", "achieved").sum())
+    report = MixtureReport(
+        unit=settings.unit, size=int(targets["target"].sum()), achieved=total, seed=seed,
+        sampling=settings.sampling, max_repeats=settings.max_repeats, general_share=settings.general_share,
+        general_share_achieved=round(int(targets.filter(pl.col("general"))["achieved"].sum()) / total, 4) if total else 0.0,
+        tasks=[MixtureTask(task=t, target=tg, achieved=a, share=round(a / total, 4) if total else 0.0)
+               for t, tg, a in tasks.iter_rows()],
+        sources=[MixtureSource(**row) for row in by_source.iter_rows(named=True)],
+        warnings=warnings,
+    )
+    return train, left_out, report
+
+
+def _general_share(train: pl.DataFrame, mix: Mix) -> float | None:
+    general = [s.spec.name for s in mix.sources if s.spec.general]
+    if not general or not train.height:
+        return None
+    return train.filter(pl.col("source").is_in(general)).height / train.height
+
+
+def _split_report(spec: MixSpec, train: pl.DataFrame, eval_: pl.DataFrame) -> SplitReport | None:
+    """The split and the proof that no record, repeat or (exact / near) duplicate is on both sides."""
+    if not spec.split.eval:
+        return None
+    shared = train.select("id").unique().join(eval_.select("id"), on="id", how="semi").height
+    key = dedup.key_text("record")
+    folded = pl.concat([
+        frame.select(pl.lit(side).alias("side"), dedup.exact_key(key).alias("key"))
+        for side, frame in (("train", train.filter(pl.col("repeat") == 0)), ("eval", eval_))
+    ])
+    shared_keys = folded.group_by("key").agg(pl.col("side").n_unique()).filter(pl.col("side") > 1).height
+    near = spec.dedup.near
+    return SplitReport(
+        eval_setting=spec.split.eval, eval=eval_.height, train_records=train.filter(pl.col("repeat") == 0).height,
+        by_task=dict(sorted(Counter(eval_["task"].to_list()).items())),
+        shared_ids=shared, shared_exact_keys=shared_keys,
+        near_duplicates_across=(0 if near else None),
+        note=(f"near dedup (Jaccard >= {spec.dedup.threshold}) ran over all records before the split, so no "
+              "near-duplicate pair at that threshold can straddle it; repeats are drawn after the split, "
+              "from train only" if near else
+              "near dedup is off: near-duplicates across the split are not checked; repeats are drawn after "
+              "the split, from train only"),
+    )
+
+
+def token_quarantine(records: pl.DataFrame, rejects: pl.DataFrame) -> pl.DataFrame:
+    """Rows of rejected.parquet for the tokenize stage's rejects; ``original`` is the canonical record as JSON
+    (encoded for the rejects only, not for every record)."""
+    originals = records.join(rejects.select("id"), on="id", how="semi").unique("id", maintain_order=True).select(
+        "id", pl.struct("instruction", "input", "output", "system", "history").struct.json_encode().alias("original"))
+    quarantined = rejects.drop("task").join(originals, on="id", how="left", maintain_order="left")
+    return quarantined.select(REJECT_SCHEMA.keys())
 
 
 def load_reference(ref: ResolvedReference, mix: Mix) -> dedup.Reference:
@@ -318,35 +424,33 @@ def _dedup_report(spec: MixSpec, result: dedup.DedupResult, references: list[ded
 
 def tokenize_splits(train: pl.DataFrame, eval_: pl.DataFrame, tokenizer: Any, spec: MixSpec) -> tuple[
         pl.DataFrame, pl.DataFrame, dict[str, pl.DataFrame], pl.DataFrame, TokenReport]:
-    """Tokenize both splits: the records kept, the rows of tokenized/, the rejects and the token report."""
+    """Tokenize both splits: the records kept, the rows of tokenized/, the rejects and the token report. Each
+    record is tokenized once; its repeats (mixture upsampling) reuse the example."""
     settings = spec.tokenize
-    kept, rows, examples, rejects = {}, {}, [], []
+    kept, rows, examples, rejects, row_tokens = {}, {}, [], [], {}
     for name, frame in (("train", train), ("eval", eval_)):
-        result = tokenize.tokenize(frame, tokenizer, settings, spec.filters)
+        result = tokenize.tokenize(frame.filter(pl.col("repeat") == 0), tokenizer, settings, spec.filters)
         kept[name] = frame.join(result.rejected.select("id"), on="id", how="anti", maintain_order="left")
+        repeated = kept[name].select("id").join(result.examples, on="id", how="left", maintain_order="left")
         examples.append(result.examples)
         rejects.append(result.rejected)
+        row_tokens[name] = int(repeated["n_tokens"].sum())
         if settings.packing:
-            rows[name] = tokenize.pack(result.examples, settings.cutoff_len)
+            rows[name] = tokenize.pack(repeated, settings.cutoff_len)
         else:
-            rows[name] = result.examples.select(
-                "id", "input_ids", tokenize.attention_mask(pl.col("input_ids")), "labels")
+            rows[name] = repeated.select("id", "input_ids", tokenize.attention_mask(pl.col("input_ids")), "labels")
     all_examples, all_rejects = pl.concat(examples), pl.concat(rejects)
-    train_tokens = int(examples[0]["n_tokens"].sum())
+    train_tokens = row_tokens["train"]
     report = TokenReport(
         tokenizer=tokenizer_source(settings.tokenizer), template=settings.template, cutoff_len=settings.cutoff_len,
         packing=settings.packing, train_tokens=train_tokens,
-        eval_tokens=int(examples[1]["n_tokens"].sum()), train_rows=rows["train"].height,
+        eval_tokens=row_tokens["eval"], train_rows=rows["train"].height,
         packing_efficiency=(round(train_tokens / (rows["train"].height * settings.cutoff_len), 4)
                             if settings.packing and rows["train"].height else None),
         by_task=_token_stats(all_examples, all_rejects, "task"),
         by_source=_token_stats(all_examples, all_rejects, "source"),
     )
-    # the canonical record as JSON is the rejects' `original`: encode it for them only, not for every record
-    originals = pl.concat([train, eval_]).join(all_rejects.select("id"), on="id", how="semi").select(
-        "id", pl.struct("instruction", "input", "output", "system", "history").struct.json_encode().alias("original"))
-    quarantined = all_rejects.drop("task").join(originals, on="id", how="left", maintain_order="left")
-    return kept["train"], kept["eval"], rows, quarantined.select(REJECT_SCHEMA.keys()), report
+    return kept["train"], kept["eval"], rows, token_quarantine(pl.concat([train, eval_]), all_rejects), report
 
 
 def _token_stats(examples: pl.DataFrame, rejects: pl.DataFrame, by: str) -> list[TokenStats]:

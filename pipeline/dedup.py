@@ -79,6 +79,11 @@ def key_text(key: str) -> pl.Expr:
     return pl.concat_str(fields, separator="\n", ignore_nulls=True)
 
 
+def exact_key(text: pl.Expr) -> pl.Expr:
+    """The exact-dedup key as an expression (the same folding as the token join: case, punctuation, spaces)."""
+    return minhash.token_series_expr(text).list.join(" ")
+
+
 def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
     """The (bands, rows) with the most rows per band (the fewest false candidates) for which a pair at exactly
     the threshold is still a candidate with probability >= 0.99."""

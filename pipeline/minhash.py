@@ -72,6 +72,10 @@ def token_series(texts: pl.Series) -> pl.Series:
     return texts.str.to_lowercase().str.extract_all(TOKEN_PATTERN)
 
 
+def token_series_expr(texts: pl.Expr) -> pl.Expr:
+    return texts.str.to_lowercase().str.extract_all(TOKEN_PATTERN)
+
+
 @dataclass(frozen=True)
 class ShingleSets:
     """The shingle hashes of many records, flat: record i owns ``hashes[starts[i]:starts[i + 1]]``."""

@@ -122,21 +122,60 @@ class DecontaminateSpec(Section):
 
 
 class MixtureSpec(Section):
-    """Mixture balancing (issue #4)."""
+    """Mixture balancing: how many records of each task and source go into train. Off unless ``size``,
+    ``weights``, ``temperature`` or ``general_share`` is set; then every count is exact (largest remainder)."""
 
-    size: int | None = Field(None, ge=1)
+    size: int | None = Field(None, ge=1, description="records (or tokens) in train; default: all available")
     unit: Literal["records", "tokens"] = "records"
-    weights: dict[str, float] = Field(default_factory=dict)
-    temperature: float | None = Field(None, gt=0)
-    general_share: float | None = Field(None, ge=0, le=1)
-    max_repeats: float = Field(1.0, ge=1)
-    strict: bool = False
+    weights: dict[str, float] = Field(
+        default_factory=dict, description="task -> weight among the task (non-general) sources; unlisted: 0"
+    )
+    source_weights: dict[str, float] = Field(
+        default_factory=dict, description="source -> weight within its task (or within the general share); "
+        "default: proportional to the records each source has"
+    )
+    temperature: float | None = Field(
+        None, gt=0, description="without weights: task i gets p_i proportional to n_i^(1/T) (1: natural sizes)"
+    )
+    general_share: float | None = Field(
+        None, ge=0, le=1, description="share of sources marked general: true; null: they count as tasks"
+    )
+    max_repeats: float = Field(1.0, ge=1, description="upsampling cap: a source gives at most this x its records")
+    sampling: Literal["random", "diverse"] = Field(
+        "random", description="downsampling: seeded random, or spread across leading instruction words"
+    )
+    seed: int | None = Field(None, description="default: the mix's seed")
+    min_general_share: float = Field(0.1, ge=0, le=1, description="guard: warn below this general share")
+    max_task_share: float = Field(0.8, gt=0, le=1, description="guard: warn when one task exceeds this share")
+    strict: bool = Field(False, description="turn the guards' warnings into errors")
+
+    @property
+    def active(self) -> bool:
+        return bool(self.size or self.weights or self.temperature or self.general_share is not None)
+
+    @model_validator(mode="after")
+    def _weights_are_shares(self) -> MixtureSpec:
+        for name, table in (("weights", self.weights), ("source_weights", self.source_weights)):
+            negative = sorted(k for k, w in table.items() if w < 0)
+            if negative:
+                raise ValueError(f"{name}: negative weight for {negative}")
+        if self.weights and self.temperature is not None:
+            raise ValueError("give 'weights' or 'temperature', not both")
+        return self
 
 
 class SplitSpec(Section):
-    """Train/eval split (issue #4): a fraction in (0, 1) or a record count."""
+    """Train/eval split, stratified by task, after dedup and before any upsampling: a fraction in (0, 1) or a
+    record count (>= 1)."""
 
     eval: float = Field(0.0, ge=0)
+    seed: int | None = Field(None, description="default: the mix's seed")
+
+    @model_validator(mode="after")
+    def _fraction_or_count(self) -> SplitSpec:
+        if self.eval >= 1 and self.eval != int(self.eval):
+            raise ValueError(f"eval: {self.eval} is neither a fraction below 1 nor a whole number of records")
+        return self
 
 
 class TokenizeSpec(Section):
@@ -207,9 +246,26 @@ class MixSpec(Section):
             raise ValueError(f"source names must be unique; repeated: {repeated}")
         return self
 
+    @model_validator(mode="after")
+    def _mixture_names_exist(self) -> MixSpec:
+        mixture = self.mixture
+        general = [s for s in self.sources if s.general]
+        tasks = {s.task_label for s in self.sources if not (s.general and mixture.general_share is not None)}
+        unknown = sorted(set(mixture.weights) - tasks)
+        if unknown:
+            raise ValueError(f"mixture.weights: unknown task(s) {unknown}; tasks: {sorted(tasks)}")
+        unknown = sorted(set(mixture.source_weights) - set(names := [s.name for s in self.sources]))
+        if unknown:
+            raise ValueError(f"mixture.source_weights: unknown source(s) {unknown}; sources: {names}")
+        if mixture.general_share and not general:
+            raise ValueError("mixture.general_share is set but no source has 'general: true'")
+        if mixture.weights and not any(w > 0 for w in mixture.weights.values()):
+            raise ValueError("mixture.weights: at least one task needs a positive weight")
+        return self
+
 
 # Sections validated now but applied by stages that have not landed yet.
 NOT_YET_APPLIED: tuple[str, ...] = (
     "filters.languages", "filters.min_output_chars", "filters.max_chars",
-    "decontaminate", "mixture", "split", "train",
+    "decontaminate", "train",
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-REPORT_VERSION = 2  # 2: dedup section, duplicates per source
+REPORT_VERSION = 3  # 2: dedup section, duplicates per source; 3: split, mixture, advice
 
 
 class Model(BaseModel):
@@ -111,6 +111,55 @@ class DedupReport(Model):
     )
 
 
+class MixtureTask(Model):
+    task: str
+    target: int
+    achieved: int
+    share: float = Field(description="achieved / all achieved")
+
+
+class MixtureSource(Model):
+    source: str
+    task: str
+    general: bool
+    available: int = Field(description="records (or tokens) the source had after dedup and the split")
+    target: int
+    achieved: int
+    shortfall: int = Field(description="target - achieved: what max_repeats did not allow")
+    rows: int = Field(description="train rows from this source, repeats included")
+    copies: int = Field(description="the most copies of any one record (1: no upsampling)")
+
+
+class MixtureReport(Model):
+    """Target vs achieved, per task and per source; every count exact (largest remainder)."""
+
+    unit: str
+    size: int = Field(description="target total")
+    achieved: int
+    seed: int
+    sampling: str
+    max_repeats: float
+    general_share: float | None
+    general_share_achieved: float
+    tasks: list[MixtureTask]
+    sources: list[MixtureSource]
+    warnings: list[str] = Field(default_factory=list)
+
+
+class SplitReport(Model):
+    """The train/eval split and the checks that nothing is on both sides."""
+
+    eval_setting: float = Field(description="split.eval as written: a fraction (< 1) or a count")
+    eval: int
+    train_records: int = Field(description="distinct records in train (repeats not counted)")
+    by_task: dict[str, int]
+    shared_ids: int = Field(description="records on both sides (must be 0)")
+    shared_exact_keys: int = Field(description="train/eval pairs equal after folding case and punctuation")
+    near_duplicates_across: int | None = Field(None, description="0 by construction when near dedup ran; "
+                                               "None when it was off")
+    note: str
+
+
 class BuildReport(Model):
     version: int = REPORT_VERSION
     name: str
@@ -120,6 +169,9 @@ class BuildReport(Model):
     funnel: list[StageCounts]
     ledger: list[LedgerRow]
     dedup: DedupReport | None = None
+    split: SplitReport | None = None
+    mixture: MixtureReport | None = None
+    advice: list[str] = Field(default_factory=list, description="which model to start from, for this data")
     tokens: TokenReport | None = None
     not_applied: list[str] = Field(
         default_factory=list, description="mix.yaml sections set to non-defaults whose stage has not landed yet"

@@ -59,7 +59,7 @@ def test_demo_build_through_the_cli(demo, cli):
     assert report.sources[0].repairs["placeholder_input"] == 3 and report.sources[0].repairs["missing_input"] == 1
     assert all(row.balanced for row in report.ledger)
     train = pl.read_parquet(out / "train.parquet")
-    assert train.height == 292 and train.columns == list(build.OUTPUT_COLUMNS)
+    assert train.height == 292 and train.columns == list(build.ROW_SCHEMA)
     rejected = pl.read_parquet(out / "rejected.parquet")
     broken = rejected.filter(pl.col("reason") == "malformed_json").to_dicts()[0]
     assert broken["origin"] == "tasks/summarize_sharegpt.jsonl:40" and broken["detail"].startswith("line 40, column")
@@ -68,7 +68,8 @@ def test_demo_build_through_the_cli(demo, cli):
     assert [(i.source, i.path) for i in manifest.inputs] == [
         ("general_en", "general/alpaca_general.json"), ("summarize", "tasks/summarize_sharegpt.jsonl"),
         ("zh_qa", "tasks/zh_qa_messages.jsonl")]
-    assert manifest.counts == {"input": 310, "train": 292, "eval": 0, "rejected": 9, "duplicates": 9}
+    assert manifest.counts == {"input": 310, "train": 292, "eval": 0, "rejected": 9, "duplicates": 9, "sampled_out": 0,
+                               "repeats": 0}
     assert "demo: 310 records in, 292 train, 0 eval, 9 rejected, 9 duplicates" in result.output
 
 

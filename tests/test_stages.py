@@ -116,6 +116,7 @@ def test_funnel_counts_by_stage(build_rows):
         ("ingest", 3, 2, 1, {"not_an_object": 1}),
         ("validate", 2, 1, 1, {"empty_output": 1}),
         ("dedup", 1, 1, 0, {}),
+        ("mixture", 1, 1, 0, {}),
         ("tokenize", 1, 1, 0, {}),
     ]
 
