@@ -323,9 +323,14 @@ def mix_pool(pool: pl.DataFrame, eval_: pl.DataFrame, mix: Mix, tokens: pl.Serie
         log.warning("mixture: %s", warning)
     seed = _seed(settings.seed, mix.spec)
     train, left_out = mixture.sample(pool, targets, seed, settings.sampling == "diverse", tokens)
-    rows = train.group_by("source").agg(pl.len().alias("rows"), (pl.col("repeat").max() + 1).alias("copies"))
+    counted = train.join(pool.select("id").with_columns(_n=weights), on="id", how="left", maintain_order="left")
+    rows = counted.group_by("source").agg(pl.len().alias("rows"), (pl.col("repeat").max() + 1).alias("copies"),
+                                          pl.col("_n").sum().alias("_actual"))
     by_source = targets.join(rows, on="source", how="left", maintain_order="left").with_columns(
-        pl.col("rows").fill_null(0), pl.col("copies").fill_null(0))
+        pl.col("rows").fill_null(0), pl.col("copies").fill_null(0),
+        achieved=pl.col("_actual").fill_null(0).cast(pl.Int64),  # in tokens: whole records, up to the target
+    ).drop("_actual")
+    targets = by_source.select(targets.columns)
     total = int(targets["achieved"].sum())
     tasks = targets.group_by("task", maintain_order=True).agg(pl.col("target", "achieved").sum())
     report = MixtureReport(

@@ -257,8 +257,11 @@ class MixSpec(Section):
         unknown = sorted(set(mixture.source_weights) - set(names := [s.name for s in self.sources]))
         if unknown:
             raise ValueError(f"mixture.source_weights: unknown source(s) {unknown}; sources: {names}")
-        if mixture.general_share and not general:
+        if mixture.general_share is not None and not general:
             raise ValueError("mixture.general_share is set but no source has 'general: true'")
+        if mixture.general_share is not None and len(general) == len(self.sources):
+            raise ValueError("mixture.general_share is set but every source is general: mark the task sources "
+                             "general: false (or drop general_share)")
         if mixture.weights and not any(w > 0 for w in mixture.weights.values()):
             raise ValueError("mixture.weights: at least one task needs a positive weight")
         return self
