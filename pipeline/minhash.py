@@ -20,6 +20,7 @@ gives the same signature as ``signatures([text], n, num_perm, seed)``.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -111,7 +112,8 @@ def shingle_sets(texts: pl.Series, n: int) -> ShingleSets:
 def shingle_sets_of_tokens(token_lists: pl.Series, n: int) -> ShingleSets:
     """Every record's shingle hashes (with repeats, in text order). Each distinct token is hashed once."""
     lengths = token_lists.list.len().fill_null(0).to_numpy().astype(np.int64)
-    codes = token_lists.explode().drop_nulls().cast(pl.Categorical)
+    # A category namespace per thread: casting in parallel into one global namespace contends on its lock.
+    codes = token_lists.explode().drop_nulls().cast(pl.Categorical(pl.Categories(f"tokens-{threading.get_ident()}")))
     distinct = codes.unique()
     lookup = np.zeros(int(distinct.to_physical().max() or 0) + 1, dtype=np.uint32)
     lookup[distinct.to_physical().to_numpy()] = np.fromiter(
@@ -121,13 +123,24 @@ def shingle_sets_of_tokens(token_lists: pl.Series, n: int) -> ShingleSets:
 
     per_record = np.maximum(lengths - n + 1, 1)
     starts = np.concatenate(([0], np.cumsum(per_record)))
-    record = np.repeat(np.arange(len(lengths)), per_record)
-    first_token = np.concatenate(([0], np.cumsum(lengths)))[record] + (np.arange(starts[-1]) - starts[record])
-    width = np.minimum(lengths, n)[record]  # n, or fewer for a record shorter than n tokens
-    hashes = np.full(len(record), _SEED, dtype=np.uint32)
+    total = len(token_hashes) - n
     with np.errstate(over="ignore"):
+        window = np.full(total, _SEED, dtype=np.uint32)  # the n tokens from each position on, across records
         for k in range(n):
-            hashes = np.where(k < width, _combine(hashes, token_hashes[first_token + k]), hashes)
+            window = _combine(window, token_hashes[k:total + k])
+    record = np.repeat(np.arange(len(lengths)), lengths)
+    position = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    whole = position <= lengths[record] - n  # windows that stay inside their record
+    hashes = np.empty(int(starts[-1]), dtype=np.uint32)
+    hashes[starts[record[whole]] + position[whole]] = window[whole]
+    short = np.flatnonzero(lengths < n)  # one shingle of all their tokens (none: the seed alone)
+    if len(short):
+        first = (np.cumsum(lengths) - lengths)[short]
+        h = np.full(len(short), _SEED, dtype=np.uint32)
+        with np.errstate(over="ignore"):
+            for k in range(n - 1):
+                h = np.where(k < lengths[short], _combine(h, token_hashes[np.minimum(first + k, total)]), h)
+        hashes[starts[short]] = h
     return ShingleSets(hashes, starts)
 
 
