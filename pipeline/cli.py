@@ -16,6 +16,7 @@ from pipeline import build as build_stage
 from pipeline.config import ConfigError, Mix, load_mix
 from pipeline.io.json_stream import MalformedJSONError
 from pipeline.io.tokenizer import TokenizerError
+from pipeline.mixture import MixtureError
 from schemas.report import BuildReport
 
 app = typer.Typer(
@@ -63,7 +64,7 @@ def _run(mix: Mix, workers: int | None) -> build_stage.BuildResult:
 
         try:
             return build_stage.run(mix, progress=advance, workers=workers)
-        except TokenizerError as err:
+        except (TokenizerError, MixtureError) as err:
             _error(str(err))
             raise typer.Exit(2) from None
         except MalformedJSONError as err:
@@ -105,6 +106,23 @@ def build(mix: Path = MIX_OPTION, workers: int | None = WORKERS_OPTION) -> None:
                f"LSH candidate pairs verified)" if d.near else ""
         console.print(f"dedup: {d.exact_removed:,} exact{near}; {d.cross_source:,} across sources, "
                       f"{d.against_references:,} against references", soft_wrap=True, highlight=False)
+    report = result.report
+    if report.split:
+        console.print(f"split: {report.split.eval:,} eval records "
+                      f"({', '.join(f'{k} {v:,}' for k, v in report.split.by_task.items())}); "
+                      f"{report.split.shared_ids} shared ids, {report.split.shared_exact_keys} shared exact keys",
+                      soft_wrap=True, highlight=False)
+    if report.mixture:
+        m = report.mixture
+        console.print(f"mixture: {m.achieved:,} of {m.size:,} {m.unit} ("
+                      + ", ".join(f"{t.task} {t.achieved:,}/{t.target:,}" for t in m.tasks)
+                      + f"); general share {m.general_share_achieved:.1%}; "
+                      f"{report.totals.get('sampled_out', 0):,} sampled out, {report.totals.get('repeats', 0):,} repeats",
+                      soft_wrap=True, highlight=False)
+        for warning in m.warnings:
+            console.print(f"[yellow]mixture warning:[/] {warning}", soft_wrap=True, highlight=False)
+    for line in report.advice:
+        console.print(f"advice: {line}", soft_wrap=True, highlight=False)
     for section in result.report.not_applied:
         console.print(f"[yellow]note:[/] '{section}' is set but its stage has not landed yet (not applied)",
                       soft_wrap=True)
