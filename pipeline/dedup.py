@@ -49,7 +49,7 @@ DUPLICATE_SCHEMA: dict[str, pl.DataType] = {
 THIS_BUILD = "build"  # ``kept_in`` of a duplicate whose kept copy is in this build, not in a reference set
 SMALL_BUCKET = 32
 PREFILTER_SIGMAS = 5.0
-SHARD_ROWS = 1 << 17  # records tokenized at a time: bounds the memory of their token lists
+SHARD_ROWS = 1 << 15  # records tokenized at a time per thread: bounds the memory of their token lists
 
 
 @dataclass(frozen=True)
