@@ -128,11 +128,16 @@ def shingle_sets_of_tokens(token_lists: pl.Series, n: int) -> ShingleSets:
         window = np.full(total, _SEED, dtype=np.uint32)  # the n tokens from each position on, across records
         for k in range(n):
             window = _combine(window, token_hashes[k:total + k])
-    record = np.repeat(np.arange(len(lengths)), lengths)
     position = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    whole = position <= lengths[record] - n  # windows that stay inside their record
-    hashes = np.empty(int(starts[-1]), dtype=np.uint32)
-    hashes[starts[record[whole]] + position[whole]] = window[whole]
+    # A record's shingles are the windows at positions 0 .. L - n, in order; a record shorter than n keeps one
+    # slot (its position 0), overwritten below. A record without tokens has no position: it needs a scatter.
+    keep = position <= np.repeat(np.maximum(lengths - n, 0), lengths)
+    if (lengths > 0).all():
+        hashes = window[keep]
+    else:
+        hashes = np.empty(int(starts[-1]), dtype=np.uint32)
+        record = np.repeat(np.arange(len(lengths)), lengths)
+        hashes[starts[record[keep]] + position[keep]] = window[keep]
     short = np.flatnonzero(lengths < n)  # one shingle of all their tokens (none: the seed alone)
     if len(short):
         first = (np.cumsum(lengths) - lengths)[short]
