@@ -262,6 +262,9 @@ class MixSpec(Section):
         if mixture.general_share is not None and len(general) == len(self.sources):
             raise ValueError("mixture.general_share is set but every source is general: mark the task sources "
                              "general: false (or drop general_share)")
+        if mixture.unit == "tokens" and not self.tokenize.enabled:
+            raise ValueError("mixture.unit: tokens counts each record's tokens with the tokenizer: set "
+                             "tokenize.enabled: true, or use unit: records")
         if mixture.weights and not any(w > 0 for w in mixture.weights.values()):
             raise ValueError("mixture.weights: at least one task needs a positive weight")
         return self
