@@ -28,7 +28,7 @@ import orjson
 import polars as pl
 
 import pipeline
-from pipeline import dedup, ingest, ledger, mixture, normalize, tokenize, validate
+from pipeline import dedup, ingest, language, ledger, mixture, normalize, tokenize, validate
 from pipeline.config import Mix, ResolvedReference, ResolvedSource
 from pipeline.io import readers, signature_index, writers
 from pipeline.io.tokenizer import load_tokenizer, tokenizer_source
@@ -41,12 +41,13 @@ from schemas.report import (BuildReport, DedupReport, DuplicateExample, MixtureR
 
 log = logging.getLogger(__name__)
 
-STAGES = ("ingest", "validate", "dedup", "mixture", "tokenize")  # in order; a record rejected by one never reaches the next
-OUTPUT_SCHEMA: dict[str, pl.DataType] = {
+STAGES = ("ingest", "validate", "language", "dedup", "mixture", "tokenize")  # in order; a record rejected by one never reaches the next
+RECORD_SCHEMA: dict[str, pl.DataType] = {  # a validated record, as the per-record stages leave it
     "id": pl.String(), "source": pl.String(), "task": pl.String(), "instruction": pl.String(),
     "input": pl.String(), "output": pl.String(), "system": pl.String(),
     "history": validate.HISTORY, "origin": pl.String(),
 }
+OUTPUT_SCHEMA: dict[str, pl.DataType] = {**RECORD_SCHEMA, "lang": pl.String(), "lang_score": pl.Float64()}
 ROW_SCHEMA = {**OUTPUT_SCHEMA, "repeat": pl.UInt16()}  # a row of train.parquet: repeat 0 is a record's first copy
 OUTPUT_COLUMNS = tuple(OUTPUT_SCHEMA)
 PACKAGES = ("instruct-pipeline", "polars", "pyarrow", "pydantic", "datasets", "orjson", "pyyaml")
@@ -104,7 +105,7 @@ def process_chunk(chunk: Chunk, spec: MixSpec) -> ChunkResult:
     repairs.update(fixes)
     if filled:
         repairs[(name, "missing_input")] += filled
-    return ChunkResult(name, fmt, n_input, kept.select(OUTPUT_COLUMNS), rejected, repairs)
+    return ChunkResult(name, fmt, n_input, kept.select(RECORD_SCHEMA.keys()), rejected, repairs)
 
 
 @dataclass(frozen=True)
@@ -212,9 +213,10 @@ def default_workers(mix: Mix) -> int:
 
 
 def run(mix: Mix, progress: ProgressCallback | None = None, workers: int | None = None,
-        tokenizer: Any = None) -> BuildResult:
-    """Build in memory: every stage, the ledger check and the report; nothing is written. The tokenizer is
-    loaded first (unless given), so a missing one stops the build before any data is read."""
+        tokenizer: Any = None, cache: Path | None = None) -> BuildResult:
+    """Build in memory: every stage, the ledger check and the report; nothing is written but the caches in
+    ``cache`` (``cache_folder(mix)`` for ``pipeline build``; none by default). The tokenizer is loaded first
+    (unless given), so a missing one stops the build before any data is read."""
     spec = mix.spec
     if spec.tokenize.enabled and tokenizer is None:
         tokenizer = load_tokenizer(spec.tokenize.tokenizer)
@@ -231,7 +233,11 @@ def run(mix: Mix, progress: ProgressCallback | None = None, workers: int | None 
         formats[result.source].add(result.format)
         if progress:
             progress(result.source, result.n_input, result.last_of_unit)
-    train = pl.concat(kept) if kept else pl.DataFrame(schema=OUTPUT_SCHEMA)
+    validated = pl.concat(kept) if kept else pl.DataFrame(schema=RECORD_SCHEMA)
+    wanted = {s.spec.name: s.spec.languages if s.spec.languages is not None else spec.filters.languages
+              for s in mix.sources}
+    train, language_rejects = language.language_filter(validated, wanted, cache / LANGUAGE_CACHE if cache else None)
+    rejected.append(token_quarantine(validated, language_rejects))
     duplicates, dedup_report, signatures = pl.DataFrame(schema=dedup.DUPLICATE_SCHEMA), None, None
     if spec.dedup.exact or spec.dedup.near:
         references = [load_reference(ref, mix) for ref in mix.references]
@@ -290,6 +296,14 @@ def run(mix: Mix, progress: ProgressCallback | None = None, workers: int | None 
         log.warning("mix.yaml sets '%s', whose stage has not landed yet: validated, not applied", section)
     return BuildResult(mix=mix, train=train, eval=eval_, rejected=all_rejected, duplicates=duplicates,
                        report=report, tokenized=tokenized, signatures=signatures)
+
+
+LANGUAGE_CACHE = f"language-v{language.VERSION}.parquet"
+
+
+def cache_folder(mix: Mix) -> Path:
+    """Caches shared by the builds of one output root (never part of a build's output)."""
+    return mix.out_dir.parent / ".cache"
 
 
 def _seed(seed: int | None, spec: MixSpec) -> int:
@@ -382,7 +396,7 @@ def token_quarantine(records: pl.DataFrame, rejects: pl.DataFrame) -> pl.DataFra
     (encoded for the rejects only, not for every record)."""
     originals = records.join(rejects.select("id"), on="id", how="semi").unique("id", maintain_order=True).select(
         "id", pl.struct("instruction", "input", "output", "system", "history").struct.json_encode().alias("original"))
-    quarantined = rejects.drop("task").join(originals, on="id", how="left", maintain_order="left")
+    quarantined = rejects.drop("task", strict=False).join(originals, on="id", how="left", maintain_order="left")
     return quarantined.select(REJECT_SCHEMA.keys())
 
 
@@ -390,7 +404,7 @@ def load_reference(ref: ResolvedReference, mix: Mix) -> dedup.Reference:
     """An earlier build's kept records (with its signature index when compatible), or a dataset's valid records
     read through the same per-record stages as a source."""
     if ref.build is not None:
-        records = pl.concat([pl.read_parquet(ref.build / f).select(OUTPUT_COLUMNS)
+        records = pl.concat([pl.read_parquet(ref.build / f).select(RECORD_SCHEMA.keys())
                              for f in ("train.parquet", "eval.parquet") if (ref.build / f).is_file()])
         index = signature_index.read(ref.build, mix.spec.dedup)
         signatures = None

@@ -50,7 +50,7 @@ def _load(mix_path: Path) -> Mix:
         raise typer.Exit(2) from None
 
 
-def _run(mix: Mix, workers: int | None) -> build_stage.BuildResult:
+def _run(mix: Mix, workers: int | None, cache: bool = False) -> build_stage.BuildResult:
     files = len(build_stage.work_units(mix))
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("files"), TimeElapsedColumn(), console=console, transient=True) as bar:
@@ -63,7 +63,8 @@ def _run(mix: Mix, workers: int | None) -> build_stage.BuildResult:
                        description=f"{source}: {seen['records']:,} records")
 
         try:
-            return build_stage.run(mix, progress=advance, workers=workers)
+            return build_stage.run(mix, progress=advance, workers=workers,
+                                   cache=build_stage.cache_folder(mix) if cache else None)
         except (TokenizerError, MixtureError) as err:
             _error(str(err))
             raise typer.Exit(2) from None
@@ -91,7 +92,7 @@ def _summary(report: BuildReport) -> Table:
 def build(mix: Path = MIX_OPTION, workers: int | None = WORKERS_OPTION) -> None:
     """Build the dataset: read every source, run the stages, write <output.dir>/<name>/ atomically."""
     spec = _load(mix)
-    result = _run(spec, workers)
+    result = _run(spec, workers, cache=True)
     out = build_stage.write(result)
     console.print(_summary(result.report))
     tokens = result.report.tokens

@@ -44,7 +44,7 @@ def test_demo_build_through_the_cli(demo, cli):
     report = BuildReport.model_validate_json((out / "report.json").read_text())
     counts = {s.name: (s.input, s.kept, s.rejected, s.duplicates) for s in report.sources}
     # data/README.md: 150 Alpaca records, 80 ShareGPT lines, 80 messages lines, with the defects it lists
-    assert counts == {"general_en": (150, 140, 5, 5), "summarize": (80, 75, 3, 2), "zh_qa": (80, 77, 1, 2)}
+    assert counts == {"general_en": (150, 140, 5, 5), "summarize": (80, 75, 3, 2), "zh_qa": (80, 74, 4, 2)}
     duplicates = pl.read_parquet(out / "duplicates.parquet")
     assert duplicates.select("id", "kept_id", "kind").rows() == [  # the README's indices and lines (1-based)
         ("general_en#68", "general_en#15", "exact"), ("general_en#94", "general_en#49", "near"),
@@ -56,10 +56,11 @@ def test_demo_build_through_the_cli(demo, cli):
     reasons = {s.name: s.reasons for s in report.sources}
     assert reasons["general_en"] == {"empty_output": 3, "missing_field:instruction": 1, "wrong_type:output": 1}
     assert reasons["summarize"] == {"bad_conversation:no_answer": 1, "empty_output": 1, "malformed_json": 1}
+    assert reasons["zh_qa"] == {"empty_output": 1, "language:en": 3}  # lines 4, 6 and 9 are English
     assert report.sources[0].repairs["placeholder_input"] == 3 and report.sources[0].repairs["missing_input"] == 1
     assert all(row.balanced for row in report.ledger)
     train = pl.read_parquet(out / "train.parquet")
-    assert train.height == 292 and train.columns == list(build.ROW_SCHEMA)
+    assert train.height == 289 and train.columns == list(build.ROW_SCHEMA)
     rejected = pl.read_parquet(out / "rejected.parquet")
     broken = rejected.filter(pl.col("reason") == "malformed_json").to_dicts()[0]
     assert broken["origin"] == "tasks/summarize_sharegpt.jsonl:40" and broken["detail"].startswith("line 40, column")
@@ -68,9 +69,9 @@ def test_demo_build_through_the_cli(demo, cli):
     assert [(i.source, i.path) for i in manifest.inputs] == [
         ("general_en", "general/alpaca_general.json"), ("summarize", "tasks/summarize_sharegpt.jsonl"),
         ("zh_qa", "tasks/zh_qa_messages.jsonl")]
-    assert manifest.counts == {"input": 310, "train": 292, "eval": 0, "rejected": 9, "duplicates": 9, "sampled_out": 0,
+    assert manifest.counts == {"input": 310, "train": 289, "eval": 0, "rejected": 12, "duplicates": 9, "sampled_out": 0,
                                "repeats": 0}
-    assert "demo: 310 records in, 292 train, 0 eval, 9 rejected, 9 duplicates" in result.output
+    assert "demo: 310 records in, 289 train, 0 eval, 12 rejected, 9 duplicates" in result.output
 
 
 def test_validate_command_writes_nothing(demo, cli):

@@ -115,6 +115,7 @@ def test_funnel_counts_by_stage(build_rows):
     assert [(f.stage, f.input, f.kept, f.rejected, f.reasons) for f in overall] == [
         ("ingest", 3, 2, 1, {"not_an_object": 1}),
         ("validate", 2, 1, 1, {"empty_output": 1}),
+        ("language", 1, 1, 0, {}),
         ("dedup", 1, 1, 0, {}),
         ("mixture", 1, 1, 0, {}),
         ("tokenize", 1, 1, 0, {}),
