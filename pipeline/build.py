@@ -28,7 +28,7 @@ import orjson
 import polars as pl
 
 import pipeline
-from pipeline import dedup, ingest, language, ledger, mixture, normalize, tokenize, validate
+from pipeline import decontaminate, dedup, ingest, language, ledger, mixture, normalize, pii, quality, tokenize, validate
 from pipeline.config import Mix, ResolvedReference, ResolvedSource
 from pipeline.io import readers, signature_index, writers
 from pipeline.io.tokenizer import load_tokenizer, tokenizer_source
@@ -37,11 +37,11 @@ from pipeline.quarantine import EARLY_REJECT_SCHEMA, REJECT_SCHEMA, STAGE_REJECT
 from schemas.manifest import InputFile, Manifest
 from schemas.mix import NOT_YET_APPLIED, MixSpec
 from schemas.report import (BuildReport, DedupReport, DuplicateExample, MixtureReport, MixtureSource, MixtureTask,
-                            SourceSummary, SplitReport, StageCounts, TokenReport, TokenStats)
+                            PiiReport, RuleCount, SourceSummary, SplitReport, StageCounts, TokenReport, TokenStats)
 
 log = logging.getLogger(__name__)
 
-STAGES = ("ingest", "validate", "language", "dedup", "mixture", "tokenize")  # in order; a record rejected by one never reaches the next
+STAGES = ("ingest", "validate", "language", "quality", "pii", "dedup", "decontaminate", "mixture", "tokenize")  # in order; a record rejected by one never reaches the next
 RECORD_SCHEMA: dict[str, pl.DataType] = {  # a validated record, as the per-record stages leave it
     "id": pl.String(), "source": pl.String(), "task": pl.String(), "instruction": pl.String(),
     "input": pl.String(), "output": pl.String(), "system": pl.String(),
@@ -238,6 +238,10 @@ def run(mix: Mix, progress: ProgressCallback | None = None, workers: int | None 
               for s in mix.sources}
     train, language_rejects = language.language_filter(validated, wanted, cache / LANGUAGE_CACHE if cache else None)
     rejected.append(token_quarantine(validated, language_rejects))
+    checked = train
+    train, quality_rejects = quality.quality_filter(train, spec.quality)
+    train, pii_rejects, pii_counts = pii.find_pii(train, spec.pii)
+    rejected.append(token_quarantine(checked, pl.concat([quality_rejects, pii_rejects])))
     duplicates, dedup_report, signatures = pl.DataFrame(schema=dedup.DUPLICATE_SCHEMA), None, None
     if spec.dedup.exact or spec.dedup.near:
         references = [load_reference(ref, mix) for ref in mix.references]
@@ -246,6 +250,11 @@ def run(mix: Mix, progress: ProgressCallback | None = None, workers: int | None 
         dedup_report = _dedup_report(spec, deduped, references)
         if deduped.signatures is not None:
             signatures = pl.DataFrame({"id": train["id"], "signature": deduped.signatures})
+    if mix.evals:
+        leaks = decontaminate.contaminated(train, [(ref.label, load_eval_prompts(ref, mix)) for ref in mix.evals],
+                                           spec.decontaminate)
+        rejected.append(token_quarantine(train, leaks))
+        train = train.join(leaks.select("id"), on="id", how="anti", maintain_order="left")
     pool, eval_ = mixture.split_eval(train, spec.split.eval, _seed(spec.split.seed, spec)) if spec.split.eval \
         else (train, train.clear())
     sampled_out, mixture_report = pool.clear(), None
@@ -286,6 +295,9 @@ def run(mix: Mix, progress: ProgressCallback | None = None, workers: int | None 
         funnel=funnel(inputs, removed),
         ledger=ledger_rows,
         dedup=dedup_report,
+        quality=_rule_counts(all_rejected, quality.STAGE),
+        pii=PiiReport(action=spec.pii.action, found=pii_counts),
+        decontamination=_rule_counts(all_rejected, decontaminate.STAGE),
         split=_split_report(spec, train, eval_),
         mixture=mixture_report,
         advice=mixture.base_model_advice(train.height, train["task"].n_unique(), _general_share(train, mix)),
@@ -398,6 +410,33 @@ def token_quarantine(records: pl.DataFrame, rejects: pl.DataFrame) -> pl.DataFra
         "id", pl.struct("instruction", "input", "output", "system", "history").struct.json_encode().alias("original"))
     quarantined = rejects.drop("task", strict=False).join(originals, on="id", how="left", maintain_order="left")
     return quarantined.select(REJECT_SCHEMA.keys())
+
+
+def _rule_counts(rejected: pl.DataFrame, stage: str) -> dict[str, RuleCount]:
+    """Records quarantined by a stage, per reason, with up to three example ids."""
+    mine = rejected.filter(pl.col("stage") == stage).group_by("reason").agg(pl.len(), pl.col("id").head(3))
+    return {reason: RuleCount(count=n, examples=ids) for reason, n, ids in mine.sort("reason").iter_rows()}
+
+
+def load_eval_prompts(ref: ResolvedReference, mix: Mix) -> pl.DataFrame:
+    """The prompts of an eval set (id, instruction, input), read without requiring answers."""
+    if ref.build is not None:
+        return pl.concat([pl.read_parquet(ref.build / f).select("id", "instruction", "input")
+                          for f in ("train.parquet", "eval.parquet") if (ref.build / f).is_file()])
+    assert ref.source is not None
+    frames = []
+    for path in ref.source.files or (None,):
+        source = dataclasses.replace(ref.source, files=(path,)) if path is not None else ref.source
+        for chunk in readers.iter_chunks(source, mix.root):
+            _, adapted = ingest.records_from_chunk(chunk)
+            frame = pl.DataFrame({
+                "_pos": adapted.positions, "_sub": adapted.subs,
+                "instruction": [r.get("instruction") if isinstance(r.get("instruction"), str) else "" for r in adapted.records],
+                "input": [r.get("input") if isinstance(r.get("input"), str) else "" for r in adapted.records],
+            }, schema={"_pos": pl.Int64, "_sub": pl.Int64, "instruction": pl.String, "input": pl.String})
+            frames.append(ingest.identify(frame, chunk).select("id", "instruction", "input"))
+    return pl.concat(frames) if frames else pl.DataFrame(schema={"id": pl.String, "instruction": pl.String,
+                                                                 "input": pl.String})
 
 
 def load_reference(ref: ResolvedReference, mix: Mix) -> dedup.Reference:

@@ -7,6 +7,7 @@ for an unknown key, the closest valid one.
 from __future__ import annotations
 
 import difflib
+import re
 import glob as globlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,11 @@ class ResolvedReference:
     build: Path | None = None
     source: ResolvedSource | None = None
 
+    @property
+    def label(self) -> str:
+        """A short name for reasons and ids: the file or folder name without its suffix."""
+        return self.source.spec.name if self.source is not None else (self.build.name if self.build else self.name)
+
 
 @dataclass(frozen=True)
 class Mix:
@@ -52,6 +58,7 @@ class Mix:
     path: Path
     sources: tuple[ResolvedSource, ...]
     references: tuple[ResolvedReference, ...] = ()
+    evals: tuple[ResolvedReference, ...] = ()
 
     @property
     def root(self) -> Path:
@@ -81,7 +88,9 @@ def load_mix(path: str | Path) -> Mix:
     sources = tuple(resolve_source(f"{path}: sources[{i}] ({s.name})", s, root) for i, s in enumerate(spec.sources))
     references = tuple(resolve_reference(f"{path}: dedup.against[{i}]", text, root)
                        for i, text in enumerate(spec.dedup.against))
-    return Mix(spec=spec, path=path.resolve(), sources=sources, references=references)
+    evals = tuple(resolve_reference(f"{path}: decontaminate.against[{i}]", text, root)
+                  for i, text in enumerate(spec.decontaminate.against))
+    return Mix(spec=spec, path=path.resolve(), sources=sources, references=references, evals=evals)
 
 
 def resolve_reference(where: str, text: str, root: Path) -> ResolvedReference:
@@ -92,7 +101,8 @@ def resolve_reference(where: str, text: str, root: Path) -> ResolvedReference:
         if not (target / "train.parquet").is_file():
             raise ConfigError(f"{where}: build folder '{text}' has a manifest.json but no train.parquet")
         return ResolvedReference(name=text, build=target)
-    return ResolvedReference(name=text, source=resolve_source(where, SourceSpec(name="reference", path=text), root))
+    name = re.sub(r"[^A-Za-z0-9_.\-]+", "_", Path(text).stem).strip("_.-") or "reference"
+    return ResolvedReference(name=text, source=resolve_source(where, SourceSpec(name=name, path=text), root))
 
 
 def resolve_source(where: str, source: SourceSpec, root: Path) -> ResolvedSource:

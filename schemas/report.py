@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-REPORT_VERSION = 3  # 2: dedup section, duplicates per source; 3: split, mixture, advice
+REPORT_VERSION = 4  # 2: dedup, duplicates per source; 3: split, mixture, advice; 4: quality, pii, decontamination
 
 
 class Model(BaseModel):
@@ -160,6 +160,16 @@ class SplitReport(Model):
     note: str
 
 
+class RuleCount(Model):
+    count: int
+    examples: list[str] = Field(description="up to three record ids")
+
+
+class PiiReport(Model):
+    action: str
+    found: dict[str, int] = Field(default_factory=dict, description="matches per type (the PII itself never)")
+
+
 class BuildReport(Model):
     version: int = REPORT_VERSION
     name: str
@@ -169,6 +179,9 @@ class BuildReport(Model):
     funnel: list[StageCounts]
     ledger: list[LedgerRow]
     dedup: DedupReport | None = None
+    quality: dict[str, RuleCount] = Field(default_factory=dict, description="records quarantined per rule")
+    pii: PiiReport | None = None
+    decontamination: dict[str, RuleCount] = Field(default_factory=dict, description="per eval set")
     split: SplitReport | None = None
     mixture: MixtureReport | None = None
     advice: list[str] = Field(default_factory=list, description="which model to start from, for this data")

@@ -185,7 +185,9 @@ def test_alpaca_tasks_sharing_one_abstract_are_not_duplicates(shared_data):
 def test_chinese_translations_shared_by_two_sources(shared_data, write_mix):
     """../shared/data/README.md: 14,351 hikariming-translated records are identical to carbonz0's."""
     zh = shared_data / "alpaca-zh"
-    mix = write_mix({"name": "zh", "tokenize": {"enabled": False}, "sources": [
+    quality_off = {"min_output_chars": None, "refusals": False, "placeholders": False, "unseen_content": False,
+                   "echo": False, "max_repeated_ngram_ratio": None, "mojibake": False}
+    mix = write_mix({"name": "zh", "tokenize": {"enabled": False}, "quality": quality_off, "sources": [
         {"name": "carbonz0", "path": str(zh / "zh-data-part-*.json")},
         {"name": "hikariming", "path": str(zh / "alpaca_zh-*.json"), "lenient": True},
     ]})
@@ -229,7 +231,7 @@ def test_dedup_against_an_earlier_build_and_a_dataset(tmp_path, write_mix):
     assert result.train.is_empty()
     assert result.duplicates.select("id", "kept_id", "kept_in", "kind").rows() == [
         ("main#0", "main#0", "out/v1", "exact"), ("main#1", "main#1", "out/v1", "near"),
-        ("main#2", "reference#0", "eval.jsonl", "exact"),
+        ("main#2", "eval#0", "eval.jsonl", "exact"),
     ]
     assert result.report.dedup is not None and result.report.dedup.against_references == 3
     assert all(row.balanced and row.duplicate == 3 for row in result.report.ledger)

@@ -47,7 +47,12 @@ def test_every_file_is_read_with_its_format(report):
 
 def test_known_defects_show_up_as_reasons(report):
     sources, _ = report
-    assert sources["alpaca_en"].reasons == {"empty_output": 28}  # the 28 empty outputs
+    reasons = sources["alpaca_en"].reasons
+    assert reasons["empty_output"] == 28  # the 28 empty outputs
+    assert reasons["unfilled_placeholder"] >= 100  # outputs "<noinput>", "<nooutput>", "<No output>"...
+    assert reasons["needs_unseen_content"] >= 10  # "Analyze the following photo...", "Open the following URL..."
+    for name in ("lf_identity", "lf_self_cognition"):  # {{name}} / <NAME> slots nobody filled
+        assert sources[name].reasons.get("unfilled_placeholder", 0) > 0, sources[name].reasons
     assert sources["alpaca_en"].repairs["placeholder_input"] >= 236  # "No input", "N/A", "<noinput>", ...
     assert sources["mt_bench"].reasons == {"missing_field:output": 80}  # evaluation prompts have no answers
     assert sources["zh_misc"].repairs["missing_input"] == 8084  # code_questions.json: no `input` key

@@ -116,12 +116,15 @@ def test_funnel_counts_by_stage(build_rows):
         ("ingest", 3, 2, 1, {"not_an_object": 1}),
         ("validate", 2, 1, 1, {"empty_output": 1}),
         ("language", 1, 1, 0, {}),
+        ("quality", 1, 1, 0, {}),
+        ("pii", 1, 1, 0, {}),
         ("dedup", 1, 1, 0, {}),
+        ("decontaminate", 1, 1, 0, {}),
         ("mixture", 1, 1, 0, {}),
         ("tokenize", 1, 1, 0, {}),
     ]
 
 
 def test_sections_of_stages_not_yet_built_are_reported(build_rows):
-    result = build_rows([GOOD], decontaminate={"ngram": 8}, filters={"languages": ["en"], "max_tokens": 100})
-    assert result.report.not_applied == ["filters.languages", "decontaminate"]  # token bounds do apply
+    result = build_rows([GOOD], train={"lora_r": 8}, filters={"languages": ["en"], "max_tokens": 100})
+    assert result.report.not_applied == ["train"]  # languages and token bounds do apply
