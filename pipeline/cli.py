@@ -108,6 +108,10 @@ def build(mix: Path = MIX_OPTION, workers: int | None = WORKERS_OPTION) -> None:
         console.print(f"dedup: {d.exact_removed:,} exact{near}; {d.cross_source:,} across sources, "
                       f"{d.against_references:,} against references", soft_wrap=True, highlight=False)
     report = result.report
+    if report.pii and report.pii.found:
+        verb = {"redact": "redacted", "quarantine": "quarantined", "flag": "flagged"}[report.pii.action]
+        console.print(f"pii: {verb} " + ", ".join(f"{k} {v:,}" for k, v in report.pii.found.items()),
+                      soft_wrap=True, highlight=False)
     if report.split:
         console.print(f"split: {report.split.eval:,} eval records "
                       f"({', '.join(f'{k} {v:,}' for k, v in report.split.by_task.items())}); "

@@ -57,9 +57,13 @@ def test_demo_build_through_the_cli(demo, cli):
     assert reasons["general_en"] == {"empty_output": 3, "missing_field:instruction": 1, "wrong_type:output": 1}
     assert reasons["summarize"] == {"bad_conversation:no_answer": 1, "empty_output": 1, "malformed_json": 1}
     assert reasons["zh_qa"] == {"empty_output": 1, "language:en": 3}  # lines 4, 6 and 9 are English
+    assert report.pii is not None and report.pii.found == {"email": 1, "phone": 1}  # line 55, redacted
     assert report.sources[0].repairs["placeholder_input"] == 3 and report.sources[0].repairs["missing_input"] == 1
     assert all(row.balanced for row in report.ledger)
     train = pl.read_parquet(out / "train.parquet")
+    answer = train.filter(pl.col("id") == "zh_qa#54")["output"][0]
+    assert "<PHONE>" in answer and "<EMAIL>" in answer and "13800138000" not in answer
+    assert "redacted email 1, phone 1" in result.output
     assert train.height == 289 and train.columns == list(build.ROW_SCHEMA)
     rejected = pl.read_parquet(out / "rejected.parquet")
     broken = rejected.filter(pl.col("reason") == "malformed_json").to_dicts()[0]
