@@ -167,3 +167,10 @@ def test_ngram_window_match_inside_a_longer_prompt():
                      {"instruction": "Write about Hawaii.", "output": "ok"}])
     found = decontaminate.contaminated(records, evals, DecontaminateSpec())
     assert found["id"].to_list() == ["s#0"] and "bench#0" in found["detail"][0]
+
+
+def test_alpaca_en_comes_out_english(shared_data):
+    rows = json.loads((shared_data / "alpaca-en" / "alpaca_data-00000-03252.json").read_text())
+    found = language.detect(pl.Series([f"{r['instruction']}\n{r['output']}" for r in rows]))
+    share = (found["lang"] == "en").mean()
+    assert share >= 0.99, found.filter(pl.col("lang") != "en").head(5)
