@@ -15,9 +15,9 @@ import logging
 import multiprocessing
 import os
 import tempfile
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,16 +28,41 @@ import orjson
 import polars as pl
 
 import pipeline
-from pipeline import decontaminate, dedup, ingest, language, ledger, mixture, normalize, pii, quality, tokenize, validate
+from pipeline import (
+    decontaminate,
+    dedup,
+    ingest,
+    language,
+    ledger,
+    mixture,
+    normalize,
+    pii,
+    quality,
+    tokenize,
+    validate,
+)
 from pipeline.config import Mix, ResolvedReference, ResolvedSource
 from pipeline.io import readers, signature_index, writers
-from pipeline.io.tokenizer import load_tokenizer, tokenizer_source
 from pipeline.io.readers import Chunk
+from pipeline.io.tokenizer import load_tokenizer, tokenizer_source
 from pipeline.quarantine import EARLY_REJECT_SCHEMA, REJECT_SCHEMA, STAGE_REJECT_SCHEMA
 from schemas.manifest import InputFile, Manifest
 from schemas.mix import NOT_YET_APPLIED, MixSpec
-from schemas.report import (BuildReport, DedupReport, DuplicateExample, MixtureReport, MixtureSource, MixtureTask,
-                            PiiReport, RuleCount, SourceSummary, SplitReport, StageCounts, TokenReport, TokenStats)
+from schemas.report import (
+    BuildReport,
+    DedupReport,
+    DuplicateExample,
+    MixtureReport,
+    MixtureSource,
+    MixtureTask,
+    PiiReport,
+    RuleCount,
+    SourceSummary,
+    SplitReport,
+    StageCounts,
+    TokenReport,
+    TokenStats,
+)
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ for an unknown key, the closest valid one.
 from __future__ import annotations
 
 import difflib
-import re
 import glob as globlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin

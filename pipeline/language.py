@@ -106,6 +106,8 @@ def _fasttext_detect(texts: list[str]) -> tuple[list[str], np.ndarray]:
 
 
 def _langdetect_detect(texts: list[str]) -> tuple[list[str], np.ndarray]:
+    from langdetect.lang_detect_exception import LangDetectException
+
     factory = _langdetect()
     langs, scores = [], np.empty(len(texts))
     for k, text in enumerate(texts):
@@ -115,7 +117,7 @@ def _langdetect_detect(texts: list[str]) -> tuple[list[str], np.ndarray]:
             best = detector.get_probabilities()[0]
             langs.append(LANGDETECT_CODES.get(best.lang, best.lang))
             scores[k] = best.prob
-        except Exception:  # langdetect raises LangDetectException on texts without features
+        except LangDetectException:  # a text without features (only digits and signs)
             langs.append("und")
             scores[k] = 0.0
     return langs, scores
@@ -170,7 +172,7 @@ def identify(texts: pl.Series, cache_file: Path | None = None) -> pl.DataFrame:
 
 def _fill(frame: pl.DataFrame, rows: np.ndarray, values: pl.DataFrame) -> pl.DataFrame:
     columns = {}
-    for name in DETECTION_SCHEMA:
+    for name in DETECTION_SCHEMA:  # noqa: PLC0206 (the schema orders the columns)
         column = frame[name].to_numpy().copy() if name == "lang_score" else np.array(frame[name].to_list(), dtype=object)
         column[rows] = values[name].to_numpy() if name == "lang_score" else np.array(values[name].to_list(), dtype=object)
         columns[name] = pl.Series(name, column.tolist(), dtype=DETECTION_SCHEMA[name])

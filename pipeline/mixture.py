@@ -18,8 +18,8 @@ Contract:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
@@ -170,15 +170,15 @@ def guards(plan_frame: pl.DataFrame, spec: MixtureSpec, unit: str) -> list[str]:
 def base_model_advice(train_examples: int, tasks: int, general_share: float | None) -> list[str]:
     """The seed rule of thumb for choosing the model to fine-tune, applied to this build."""
     if train_examples < 10_000:
-        advice = [f"{train_examples:,} training examples (< ~10k): start from a chat (instruction-tuned) model; "
-                  "a base model rarely learns to follow instructions from this little data."]
+        advice = [(f"{train_examples:,} training examples (< ~10k): start from a chat (instruction-tuned) model; "
+                   "a base model rarely learns to follow instructions from this little data.")]
     elif train_examples > 100_000:
-        advice = [f"{train_examples:,} training examples (> ~100k): a base model is a good start; this is enough "
-                  "data to teach instruction following and the tasks together."]
+        advice = [(f"{train_examples:,} training examples (> ~100k): a base model is a good start; this is enough "
+                   "data to teach instruction following and the tasks together.")]
     else:
-        advice = [f"{train_examples:,} training examples (10k-100k): either works. A chat model keeps its "
-                  "alignment and needs less data; a base model avoids inheriting its style but needs the mixture "
-                  "to carry general ability."]
+        advice = [(f"{train_examples:,} training examples (10k-100k): either works. A chat model keeps its "
+                   "alignment and needs less data; a base model avoids inheriting its style but needs the mixture "
+                   "to carry general ability.")]
     if tasks > 1 and train_examples >= 10_000:
         advice.append(f"{tasks} tasks mixed: on a base model watch the ratios (report.mixture), since the largest "
                       "task sets the model's default behaviour; keep a general share"

@@ -23,14 +23,14 @@ STAGE = "quality"
 
 REFUSALS = (
     r"as an ai(?: language)? model", r"as a language model", r"i(?:'m| am) (?:just )?an ai\b",
-    r"i(?:'m| am) sorry,? but i (?:can(?:not|'t)|am unable|won't)", r"i (?:cannot|can't|am unable to) "
-    r"(?:fulfill|comply|assist with|provide|help with) (?:this|that|your)",
+    r"i(?:'m| am) sorry,? but i (?:can(?:not|'t)|am unable|won't)",
+    (r"i (?:cannot|can't|am unable to) (?:fulfill|comply|assist with|provide|help with) (?:this|that|your)"),
     r"作为一个(?:ai|人工智能)(?:语言模型)?", r"作为一个语言模型", r"(?:抱歉|对不起)，?我(?:无法|不能)",
 )
 UNSEEN = (  # asks to read, watch or open something the record does not contain
-    r"\b(?:describe|analy[sz]e|look at|watch|listen to|open|visit|view|click|check out|summari[sz]e|read)\s+"
-    r"(?:the |this |that |these |following |attached |given |provided |above |below )*"
-    r"(?:image|photo|picture|video|audio|recording|link|url|website|web ?page|attachment|attached file|chart|graph)s?\b",
+    (r"\b(?:describe|analy[sz]e|look at|watch|listen to|open|visit|view|click|check out|summari[sz]e|read)\s+"
+     r"(?:the |this |that |these |following |attached |given |provided |above |below )*"
+     r"(?:image|photo|picture|video|audio|recording|link|url|website|web ?page|attachment|attached file|chart|graph)s?\b"),
     r"\b(?:in|from) the (?:attached|linked|above|following) (?:image|photo|picture|video|file|chart|graph)\b",
     r"(?:看|观看|查看|打开|描述)(?:这|该|以下|下面)?(?:张|个|段|部)?(?:图片|照片|视频|链接|网页|附件)",
 )

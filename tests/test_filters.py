@@ -91,7 +91,7 @@ def test_each_quality_rule_on_an_example(row, reason):
     {"instruction": "Construct a truth table for P and Q.", "output": "P Q | P∧Q\nT T | T\nT F | F\nF T | F\nF F | F"},
 ])
 def test_quality_rules_leave_good_records_alone(row):
-    kept, rejected = quality.quality_filter(frame([row]), QualitySpec())
+    _, rejected = quality.quality_filter(frame([row]), QualitySpec())
     assert rejected.is_empty(), rejected.to_dicts()
 
 
@@ -159,11 +159,11 @@ def test_decontamination_against_real_eval_sets(shared_data, tmp_path, write_mix
 
 
 def test_ngram_window_match_inside_a_longer_prompt():
-    evals = [("bench", pl.DataFrame({"id": ["bench#0"], "instruction": [
-        "Compose an engaging travel blog post about a recent trip to Hawaii, highlighting cultural experiences "
-        "and must-see attractions."], "input": [""]}))]
-    records = frame([{"instruction": "Here is my task. Compose an engaging travel blog post about a recent trip to "
-                                     "Hawaii, highlighting cultural experiences, thanks.", "output": "ok"},
+    prompt = ("Compose an engaging travel blog post about a recent trip to Hawaii, highlighting cultural experiences "
+              "and must-see attractions.")
+    evals = [("bench", pl.DataFrame({"id": ["bench#0"], "instruction": [prompt], "input": [""]}))]
+    records = frame([{"instruction": ("Here is my task. Compose an engaging travel blog post about a recent trip "
+                                      "to Hawaii, highlighting cultural experiences, thanks."), "output": "ok"},
                      {"instruction": "Write about Hawaii.", "output": "ok"}])
     found = decontaminate.contaminated(records, evals, DecontaminateSpec())
     assert found["id"].to_list() == ["s#0"] and "bench#0" in found["detail"][0]

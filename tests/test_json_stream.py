@@ -15,6 +15,7 @@ from pipeline.io import json_stream
 from pipeline.io.json_stream import MalformedJSONError, iter_json_batches
 from tests.conftest import write_json
 
+
 @dataclass
 class Item:
     value: Any

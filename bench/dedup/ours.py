@@ -11,23 +11,17 @@ Prints {"seconds": dedup wall time (after reading the corpus, before writing), "
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
-from pathlib import Path
 
 import polars as pl
+from runner import arguments, finish
 
 from pipeline import dedup, validate
 from schemas.mix import DedupSpec
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", type=Path, required=True)
-    parser.add_argument("--threshold", type=float, default=0.8)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--num-perm", type=int, default=128)
+    parser = arguments(__doc__)
     parser.add_argument("--verify", choices=("jaccard", "signature"), default="jaccard")
     args = parser.parse_args()
     records = pl.read_parquet(args.corpus, columns=["id", "instruction", "input", "output"]).with_columns(
@@ -36,8 +30,7 @@ def main() -> None:
     start = time.perf_counter()
     result = dedup.deduplicate(records, settings, ["corpus"])
     seconds = time.perf_counter() - start
-    result.duplicates.select("id").write_parquet(args.out)
-    print(json.dumps({"seconds": round(seconds, 3), "docs": records.height, **result.stats}))
+    finish(result.duplicates["id"].to_list(), args.out, seconds, records.height, **result.stats)
 
 
 if __name__ == "__main__":

@@ -13,25 +13,10 @@ documentation. Prints {"seconds": dedup wall time (after reading the corpus, bef
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
-from pathlib import Path
 
-import polars as pl
 from datasketch import MinHash, MinHashLSH
-
-
-def read_corpus(corpus: Path) -> tuple[list[str], list[str]]:
-    """(ids, texts), text = instruction + "\\n" + input + "\\n" + output."""
-    frame = pl.read_parquet(corpus, columns=["id", "instruction", "input", "output"])
-    text = pl.concat_str([pl.col(c).fill_null("") for c in ("instruction", "input", "output")], separator="\n")
-    return frame["id"].to_list(), frame.select(text.alias("text"))["text"].to_list()
-
-
-def word_shingles(text: str, n: int = 5) -> list[str]:
-    words = text.split()
-    return [" ".join(words[i:i + n]) for i in range(max(1, len(words) - n + 1))]
+from runner import arguments, finish, read_corpus, word_shingles
 
 
 def dedup(ids: list[str], texts: list[str], threshold: float, num_perm: int) -> list[str]:
@@ -50,18 +35,13 @@ def dedup(ids: list[str], texts: list[str], threshold: float, num_perm: int) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", type=Path, required=True)
-    parser.add_argument("--threshold", type=float, default=0.8)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--num-perm", type=int, default=128)
+    parser = arguments(__doc__)
     args = parser.parse_args()
     ids, texts = read_corpus(args.corpus)
     started = time.perf_counter()
     removed = dedup(ids, texts, args.threshold, args.num_perm)
     seconds = time.perf_counter() - started
-    pl.DataFrame({"id": removed}, schema={"id": pl.String}).write_parquet(args.out)
-    print(json.dumps({"seconds": round(seconds, 2), "docs": len(ids), "removed": len(removed)}))
+    finish(removed, args.out, seconds, len(ids))
 
 
 if __name__ == "__main__":

@@ -20,8 +20,6 @@ folder, deleted afterwards. Prints {"seconds": dedup wall time (all four stages)
 
 from __future__ import annotations
 
-import argparse
-import json
 import shutil
 import tempfile
 import time
@@ -39,6 +37,7 @@ from datatrove.pipeline.dedup.minhash import (
     MinhashDedupSignature,
 )
 from datatrove.utils.hashing import HashConfig
+from runner import arguments, finish
 
 TASKS = 2
 WORKERS = 2
@@ -119,11 +118,7 @@ def dedup(corpus: Path, threshold: float, work: Path) -> set[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", type=Path, required=True)
-    parser.add_argument("--threshold", type=float, default=0.8)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--num-perm", type=int, default=128, help="ignored (buckets x hashes per bucket)")
+    parser = arguments(__doc__)  # --num-perm is ignored: datatrove's signature is buckets x hashes per bucket
     parser.add_argument("--workdir", type=Path, default=None, help="parent of the temporary working folder")
     args = parser.parse_args()
     ids = pl.read_parquet(args.corpus, columns=["id"])["id"].to_list()
@@ -135,10 +130,8 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     removed = [doc_id for doc_id in ids if doc_id not in kept]
-    pl.DataFrame({"id": removed}, schema={"id": pl.String}).write_parquet(args.out)
     buckets, hashes = bands_for(args.threshold)
-    print(json.dumps({"seconds": round(seconds, 2), "docs": len(ids), "removed": len(removed),
-                      "buckets": buckets, "hashes_per_bucket": hashes}))
+    finish(removed, args.out, seconds, len(ids), buckets=buckets, hashes_per_bucket=hashes)
 
 
 if __name__ == "__main__":
