@@ -231,11 +231,11 @@ class OutputSpec(Section):
 
 
 class TrainSpec(Section):
-    """The QLoRA trainer (issue #8)."""
+    """The compact QLoRA trainer (``pipeline train``): the defaults of its command line."""
 
-    method: Literal["qlora", "lora", "full"] = "qlora"
-    base_model: str | None = None
-    learning_rate: float = Field(1e-4, gt=0)
+    method: Literal["qlora", "lora", "full"] = Field("qlora", description="qlora: 4-bit NF4 base + LoRA")
+    base_model: str | None = Field(None, description="hub id or local folder of the model to fine-tune")
+    learning_rate: float = Field(1e-4, gt=0, description="conservative: lower rates keep SFT stable")
     lora_r: int = Field(16, ge=1)
     lora_alpha: int = Field(32, ge=1)
     lora_dropout: float = Field(0.05, ge=0, lt=1)
@@ -243,6 +243,14 @@ class TrainSpec(Section):
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
     )
     epochs: float = Field(3.0, gt=0)
+    max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps (wins over epochs)")
+    micro_batch_size: int = Field(4, ge=1)
+    gradient_accumulation: int = Field(4, ge=1)
+    warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    max_grad_norm: float = Field(1.0, gt=0)
+    gradient_checkpointing: bool = True
+    eval_steps: int = Field(50, ge=1, description="eval loss on the build's eval split every N steps")
+    seed: int | None = Field(None, description="default: the mix's seed")
 
 
 class MixSpec(Section):
@@ -299,4 +307,4 @@ class MixSpec(Section):
 
 
 # Sections validated now but applied by stages that have not landed yet.
-NOT_YET_APPLIED: tuple[str, ...] = ("train",)
+NOT_YET_APPLIED: tuple[str, ...] = ()

@@ -1,4 +1,4 @@
-"""The compact QLoRA trainer stage (issue #8); torch, peft and bitsandbytes live here and only here.
+"""The compact QLoRA trainer stage: ``qlora`` (train, generate, merge) and ``memory`` (the GPU estimate).
 
-Not built yet: install the `train` extra for its dependencies once it lands.
+torch, peft and bitsandbytes live here and only here: install the ``train`` extra to use it.
 """
