@@ -32,6 +32,7 @@ def corpus(per_language: int) -> list[str]:
 def plain_langdetect(texts: list[str]) -> tuple[list[str], list[float], float]:
     from langdetect import DetectorFactory, detect_langs
     from langdetect.detector_factory import init_factory
+    from langdetect.lang_detect_exception import LangDetectException
 
     DetectorFactory.seed = 0
     init_factory()
@@ -43,7 +44,7 @@ def plain_langdetect(texts: list[str]) -> tuple[list[str], list[float], float]:
             best = detect_langs(text)[0]
             langs.append(codes.get(best.lang, best.lang))
             probs.append(best.prob)
-        except Exception:
+        except LangDetectException:
             langs.append("und")
             probs.append(0.0)
     return langs, probs, time.perf_counter() - start
