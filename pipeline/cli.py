@@ -205,6 +205,35 @@ def generate(adapter: Path = typer.Option(..., "--adapter", "-a", help="The adap
         console.print(f"merged into {qlora.merge(adapter, merge_to)}", soft_wrap=True)
 
 
+@app.command()
+def estimate(model: str = typer.Option("7B", "--model", "-m", help="7B, 13B, 30B, 65B, a parameter count (6.7e9, "
+                                       "20B) or a config.json (or a model folder)"),
+             seq_len: int = typer.Option(1024, "--seq-len"), batch: int = typer.Option(1, "--batch"),
+             lora_r: int = typer.Option(16, "--lora-r"),
+             targets: str = typer.Option("q_proj,k_proj,v_proj,o_proj", "--targets", help="comma-separated, or all-linear"),
+             checkpointing: bool = typer.Option(True, "--checkpointing/--no-checkpointing")) -> None:
+    """GPU memory to fine-tune a LLaMA-shaped model: full, LoRA and QLoRA, part by part (no torch needed)."""
+    from schemas.mix import TrainSpec
+    from trainer import memory
+
+    shape = memory.model_shape(model)
+    table = Table(title=f"GPU memory (GB): {model}, {seq_len} tokens x batch {batch}, LoRA r={lora_r} on {targets}")
+    for column in ("method", "parameters", "trained", "weights", "gradients", "optimizer", "activations",
+                   "overhead", "total"):
+        table.add_column(column, justify="left" if column == "method" else "right")
+    for method in ("full", "lora", "qlora"):
+        settings = TrainSpec(method=method, micro_batch_size=batch, lora_r=lora_r, gradient_checkpointing=checkpointing,
+                             target_modules="all-linear" if targets == "all-linear" else targets.split(","))
+        parts = memory.estimate(shape, settings, seq_len)
+        values = parts.as_dict()
+        table.add_row(method, f"{parts.parameters / 1e9:.2f}B", f"{parts.trainable / 1e6:,.1f}M",
+                      *(f"{values[k]:,.1f}" for k in ("weights", "gradients", "optimizer", "activations", "overhead",
+                                                      "total")))
+    console.print(table)
+    console.print("assumptions: trainer/memory.py (AdamW in mixed precision, NF4 + double quantization, "
+                  "activations after Korthikanti et al., 20% overhead)", soft_wrap=True, highlight=False)
+
+
 @app.callback()
 def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log each stage's progress.")) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",

@@ -89,6 +89,30 @@ def test_collate_pads_right_and_masks_labels():
     assert batch["position_ids"].tolist() == [[0, 1, 2, 0, 0], [0, 1, 0, 1, 2]]  # packed rows keep theirs
 
 
+RULES_OF_THUMB = {"7B": (6, 160), "13B": (12, 320), "30B": (24, 600), "65B": (48, 1200)}  # GB: QLoRA, full 16-bit
+
+
+@pytest.mark.parametrize("size", RULES_OF_THUMB)
+def test_memory_estimate_against_the_rules_of_thumb(size):
+    shape = memory.model_shape(size)
+    qlora_gb, full_gb = (memory.estimate(shape, TrainSpec(method=m, micro_batch_size=1), 1024).total_gb
+                         for m in ("qlora", "full"))
+    rule_qlora, rule_full = RULES_OF_THUMB[size]
+    assert abs(qlora_gb / rule_qlora - 1) < 0.25, qlora_gb
+    assert abs(full_gb / rule_full - 1) < 0.25, full_gb
+
+
+def test_model_sizes_from_a_count_or_a_config(tmp_path):
+    assert memory.estimate(memory.model_shape("20B"), TrainSpec(), 1024).parameters == pytest.approx(20e9, rel=0.05)
+    (tmp_path / "config.json").write_text(TINY.to_json_string())
+    assert memory.model_shape(str(tmp_path / "config.json")).hidden_size == 64
+
+
+def test_estimate_command(cli):
+    result = cli("estimate", "--model", "7B")
+    assert result.exit_code == 0 and "qlora" in result.output and "6.74B" in result.output
+
+
 def test_memory_estimate_orders_the_methods():
     llama7b = LlamaConfig(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
                           num_attention_heads=32)
