@@ -159,24 +159,18 @@ def identify(texts: pl.Series, cache_file: Path | None = None) -> pl.DataFrame:
     looked_up = keys.join(known, on="key", how="left", maintain_order="left")
     missing = np.flatnonzero(looked_up["lang"].is_null().to_numpy())
     if len(missing):
-        fresh = detect(texts.gather(missing)).with_columns(key=keys["key"].gather(missing))
-        looked_up = _fill(looked_up, missing, fresh)
+        # each distinct text once: a corpus that repeats itself is detected at the speed of its distinct texts
+        first = pl.DataFrame({"key": keys["key"].gather(missing), "row": missing}).unique("key", keep="first",
+                                                                                          maintain_order=True)
+        fresh = detect(texts.gather(first["row"].to_numpy())).with_columns(key=first["key"])
+        merged = pl.concat([known, fresh.select(known.columns)]).unique("key", keep="first", maintain_order=True)
+        looked_up = keys.join(merged, on="key", how="left", maintain_order="left")
         if cache_file is not None:
             cache_file.parent.mkdir(parents=True, exist_ok=True)
-            merged = pl.concat([known, fresh.select(known.columns)]).unique("key", keep="first", maintain_order=True)
             tmp = cache_file.with_suffix(".tmp")
             merged.write_parquet(tmp)
             tmp.replace(cache_file)
     return looked_up.select(*DETECTION_SCHEMA)
-
-
-def _fill(frame: pl.DataFrame, rows: np.ndarray, values: pl.DataFrame) -> pl.DataFrame:
-    columns = {}
-    for name in DETECTION_SCHEMA:  # noqa: PLC0206 (the schema orders the columns)
-        column = frame[name].to_numpy().copy() if name == "lang_score" else np.array(frame[name].to_list(), dtype=object)
-        column[rows] = values[name].to_numpy() if name == "lang_score" else np.array(values[name].to_list(), dtype=object)
-        columns[name] = pl.Series(name, column.tolist(), dtype=DETECTION_SCHEMA[name])
-    return frame.with_columns(**columns)
 
 
 def language_filter(records: pl.DataFrame, wanted_by_source: dict[str, list[str] | None],

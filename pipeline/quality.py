@@ -52,10 +52,23 @@ def repeated_ngram_ratio(texts: pl.Series, n: int = 3) -> np.ndarray:
     """1 - distinct / all word n-grams of each text (0 for texts of fewer than n + 10 tokens)."""
     sets = minhash.shingle_sets(texts, n)
     owner = np.repeat(np.arange(len(sets), dtype=np.uint64), sets.counts)
-    keys = np.unique((owner << np.uint64(32)) | sets.hashes.astype(np.uint64))
-    distinct = np.bincount((keys >> np.uint64(32)).astype(np.int64), minlength=len(sets))
+    keys = np.sort((owner << np.uint64(32)) | sets.hashes.astype(np.uint64))  # np.unique hashes: 10x slower
+    first = np.concatenate(([True], keys[1:] != keys[:-1]))
+    distinct = np.bincount((keys[first] >> np.uint64(32)).astype(np.int64), minlength=len(sets))
     ratio = 1 - distinct / np.maximum(sets.counts, 1)
     return np.where(sets.counts >= 10, ratio, 0.0)
+
+
+def echoes(records: pl.DataFrame) -> pl.Series:
+    """Outputs equal to their instruction once case, punctuation and spaces are folded. Only pairs of similar
+    length are tokenized (folding never changes a length by more than half)."""
+    length = pl.col("output").str.len_chars(), pl.col("instruction").str.len_chars()
+    close = records.select((length[0] - length[1]).abs() <= length[1] // 2 + 2).to_series()
+    candidates = records.filter(close)
+    same = candidates.select(_folded("output") == _folded("instruction")).to_series()
+    found = pl.Series(np.zeros(records.height, dtype=bool))
+    rows = np.flatnonzero(close.to_numpy())[same.to_numpy()]
+    return found.scatter(rows, True) if len(rows) else found
 
 
 @dataclass(frozen=True)
@@ -78,8 +91,7 @@ RULES: tuple[Rule, ...] = (
     Rule("needs_unseen_content", "unseen_content",
          lambda f, _: f.select(pl.concat_str("instruction", "input", separator="\n")
                                .str.contains(_any(UNSEEN))).to_series()),
-    Rule("echoes_prompt", "echo",
-         lambda f, _: f.select(_folded("output") == _folded("instruction")).to_series()),
+    Rule("echoes_prompt", "echo", lambda f, _: echoes(f)),
     Rule("repetitive_output", "max_repeated_ngram_ratio",
          lambda f, limit: pl.Series(repeated_ngram_ratio(f["output"]) > limit)),
     Rule("mojibake", "mojibake",
