@@ -38,6 +38,7 @@ from pipeline import (
     normalize,
     pii,
     quality,
+    report_markdown,
     tokenize,
     validate,
 )
@@ -632,6 +633,7 @@ def write(result: BuildResult) -> Path:
             signature_index.write(tmp / signature_index.FOLDER, result.signatures["id"],
                                   result.signatures["signature"].to_numpy(), spec.dedup, compression)
         writers.write_json(result.report.model_dump(mode="json"), tmp / "report.json")
+        (tmp / "report.md").write_text(report_markdown.render(result.report), encoding="utf-8")
         if result.tokenized:
             writers.write_dataset_dict(result.tokenized, tmp / "tokenized", fingerprint=result.report.spec_hash)
         outputs = {p.relative_to(tmp).as_posix(): writers.sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}

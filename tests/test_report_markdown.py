@@ -1,0 +1,34 @@
+"""report.md: a snapshot of a small build with every section, and the demo build's file matching its report."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pipeline import build, report_markdown
+from pipeline.config import load_mix
+from tests.conftest import write_jsonl
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "report_small.md"
+
+
+def test_markdown_report_snapshot(tmp_path, write_mix):
+    """Set UPDATE_SNAPSHOTS=1 to rewrite the snapshot after an intended change, and review the diff."""
+    write_jsonl(tmp_path / "task.jsonl", [{"instruction": f"Task question number {k} about item {k * 7}?",
+                                           "input": "", "output": f"Answer {k} is {k * 3}."} for k in range(20)]
+                + [{"instruction": "Task question number 1 about item 7?", "input": "", "output": "Answer 1 is 3."},
+                   {"instruction": "Reply.", "input": "", "output": "As an AI language model, I cannot reply."}])
+    write_jsonl(tmp_path / "gen.jsonl", [{"instruction": f"General question {k} on topic {k * 11}.", "input": "",
+                                          "output": f"General answer {k}, write to a{k}@example.com."}
+                                         for k in range(30)])
+    mix = write_mix({"name": "small", "seed": 1,
+                     "sources": [{"name": "task", "path": "task.jsonl"},
+                                 {"name": "gen", "path": "gen.jsonl", "general": True}],
+                     "split": {"eval": 0.1}, "mixture": {"size": 40, "general_share": 0.5, "max_repeats": 2}})
+    text = report_markdown.render(build.run(load_mix(mix)).report)
+    if os.environ.get("UPDATE_SNAPSHOTS"):
+        SNAPSHOT.write_text(text, encoding="utf-8")
+    assert text == SNAPSHOT.read_text(encoding="utf-8")
+    for section in ("## Sources", "## Funnel", "## Quality rules", "## Personal data", "## Deduplication",
+                    "## Train/eval split", "## Mixture", "## Ledger"):
+        assert section in text
