@@ -38,6 +38,7 @@ from pipeline import (
     normalize,
     pii,
     quality,
+    report_html,
     report_markdown,
     tokenize,
     validate,
@@ -634,6 +635,7 @@ def write(result: BuildResult) -> Path:
                                   result.signatures["signature"].to_numpy(), spec.dedup, compression)
         writers.write_json(result.report.model_dump(mode="json"), tmp / "report.json")
         (tmp / "report.md").write_text(report_markdown.render(result.report), encoding="utf-8")
+        (tmp / "report.html").write_text(report_html.render(result.report), encoding="utf-8")
         if result.tokenized:
             writers.write_dataset_dict(result.tokenized, tmp / "tokenized", fingerprint=result.report.spec_hash)
         outputs = {p.relative_to(tmp).as_posix(): writers.sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}

@@ -21,8 +21,8 @@ from schemas.manifest import Manifest
 from schemas.report import BuildReport
 from tests.conftest import ROOT, write_jsonl
 
-OUTPUTS = ["dedup_index", "duplicates.parquet", "eval.parquet", "manifest.json", "rejected.parquet", "report.json", "report.md",
-           "tokenized", "train.parquet"]
+OUTPUTS = ["dedup_index", "duplicates.parquet", "eval.parquet", "manifest.json", "rejected.parquet", "report.html",
+           "report.json", "report.md", "tokenized", "train.parquet"]
 
 
 @pytest.fixture

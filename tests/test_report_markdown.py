@@ -32,3 +32,31 @@ def test_markdown_report_snapshot(tmp_path, write_mix):
     for section in ("## Sources", "## Funnel", "## Quality rules", "## Personal data", "## Deduplication",
                     "## Train/eval split", "## Mixture", "## Ledger"):
         assert section in text
+
+
+def test_html_report_is_self_contained_and_has_every_table(tmp_path, write_mix):
+    from html.parser import HTMLParser
+
+    from pipeline import report_html
+
+    write_jsonl(tmp_path / "a.jsonl", [{"instruction": f"Question {k} about topic {k * 13}?", "input": "",
+                                        "output": f"Answer {k}."} for k in range(10)])
+    report = build.run(load_mix(write_mix({"name": "h", "sources": [{"name": "a", "path": "a.jsonl"}]}))).report
+    html = report_html.render(report)
+
+    class Counter(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tags: dict[str, int] = {}
+            self.external: list[str] = []
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            self.tags[tag] = self.tags.get(tag, 0) + 1
+            self.external += [v for k, v in attrs if k in ("src", "href") and v]
+
+    parsed = Counter()
+    parsed.feed(html)
+    markdown_tables = sum(1 for line in report_markdown.render(report).splitlines() if line.startswith("|---")
+                          or line.startswith("|---:"))
+    assert parsed.tags["table"] == markdown_tables and parsed.tags["svg"] == 1
+    assert parsed.external == []  # nothing to fetch when the page is opened
