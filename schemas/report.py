@@ -189,3 +189,14 @@ class BuildReport(Model):
     not_applied: list[str] = Field(
         default_factory=list, description="mix.yaml sections set to non-defaults whose stage has not landed yet"
     )
+
+
+def json_schema() -> dict:  # type: ignore[type-arg]
+    """report.json's JSON Schema (committed as schemas/report.schema.json; a test keeps the two equal)."""
+    return BuildReport.model_json_schema(mode="serialization")
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(json_schema(), indent=2, sort_keys=True))
