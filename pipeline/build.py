@@ -47,7 +47,12 @@ from pipeline.config import Mix, ResolvedReference, ResolvedSource
 from pipeline.io import readers, signature_index, writers
 from pipeline.io.readers import Chunk
 from pipeline.io.tokenizer import load_tokenizer, tokenizer_source
-from pipeline.quarantine import EARLY_REJECT_SCHEMA, REJECT_SCHEMA, STAGE_REJECT_SCHEMA
+from pipeline.quarantine import (
+    EARLY_REJECT_SCHEMA,
+    REJECT_SCHEMA,
+    STAGE_REJECT_SCHEMA,
+    with_originals,
+)
 from schemas.manifest import InputFile, Manifest
 from schemas.mix import NOT_YET_APPLIED, MixSpec
 from schemas.report import (
@@ -264,11 +269,11 @@ def run(mix: Mix, progress: ProgressCallback | None = None, workers: int | None 
     wanted = {s.spec.name: s.spec.languages if s.spec.languages is not None else spec.filters.languages
               for s in mix.sources}
     train, language_rejects = language.language_filter(validated, wanted, cache / LANGUAGE_CACHE if cache else None)
-    rejected.append(token_quarantine(validated, language_rejects))
+    rejected.append(with_originals(validated, language_rejects))
     checked = train
     train, quality_rejects = quality.quality_filter(train, spec.quality)
     train, pii_rejects, pii_counts = pii.find_pii(train, spec.pii)
-    rejected.append(token_quarantine(checked, pl.concat([quality_rejects, pii_rejects])))
+    rejected.append(with_originals(checked, pl.concat([quality_rejects, pii_rejects])))
     duplicates, dedup_report, signatures = pl.DataFrame(schema=dedup.DUPLICATE_SCHEMA), None, None
     if spec.dedup.exact or spec.dedup.near:
         references = [load_reference(ref, mix) for ref in mix.references]
@@ -280,7 +285,7 @@ def run(mix: Mix, progress: ProgressCallback | None = None, workers: int | None 
     if mix.evals:
         leaks = decontaminate.contaminated(train, [(ref.label, load_eval_prompts(ref, mix)) for ref in mix.evals],
                                            spec.decontaminate)
-        rejected.append(token_quarantine(train, leaks))
+        rejected.append(with_originals(train, leaks))
         train = train.join(leaks.select("id"), on="id", how="anti", maintain_order="left")
     pool, eval_ = mixture.split_eval(train, spec.split.eval, _seed(spec.split.seed, spec)) if spec.split.eval \
         else (train, train.clear())
@@ -359,7 +364,7 @@ def _token_counts(pool: pl.DataFrame, tokenizer: Any, spec: MixSpec) -> tuple[
     kept = pool.join(counted.rejected.select("id"), on="id", how="anti", maintain_order="left")
     tokens = kept.select("id").join(counted.examples.select("id", "n_tokens"), on="id", how="left",
                                     maintain_order="left")["n_tokens"].cast(pl.Int64)
-    return kept, tokens, token_quarantine(pool, counted.rejected)
+    return kept, tokens, with_originals(pool, counted.rejected)
 
 
 def mix_pool(pool: pl.DataFrame, eval_: pl.DataFrame, mix: Mix, tokens: pl.Series | None) -> tuple[
@@ -428,15 +433,6 @@ def _split_report(spec: MixSpec, train: pl.DataFrame, eval_: pl.DataFrame) -> Sp
               "near dedup is off: near-duplicates across the split are not checked; repeats are drawn after "
               "the split, from train only"),
     )
-
-
-def token_quarantine(records: pl.DataFrame, rejects: pl.DataFrame) -> pl.DataFrame:
-    """Rows of rejected.parquet for the tokenize stage's rejects; ``original`` is the canonical record as JSON
-    (encoded for the rejects only, not for every record)."""
-    originals = records.join(rejects.select("id"), on="id", how="semi").unique("id", maintain_order=True).select(
-        "id", pl.struct("instruction", "input", "output", "system", "history").struct.json_encode().alias("original"))
-    quarantined = rejects.drop("task", strict=False).join(originals, on="id", how="left", maintain_order="left")
-    return quarantined.select(REJECT_SCHEMA.keys())
 
 
 def _rule_counts(rejected: pl.DataFrame, stage: str) -> dict[str, RuleCount]:
@@ -535,7 +531,7 @@ def tokenize_splits(train: pl.DataFrame, eval_: pl.DataFrame, tokenizer: Any, sp
         by_task=_token_stats(all_examples, all_rejects, "task"),
         by_source=_token_stats(all_examples, all_rejects, "source"),
     )
-    return kept["train"], kept["eval"], rows, token_quarantine(pl.concat([train, eval_]), all_rejects), report
+    return kept["train"], kept["eval"], rows, with_originals(pl.concat([train, eval_]), all_rejects), report
 
 
 def _token_stats(examples: pl.DataFrame, rejects: pl.DataFrame, by: str) -> list[TokenStats]:

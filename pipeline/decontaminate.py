@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 
 from pipeline import dedup, minhash, validate
+from pipeline.quarantine import no_rejects
 from schemas.mix import DecontaminateSpec, DedupSpec
 
 STAGE = "decontaminate"
@@ -50,7 +51,7 @@ def contaminated(records: pl.DataFrame, evals: Sequence[tuple[str, pl.DataFrame]
                  settings: DecontaminateSpec) -> pl.DataFrame:
     """Quarantined rows (id, source, stage, reason, detail, origin) for the records leaking an eval prompt."""
     if not evals or not records.height:
-        return _empty()
+        return no_rejects()
     by_ngram = ngram_matches(records, evals, settings.ngram).with_columns(
         how=pl.lit(f"shares a {settings.ngram}-token window"))
     references = [dedup.Reference(name, frame.with_columns(source=pl.lit(name), output=pl.lit(""),
@@ -66,8 +67,3 @@ def contaminated(records: pl.DataFrame, evals: Sequence[tuple[str, pl.DataFrame]
     return records.select("id", "source", "origin").join(found, on="id", how="inner", maintain_order="left").select(
         "id", "source", pl.lit(STAGE).alias("stage"), ("contaminated:" + pl.col("set")).alias("reason"),
         pl.format("{} of {} in {}", "how", "eval_id", "set").alias("detail"), "origin")
-
-
-def _empty() -> pl.DataFrame:
-    return pl.DataFrame(schema={"id": pl.String, "source": pl.String, "stage": pl.String, "reason": pl.String,
-                                "detail": pl.String, "origin": pl.String})

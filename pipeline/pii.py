@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from pipeline.quarantine import RECORD_REJECT_SCHEMA, no_rejects
 from schemas.mix import PiiSpec
 
 STAGE = "pii"
@@ -91,7 +92,7 @@ def scan(text: str, detectors: tuple[Detector, ...]) -> tuple[str, Counter[str]]
 def find_pii(records: pl.DataFrame, settings: PiiSpec) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]:
     detectors = tuple(d for d in DETECTORS if d.type in settings.types)
     if not detectors or not records.height:
-        return records, _empty(), {}
+        return records, no_rejects(), {}
     preselect = "|".join(_PRESELECT[d.type] for d in detectors)
     suspects = records.with_row_index("_row").filter(pl.any_horizontal(pl.col(f).str.contains(preselect) for f in FIELDS))
     counts: Counter[str] = Counter()
@@ -111,17 +112,12 @@ def find_pii(records: pl.DataFrame, settings: PiiSpec) -> tuple[pl.DataFrame, pl
                 replaced[field].pop()
     hits = {k: v for k, v in sorted(counts.items())}
     if settings.action == "flag" or not rows:
-        return records, _empty(), hits
+        return records, no_rejects(), hits
     if settings.action == "quarantine":
         rejected = pl.DataFrame(
             [(i, s, STAGE, f"pii:{types[0]}", "found: " + ", ".join(types), o) for i, s, types, o in reasons],
-            schema=_empty().schema, orient="row")
+            schema=RECORD_REJECT_SCHEMA, orient="row")
         return records.join(rejected.select("id"), on="id", how="anti", maintain_order="left"), rejected, hits
     fixes = pl.DataFrame({"_row": pl.Series(rows, dtype=pl.UInt32), **{f: replaced[f] for f in FIELDS}})
     redacted = records.with_row_index("_row").update(fixes, on="_row").drop("_row")
-    return redacted, _empty(), hits
-
-
-def _empty() -> pl.DataFrame:
-    return pl.DataFrame(schema={"id": pl.String, "source": pl.String, "stage": pl.String, "reason": pl.String,
-                                "detail": pl.String, "origin": pl.String})
+    return redacted, no_rejects(), hits

@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from pipeline import minhash
+from pipeline.quarantine import no_rejects
 from schemas.mix import QualitySpec
 
 STAGE = "quality"
@@ -109,7 +110,7 @@ def quality_filter(records: pl.DataFrame, settings: QualitySpec) -> tuple[pl.Dat
             continue
         broken[rule.reason] = rule.check(records, value).fill_null(False).alias(rule.reason)
     if not broken:
-        return records, _empty()
+        return records, no_rejects()
     flags = pl.DataFrame(list(broken.values()))
     first = pl.coalesce([pl.when(pl.col(r)).then(pl.lit(r)) for r in broken])
     every = pl.concat_str([pl.when(pl.col(r)).then(pl.lit(r)) for r in broken], separator=", ", ignore_nulls=True)
@@ -119,8 +120,3 @@ def quality_filter(records: pl.DataFrame, settings: QualitySpec) -> tuple[pl.Dat
         "id", "source", pl.lit(STAGE).alias("stage"), "reason", ("rules broken: " + pl.col("detail")).alias("detail"),
         "origin")
     return records.join(rejected.select("id"), on="id", how="anti", maintain_order="left"), rejected
-
-
-def _empty() -> pl.DataFrame:
-    return pl.DataFrame(schema={"id": pl.String, "source": pl.String, "stage": pl.String, "reason": pl.String,
-                                "detail": pl.String, "origin": pl.String})
