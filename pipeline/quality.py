@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pipeline import minhash
+from pipeline import dedup, minhash
 from pipeline.quarantine import no_rejects
 from schemas.mix import QualitySpec
 
@@ -45,10 +45,6 @@ def _any(patterns: tuple[str, ...]) -> str:
     return "(?i)(?:" + "|".join(patterns) + ")"
 
 
-def _folded(column: str) -> pl.Expr:
-    return minhash.token_series_expr(pl.col(column)).list.join(" ")
-
-
 def repeated_ngram_ratio(texts: pl.Series, n: int = 3) -> np.ndarray:
     """1 - distinct / all word n-grams of each text (0 for texts of fewer than n + 10 tokens)."""
     sets = minhash.shingle_sets(texts, n)
@@ -66,7 +62,7 @@ def echoes(records: pl.DataFrame) -> pl.Series:
     length = pl.col("output").str.len_chars(), pl.col("instruction").str.len_chars()
     close = records.select((length[0] - length[1]).abs() <= length[1] // 2 + 2).to_series()
     candidates = records.filter(close)
-    same = candidates.select(_folded("output") == _folded("instruction")).to_series()
+    same = candidates.select(dedup.exact_key(pl.col("output")) == dedup.exact_key(pl.col("instruction"))).to_series()
     found = pl.Series(np.zeros(records.height, dtype=bool))
     rows = np.flatnonzero(close.to_numpy())[same.to_numpy()]
     return found.scatter(rows, True) if len(rows) else found
