@@ -40,16 +40,16 @@ FASTTEXT_MIN_SCORE = 0.2
 LANGDETECT_CHARS = 400
 DETECTION_SCHEMA: dict[str, pl.DataType] = {"lang": pl.String(), "lang_score": pl.Float64(), "lang_method": pl.String()}
 
-# Scripts that name their language, as (code, character class); the share is of the text's letters.
-SCRIPTS: tuple[tuple[str, str], ...] = (
-    ("ja", r"[\p{Hiragana}\p{Katakana}]"),
-    ("ko", r"\p{Hangul}"),
-    ("zh", r"\p{Han}"),
-    ("th", r"\p{Thai}"),
-    ("el", r"\p{Greek}"),
-    ("he", r"\p{Hebrew}"),
+# Scripts that name their language: (code, character class, the share of the text's letters that decides it),
+# checked in this order. Japanese mixes Kanji into its Kana, so a little Kana already decides it.
+SCRIPTS: tuple[tuple[str, str, float], ...] = (
+    ("ja", r"[\p{Hiragana}\p{Katakana}]", 0.05),
+    ("ko", r"\p{Hangul}", 0.5),
+    ("zh", r"\p{Han}", 0.5),
+    ("th", r"\p{Thai}", 0.5),
+    ("el", r"\p{Greek}", 0.5),
+    ("he", r"\p{Hebrew}", 0.5),
 )
-SCRIPT_SHARE = {"ja": 0.05, "ko": 0.5, "zh": 0.5, "th": 0.5, "el": 0.5, "he": 0.5}  # Japanese mixes Kanji and Kana
 LANGDETECT_CODES = {"zh-cn": "zh", "zh-tw": "zh"}
 
 
@@ -88,10 +88,10 @@ def by_script(texts: pl.Series) -> pl.DataFrame:
         subset = texts.gather(mixed)
         total = np.maximum(letters[mixed], 1)
         decided = np.zeros(len(mixed), dtype=bool)
-        for code, pattern in SCRIPTS:
+        for code, pattern, needed in SCRIPTS:
             part = subset.str.count_matches(pattern).to_numpy() / total
             share[mixed] = np.maximum(share[mixed], part)
-            hit = ~decided & (part >= SCRIPT_SHARE[code])
+            hit = ~decided & (part >= needed)
             lang[mixed[hit]] = code
             decided |= hit
     return pl.DataFrame({"lang": pl.Series(lang.tolist(), dtype=pl.String), "letters": letters, "share": share})
@@ -152,27 +152,42 @@ def text_keys(texts: pl.Series) -> np.ndarray:
                        count=len(texts))
 
 
+class DetectionCache:
+    """Detections keyed by the xxh3 hash of the text, read from ``path`` once and written back by ``save`` (no
+    path: in memory only). Each distinct text is detected once: a corpus that repeats itself costs what its
+    distinct texts cost."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path, self.added = path, False
+        self.known = pl.DataFrame(schema={"key": pl.UInt64(), **DETECTION_SCHEMA})
+        if path is not None and path.is_file():
+            self.known = pl.read_parquet(path)
+
+    def identify(self, texts: pl.Series) -> pl.DataFrame:
+        keys = pl.DataFrame({"key": text_keys(texts)})
+        missing = keys.with_row_index("row").join(self.known, on="key", how="anti").unique("key", keep="first",
+                                                                                         maintain_order=True)
+        if missing.height:
+            fresh = detect(texts.gather(missing["row"])).with_columns(key=missing["key"])
+            self.known = pl.concat([self.known, fresh.select(self.known.columns)])
+            self.added = True
+        return keys.join(self.known, on="key", how="left", maintain_order="left").select(*DETECTION_SCHEMA)
+
+    def save(self) -> None:
+        if self.path is None or not self.added:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        self.known.write_parquet(tmp)
+        tmp.replace(self.path)
+
+
 def identify(texts: pl.Series, cache_file: Path | None = None) -> pl.DataFrame:
     """``detect`` with a persistent cache: texts seen by an earlier build are looked up, not detected."""
-    keys = pl.DataFrame({"key": text_keys(texts)})
-    known = pl.DataFrame(schema={"key": pl.UInt64(), **DETECTION_SCHEMA})
-    if cache_file is not None and cache_file.is_file():
-        known = pl.read_parquet(cache_file)
-    looked_up = keys.join(known, on="key", how="left", maintain_order="left")
-    missing = np.flatnonzero(looked_up["lang"].is_null().to_numpy())
-    if len(missing):
-        # each distinct text once: a corpus that repeats itself is detected at the speed of its distinct texts
-        first = pl.DataFrame({"key": keys["key"].gather(missing), "row": missing}).unique("key", keep="first",
-                                                                                          maintain_order=True)
-        fresh = detect(texts.gather(first["row"].to_numpy())).with_columns(key=first["key"])
-        merged = pl.concat([known, fresh.select(known.columns)]).unique("key", keep="first", maintain_order=True)
-        looked_up = keys.join(merged, on="key", how="left", maintain_order="left")
-        if cache_file is not None:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_file.with_suffix(".tmp")
-            merged.write_parquet(tmp)
-            tmp.replace(cache_file)
-    return looked_up.select(*DETECTION_SCHEMA)
+    cache = DetectionCache(cache_file)
+    found = cache.identify(texts)
+    cache.save()
+    return found
 
 
 def language_filter(records: pl.DataFrame, wanted_by_source: dict[str, list[str] | None],
@@ -180,15 +195,16 @@ def language_filter(records: pl.DataFrame, wanted_by_source: dict[str, list[str]
     """(records with lang, lang_score; quarantined rows: id, source, reason, detail). A record stays when the
     language of its instruction + output is wanted for its source, or when (a translation task) its instruction
     or its output alone is; ``und`` (no letters) always stays."""
+    cache = DetectionCache(cache_file)
     both = pl.concat_str([pl.col("instruction"), pl.col("output")], separator="\n")
-    found = identify(records.select(both).to_series(), cache_file)
+    found = cache.identify(records.select(both).to_series())
     records = records.with_columns(found["lang"], found["lang_score"])
-    wanted = pl.col("source").replace_strict(
-        {s: w for s, w in wanted_by_source.items()}, default=None, return_dtype=pl.List(pl.String))
+    wanted = pl.col("source").replace_strict(wanted_by_source, default=None, return_dtype=pl.List(pl.String))
     ok = pl.col("lang").eq("und") | wanted.is_null() | pl.col("lang").is_in(wanted)
     doubtful = records.filter(~records.select(ok).to_series())
+    rejected = no_rejects()
     if doubtful.height:
-        parts = identify(pl.concat([doubtful["instruction"], doubtful["output"]]), cache_file)
+        parts = cache.identify(pl.concat([doubtful["instruction"], doubtful["output"]]))
         n = doubtful.height
         doubtful = doubtful.with_columns(_instruction=parts["lang"][:n], _output=parts["lang"][n:])
         either = pl.col("_instruction").is_in(wanted) | pl.col("_output").is_in(wanted)
@@ -198,5 +214,6 @@ def language_filter(records: pl.DataFrame, wanted_by_source: dict[str, list[str]
                       pl.col("lang_score").round(3), "_instruction", "_output",
                       wanted.list.join(", ")).alias("detail"),
             "origin")
-        return records.join(rejected.select("id"), on="id", how="anti", maintain_order="left"), rejected
-    return records, no_rejects()
+        records = records.join(rejected.select("id"), on="id", how="anti", maintain_order="left")
+    cache.save()
+    return records, rejected
