@@ -96,28 +96,22 @@ def find_pii(records: pl.DataFrame, settings: PiiSpec) -> tuple[pl.DataFrame, pl
     preselect = "|".join(_PRESELECT[d.type] for d in detectors)
     suspects = records.with_row_index("_row").filter(pl.any_horizontal(pl.col(f).str.contains(preselect) for f in FIELDS))
     counts: Counter[str] = Counter()
-    rows, replaced, reasons = [], {f: [] for f in FIELDS}, []
+    fixes, reasons = [], []  # the redacted fields of each record with PII, and why it would be quarantined
     for row in suspects.iter_rows(named=True):
-        found: Counter[str] = Counter()
-        for field in FIELDS:
-            text, hits = scan(row[field], detectors)
-            replaced[field].append(text)
-            found.update(hits)
+        scanned = {field: scan(row[field], detectors) for field in FIELDS}
+        found = sum((hits for _, hits in scanned.values()), Counter())
         if found:
-            rows.append(row["_row"])
             counts.update(found)
+            fixes.append({"_row": row["_row"], **{field: text for field, (text, _) in scanned.items()}})
             reasons.append((row["id"], row["source"], sorted(found), row["origin"]))
-        else:
-            for field in FIELDS:
-                replaced[field].pop()
-    hits = {k: v for k, v in sorted(counts.items())}
-    if settings.action == "flag" or not rows:
+    hits = dict(sorted(counts.items()))
+    if settings.action == "flag" or not fixes:
         return records, no_rejects(), hits
     if settings.action == "quarantine":
         rejected = pl.DataFrame(
             [(i, s, STAGE, f"pii:{types[0]}", "found: " + ", ".join(types), o) for i, s, types, o in reasons],
             schema=RECORD_REJECT_SCHEMA, orient="row")
         return records.join(rejected.select("id"), on="id", how="anti", maintain_order="left"), rejected, hits
-    fixes = pl.DataFrame({"_row": pl.Series(rows, dtype=pl.UInt32), **{f: replaced[f] for f in FIELDS}})
-    redacted = records.with_row_index("_row").update(fixes, on="_row").drop("_row")
+    redacted = records.with_row_index("_row").update(
+        pl.DataFrame(fixes, schema={"_row": pl.UInt32, **dict.fromkeys(FIELDS, pl.String)}), on="_row").drop("_row")
     return redacted, no_rejects(), hits
