@@ -17,7 +17,7 @@ import os
 import tempfile
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -293,7 +293,7 @@ def run(mix: Mix, progress: ProgressCallback | None = None, workers: int | None 
     if spec.mixture.active:
         pool, tokens, early_rejects = _token_counts(pool, tokenizer, spec)
         rejected.append(early_rejects)
-        train, sampled_out, mixture_report = mix_pool(pool, eval_, mix, tokens)
+        train, sampled_out, mixture_report = mix_pool(pool, mix, tokens)
     else:
         train = pool.with_columns(repeat=pl.lit(0, pl.UInt16))
     eval_ = eval_.with_columns(repeat=pl.lit(0, pl.UInt16))
@@ -367,7 +367,7 @@ def _token_counts(pool: pl.DataFrame, tokenizer: Any, spec: MixSpec) -> tuple[
     return kept, tokens, with_originals(pool, counted.rejected)
 
 
-def mix_pool(pool: pl.DataFrame, eval_: pl.DataFrame, mix: Mix, tokens: pl.Series | None) -> tuple[
+def mix_pool(pool: pl.DataFrame, mix: Mix, tokens: pl.Series | None) -> tuple[
         pl.DataFrame, pl.DataFrame, MixtureReport]:
     """The mixture over the train pool: train rows (with repeats), the records sampled out, and the report."""
     settings = mix.spec.mixture
@@ -441,23 +441,26 @@ def _rule_counts(rejected: pl.DataFrame, stage: str) -> dict[str, RuleCount]:
     return {reason: RuleCount(count=n, examples=ids) for reason, n, ids in mine.sort("reason").iter_rows()}
 
 
+def build_records(folder: Path, columns: Iterable[str]) -> pl.DataFrame:
+    """An earlier build's kept records, train then eval, as written to its output folder."""
+    return pl.concat([pl.read_parquet(folder / name).select(columns)
+                      for name in ("train.parquet", "eval.parquet") if (folder / name).is_file()])
+
+
 def load_eval_prompts(ref: ResolvedReference, mix: Mix) -> pl.DataFrame:
     """The prompts of an eval set (id, instruction, input), read without requiring answers."""
     if ref.build is not None:
-        return pl.concat([pl.read_parquet(ref.build / f).select("id", "instruction", "input")
-                          for f in ("train.parquet", "eval.parquet") if (ref.build / f).is_file()])
+        return build_records(ref.build, ("id", "instruction", "input"))
     assert ref.source is not None
     frames = []
-    for path in ref.source.files or (None,):
-        source = dataclasses.replace(ref.source, files=(path,)) if path is not None else ref.source
-        for chunk in readers.iter_chunks(source, mix.root):
-            _, adapted = ingest.records_from_chunk(chunk)
-            frame = pl.DataFrame({
-                "_pos": adapted.positions, "_sub": adapted.subs,
-                "instruction": [r.get("instruction") if isinstance(r.get("instruction"), str) else "" for r in adapted.records],
-                "input": [r.get("input") if isinstance(r.get("input"), str) else "" for r in adapted.records],
-            }, schema={"_pos": pl.Int64, "_sub": pl.Int64, "instruction": pl.String, "input": pl.String})
-            frames.append(ingest.identify(frame, chunk).select("id", "instruction", "input"))
+    for chunk in readers.iter_chunks(ref.source, mix.root):
+        _, adapted = ingest.records_from_chunk(chunk)
+        frame = pl.DataFrame({
+            "_pos": adapted.positions, "_sub": adapted.subs,
+            "instruction": [r.get("instruction") if isinstance(r.get("instruction"), str) else "" for r in adapted.records],
+            "input": [r.get("input") if isinstance(r.get("input"), str) else "" for r in adapted.records],
+        }, schema={"_pos": pl.Int64, "_sub": pl.Int64, "instruction": pl.String, "input": pl.String})
+        frames.append(ingest.identify(frame, chunk).select("id", "instruction", "input"))
     return pl.concat(frames) if frames else pl.DataFrame(schema={"id": pl.String, "instruction": pl.String,
                                                                  "input": pl.String})
 
@@ -466,8 +469,7 @@ def load_reference(ref: ResolvedReference, mix: Mix) -> dedup.Reference:
     """An earlier build's kept records (with its signature index when compatible), or a dataset's valid records
     read through the same per-record stages as a source."""
     if ref.build is not None:
-        records = pl.concat([pl.read_parquet(ref.build / f).select(RECORD_SCHEMA.keys())
-                             for f in ("train.parquet", "eval.parquet") if (ref.build / f).is_file()])
+        records = build_records(ref.build, RECORD_SCHEMA.keys())
         index = signature_index.read(ref.build, mix.spec.dedup)
         signatures = None
         if index is not None and index.height == records.height:
@@ -475,8 +477,7 @@ def load_reference(ref: ResolvedReference, mix: Mix) -> dedup.Reference:
             signatures = None if aligned.null_count() else aligned.to_numpy()
         return dedup.Reference(ref.name, records, signatures)
     assert ref.source is not None
-    units = [WorkUnit(ref.source, path, mix.root, mix.spec) for path in (ref.source.files or (None,))]
-    chunks = [result for unit in units for result in process_unit(unit)]
+    chunks = [process_chunk(chunk, mix.spec) for chunk in readers.iter_chunks(ref.source, mix.root)]
     unusable = sum(c.rejected.height for c in chunks)
     if unusable:
         log.warning("dedup.against %s: %d record(s) are invalid and cannot be compared", ref.name, unusable)
