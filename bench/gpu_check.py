@@ -23,8 +23,8 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from schemas.mix import TrainSpec  # noqa: E402
-from trainer import memory, qlora  # noqa: E402
+from schemas.mix import TrainSpec
+from trainer import memory, qlora
 
 LLAMA2_7B = LlamaConfig(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
                         num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=4096,
@@ -68,7 +68,8 @@ def main() -> None:
         loss = model(**batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, settings.max_grad_norm)
-        optimizer.step(), optimizer.zero_grad()
+        optimizer.step()
+        optimizer.zero_grad()
         losses.append(float(loss.detach()))
         tokens += args.micro_batch * args.seq_len
     torch.cuda.synchronize()

@@ -25,8 +25,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig,
-                          get_cosine_schedule_with_warmup)
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    BitsAndBytesConfig,
+    get_cosine_schedule_with_warmup,
+)
 
 from schemas.mix import TrainSpec
 from trainer.memory import MemoryEstimate, estimate, fits
@@ -128,11 +133,13 @@ def train(build: Path, settings: TrainSpec, base_model: str, output: Path, seed:
         free = torch.cuda.mem_get_info()[0] / 2**30
         raise TrainError(f"the estimate ({memory.total_gb:.1f} GB) exceeds the free GPU memory ({free:.1f} GB): "
                          "use method qlora, a smaller micro_batch_size, gradient_checkpointing or a shorter cutoff")
-    random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
     model = load_model(base_model, settings)
     device = next(model.parameters()).device
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad_id = pad_token_id(tokenizer)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=0.0)
     per_step = settings.micro_batch_size * settings.gradient_accumulation
@@ -155,7 +162,9 @@ def train(build: Path, settings: TrainSpec, base_model: str, output: Path, seed:
             loss.backward()
             losses.append(float(loss.detach()) * settings.gradient_accumulation)
         torch.nn.utils.clip_grad_norm_(trainable, settings.max_grad_norm)
-        optimizer.step(), schedule.step(), optimizer.zero_grad()
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad()
         metrics.steps.append(step)
         metrics.loss.append(sum(losses) / len(losses))
         metrics.learning_rate.append(schedule.get_last_lr()[0])
@@ -205,30 +214,36 @@ def prompt_text(build: Path, prompt: str) -> str:
     return "".join(s.text for s in segments if not s.trained and s.text not in (Special.BOS, Special.EOS))
 
 
-def generate(adapter: Path, prompt: str, max_new_tokens: int = 64) -> str:
-    """Complete ``prompt`` (rendered with the build's template) with the base model plus ``adapter``."""
+def pad_token_id(tokenizer: Any) -> int:
+    """The tokenizer's pad token, or its EOS token for LLaMA, which has none."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
+def _with_adapter(adapter: Path) -> tuple[Any, dict[str, Any]]:
+    """The base model named in the run's train_config.json with ``adapter`` attached, and that config."""
     from peft import PeftModel
 
     config = json.loads((adapter.parent / "train_config.json").read_text())
-    tokenizer = AutoTokenizer.from_pretrained(adapter.parent / "tokenizer")
     model = AutoModelForCausalLM.from_pretrained(config["base_model"], dtype=_dtype())
-    model = PeftModel.from_pretrained(model, adapter)
+    return PeftModel.from_pretrained(model, adapter), config
+
+
+def generate(adapter: Path, prompt: str, max_new_tokens: int = 64) -> str:
+    """Complete ``prompt`` (rendered with the build's template) with the base model plus ``adapter``."""
+    model, config = _with_adapter(adapter)
     model.eval()
+    tokenizer = AutoTokenizer.from_pretrained(adapter.parent / "tokenizer")
     ids = tokenizer(prompt_text(Path(config["build"]), prompt), return_tensors="pt").to(model.device)
     with torch.no_grad():
         out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False,
-                             pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
+                             pad_token_id=pad_token_id(tokenizer))
     return tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
 
 
 def merge(adapter: Path, output: Path) -> Path:
     """The base model with ``adapter`` folded into its weights, saved (with the tokenizer) to ``output``."""
-    from peft import PeftModel
-
-    config = json.loads((adapter.parent / "train_config.json").read_text())
-    model = AutoModelForCausalLM.from_pretrained(config["base_model"], dtype=_dtype())
-    merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
-    merged.save_pretrained(output)
+    model, _ = _with_adapter(adapter)
+    model.merge_and_unload().save_pretrained(output)
     AutoTokenizer.from_pretrained(adapter.parent / "tokenizer").save_pretrained(output)
     return output
 
