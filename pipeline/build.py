@@ -244,70 +244,195 @@ def default_workers(mix: Mix) -> int:
     return (os.cpu_count() or 1) if size > PARALLEL_MIN_BYTES else 1
 
 
-def run(mix: Mix, progress: ProgressCallback | None = None, workers: int | None = None,
-        tokenizer: Any = None, cache: Path | None = None) -> BuildResult:
-    """Build in memory: every stage, the ledger check and the report; nothing is written but the caches in
-    ``cache`` (``cache_folder(mix)`` for ``pipeline build``; none by default). The tokenizer is loaded first
-    (unless given), so a missing one stops the build before any data is read."""
-    spec = mix.spec
-    if spec.tokenize.enabled and tokenizer is None:
-        tokenizer = load_tokenizer(spec.tokenize.tokenizer)
-    kept: list[pl.DataFrame] = []
-    rejected: list[pl.DataFrame] = [pl.DataFrame(schema=REJECT_SCHEMA)]
-    inputs: Counter[str] = Counter()
+@dataclass
+class Shard:
+    """One work unit (a file, or a whole dataset) after every per-record stage: ingest, validate, normalize,
+    language, quality and PII. Shards are independent of each other; the global stages start from their union."""
+
+    source: str
+    formats: set[str]
+    n_input: int
+    kept: pl.DataFrame  # OUTPUT_SCHEMA
+    rejected: pl.DataFrame  # REJECT_SCHEMA
+    repairs: Counter[tuple[str, str]]
+    pii: Counter[str]
+
+
+def filter_records(records: pl.DataFrame, unit: WorkUnit,
+                   detections: language.DetectionCache | None = None) -> tuple[pl.DataFrame, pl.DataFrame, Counter[str]]:
+    """Language, quality and PII over a unit's validated records: (kept, rejected rows, PII found by type)."""
+    spec, name = unit.spec, unit.source.spec.name
+    wanted = unit.source.spec.languages if unit.source.spec.languages is not None else spec.filters.languages
+    kept, language_rejects = language.language_filter(records, {name: wanted}, detections)
+    checked = kept
+    kept, quality_rejects = quality.quality_filter(kept, spec.quality)
+    kept, pii_rejects, pii_found = pii.find_pii(kept, spec.pii)
+    rejected = pl.concat([with_originals(records, language_rejects),
+                          with_originals(checked, pl.concat([quality_rejects, pii_rejects]))])
+    return kept.select(OUTPUT_COLUMNS), rejected, Counter(pii_found)
+
+
+def shard(unit: WorkUnit, results: list[ChunkResult], detections: language.DetectionCache | None = None) -> Shard:
+    """A unit's chunk results (from ``process_unit``) through the record filters."""
+    name = unit.source.spec.name
+    validated = pl.concat([r.kept for r in results]) if results else pl.DataFrame(schema=RECORD_SCHEMA)
+    kept, rejected, pii_found = filter_records(validated, unit, detections)
     repairs: Counter[tuple[str, str]] = Counter()
-    formats: dict[str, set[str]] = {s.spec.name: set() for s in mix.sources}
-    for result in iter_results(mix, default_workers(mix) if workers is None else workers):
-        kept.append(result.kept)
-        rejected.append(result.rejected)
-        inputs[result.source] += result.n_input
+    for result in results:
         repairs.update(result.repairs)
-        formats[result.source].add(result.format)
+    return Shard(source=name, formats={r.format for r in results}, n_input=sum(r.n_input for r in results),
+                 kept=kept, rejected=pl.concat([pl.DataFrame(schema=REJECT_SCHEMA), *(r.rejected for r in results),
+                                                rejected]),
+                 repairs=repairs, pii=pii_found)
+
+
+def shard_unit(unit: WorkUnit) -> Shard:
+    """Every per-record stage over one unit: the task that flows/ maps over the input."""
+    return shard(unit, process_unit(unit))
+
+
+def iter_shards(mix: Mix, workers: int, progress: ProgressCallback | None = None,
+                detections: language.DetectionCache | None = None) -> Iterator[Shard]:
+    """Shards in input order: units read by ``iter_results`` (worker processes for big inputs), filtered here."""
+    unit_of = {unit.source.spec.name: unit for unit in work_units(mix)}  # the filters need only its source
+    pending: list[ChunkResult] = []
+    for result in iter_results(mix, workers):
+        pending.append(result)
         if progress:
             progress(result.source, result.n_input, result.last_of_unit)
-    validated = pl.concat(kept) if kept else pl.DataFrame(schema=RECORD_SCHEMA)
-    wanted = {s.spec.name: s.spec.languages if s.spec.languages is not None else spec.filters.languages
-              for s in mix.sources}
-    train, language_rejects = language.language_filter(validated, wanted, cache / LANGUAGE_CACHE if cache else None)
-    rejected.append(with_originals(validated, language_rejects))
-    checked = train
-    train, quality_rejects = quality.quality_filter(train, spec.quality)
-    train, pii_rejects, pii_counts = pii.find_pii(train, spec.pii)
-    rejected.append(with_originals(checked, pl.concat([quality_rejects, pii_rejects])))
-    duplicates, dedup_report, signatures = pl.DataFrame(schema=dedup.DUPLICATE_SCHEMA), None, None
-    if spec.dedup.exact or spec.dedup.near:
-        references = [load_reference(ref, mix) for ref in mix.references]
-        deduped = dedup.deduplicate(train, spec.dedup, [s.spec.name for s in mix.sources], references)
-        train, duplicates = deduped.kept, deduped.duplicates
-        dedup_report = _dedup_report(spec, deduped, references)
-        if deduped.signatures is not None:
-            signatures = pl.DataFrame({"id": train["id"], "signature": deduped.signatures})
-    if mix.evals:
-        leaks = decontaminate.contaminated(train, [(ref.label, load_eval_prompts(ref, mix)) for ref in mix.evals],
-                                           spec.decontaminate)
-        rejected.append(with_originals(train, leaks))
-        train = train.join(leaks.select("id"), on="id", how="anti", maintain_order="left")
-    pool, eval_ = mixture.split_eval(train, spec.split.eval, _seed(spec.split.seed, spec)) if spec.split.eval \
-        else (train, train.clear())
-    sampled_out, mixture_report = pool.clear(), None
-    if spec.mixture.active:
-        pool, tokens, early_rejects = _token_counts(pool, tokenizer, spec)
-        rejected.append(early_rejects)
-        train, sampled_out, mixture_report = mix_pool(pool, mix, tokens)
-    else:
-        train = pool.with_columns(repeat=pl.lit(0, pl.UInt16))
+        if result.last_of_unit:
+            yield shard(unit_of[result.source], pending, detections)
+            pending = []
+
+
+def needed_tokenizer(spec: MixSpec, tokenizer: Any = None) -> Any:
+    """The tokenizer the build needs (None when tokenize is off), loaded before any data is read."""
+    if spec.tokenize.enabled and tokenizer is None:
+        return load_tokenizer(spec.tokenize.tokenizer)
+    return tokenizer
+
+
+def run(mix: Mix, progress: ProgressCallback | None = None, workers: int | None = None,
+        tokenizer: Any = None, cache: Path | None = None) -> BuildResult:
+    """Build in memory, calling the stages directly: every stage, the ledger check and the report; nothing is
+    written but the caches in ``cache`` (``cache_folder(mix)`` for ``pipeline build``; none by default). The
+    tokenizer is loaded first (unless given), so a missing one stops the build before any data is read.
+    flows/build_flow.py runs the same functions as Prefect tasks."""
+    tokenizer = needed_tokenizer(mix.spec, tokenizer)
+    detections = language.DetectionCache(cache / LANGUAGE_CACHE if cache else None)
+    shards = list(iter_shards(mix, default_workers(mix) if workers is None else workers, progress, detections))
+    detections.save()
+    return finish(mix, shards, tokenizer)
+
+
+@dataclass
+class Deduplicated:
+    kept: pl.DataFrame
+    duplicates: pl.DataFrame
+    report: DedupReport | None
+    signatures: pl.DataFrame | None  # id, signature of every kept record
+
+
+def dedup_stage(records: pl.DataFrame, mix: Mix) -> Deduplicated:
+    """Exact and near dedup over the union of the shards, against the mix's references."""
+    spec = mix.spec
+    if not (spec.dedup.exact or spec.dedup.near):
+        return Deduplicated(records, pl.DataFrame(schema=dedup.DUPLICATE_SCHEMA), None, None)
+    references = [load_reference(ref, mix) for ref in mix.references]
+    deduped = dedup.deduplicate(records, spec.dedup, [s.spec.name for s in mix.sources], references)
+    signatures = None
+    if deduped.signatures is not None:
+        signatures = pl.DataFrame({"id": deduped.kept["id"], "signature": deduped.signatures})
+    return Deduplicated(deduped.kept, deduped.duplicates, _dedup_report(spec, deduped, references), signatures)
+
+
+def decontaminate_stage(records: pl.DataFrame, mix: Mix) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(records without eval-set leakage, rejected rows for the leaks)."""
+    if not mix.evals:
+        return records, pl.DataFrame(schema=REJECT_SCHEMA)
+    leaks = decontaminate.contaminated(records, [(ref.label, load_eval_prompts(ref, mix)) for ref in mix.evals],
+                                       mix.spec.decontaminate)
+    return (records.join(leaks.select("id"), on="id", how="anti", maintain_order="left"),
+            with_originals(records, leaks))
+
+
+def split_stage(records: pl.DataFrame, spec: MixSpec) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(train pool, eval records): stratified by task, before any upsampling."""
+    if not spec.split.eval:
+        return records, records.clear()
+    return mixture.split_eval(records, spec.split.eval, _seed(spec.split.seed, spec))
+
+
+@dataclass
+class Mixed:
+    train: pl.DataFrame  # ROW_SCHEMA: repeats as rows
+    sampled_out: pl.DataFrame
+    rejected: pl.DataFrame  # records a token-unit mixture found too long or short
+    report: MixtureReport | None
+
+
+def mixture_stage(pool: pl.DataFrame, mix: Mix, tokenizer: Any) -> Mixed:
+    if not mix.spec.mixture.active:
+        return Mixed(pool.with_columns(repeat=pl.lit(0, pl.UInt16)), pool.clear(), pl.DataFrame(schema=REJECT_SCHEMA),
+                     None)
+    pool, tokens, early_rejects = _token_counts(pool, tokenizer, mix.spec)
+    train, sampled_out, report = mix_pool(pool, mix, tokens)
+    return Mixed(train, sampled_out, early_rejects, report)
+
+
+@dataclass
+class Tokenized:
+    train: pl.DataFrame
+    eval: pl.DataFrame
+    rows: dict[str, pl.DataFrame]  # rows of tokenized/ per split; empty when tokenize is off
+    rejected: pl.DataFrame
+    report: TokenReport | None
+
+
+def tokenize_stage(train: pl.DataFrame, eval_: pl.DataFrame, tokenizer: Any, spec: MixSpec) -> Tokenized:
     eval_ = eval_.with_columns(repeat=pl.lit(0, pl.UInt16))
-    tokenized: dict[str, pl.DataFrame] = {}
-    token_report = None
-    if spec.tokenize.enabled:
-        train, eval_, tokenized, token_rejects, token_report = tokenize_splits(train, eval_, tokenizer, spec)
-        rejected.append(token_rejects)
-    all_rejected = pl.concat(rejected)
+    if not spec.tokenize.enabled:
+        return Tokenized(train, eval_, {}, pl.DataFrame(schema=REJECT_SCHEMA), None)
+    return Tokenized(*tokenize_splits(train, eval_, tokenizer, spec))
+
+
+def finish(mix: Mix, shards: list[Shard], tokenizer: Any) -> BuildResult:
+    """The global stages over the shards, in order, then the ledger and the report."""
+    records = pl.concat([s.kept for s in shards]) if shards else pl.DataFrame(schema=OUTPUT_SCHEMA)
+    deduped = dedup_stage(records, mix)
+    clean, leaks = decontaminate_stage(deduped.kept, mix)
+    pool, eval_ = split_stage(clean, mix.spec)
+    mixed = mixture_stage(pool, mix, tokenizer)
+    tokenized = tokenize_stage(mixed.train, eval_, tokenizer, mix.spec)
+    return assemble(mix, shards, deduped, leaks, mixed, tokenized)
+
+
+STAGE_RANK = {stage: k for k, stage in enumerate(STAGES)}
+
+
+def assemble(mix: Mix, shards: list[Shard], deduped: Deduplicated, leaks: pl.DataFrame, mixed: Mixed,
+             tokenized: Tokenized) -> BuildResult:
+    """The fates of every record (checked by the ledger), the report, and the result to write."""
+    spec = mix.spec
+    train, eval_, duplicates, sampled_out = tokenized.train, tokenized.eval, deduped.duplicates, mixed.sampled_out
+    inputs: Counter[str] = Counter({s.spec.name: 0 for s in mix.sources})
+    repairs: Counter[tuple[str, str]] = Counter()
+    pii_found: Counter[str] = Counter()
+    formats: dict[str, set[str]] = {s.spec.name: set() for s in mix.sources}
+    for part in shards:
+        inputs[part.source] += part.n_input
+        repairs.update(part.repairs)
+        pii_found.update(part.pii)
+        formats[part.source] |= part.formats
+    all_rejected = pl.concat([*(s.rejected for s in shards), leaks, mixed.rejected, tokenized.rejected])
+    all_rejected = all_rejected.sort(pl.col("stage").replace_strict(STAGE_RANK, default=len(STAGES)),
+                                     maintain_order=True)
     ledger_rows = ledger.reconcile(
-        {s.spec.name: inputs[s.spec.name] for s in mix.sources},
+        dict(inputs),
         {"kept": pl.concat([train.filter(pl.col("repeat") == 0), eval_]), "rejected": all_rejected,
          "duplicate": duplicates, "sampled_out": sampled_out},
     )
+    signatures = deduped.signatures
     if signatures is not None:  # the index describes the output: train then eval, as written
         final = pl.concat([train.select("id"), eval_.select("id")])
         signatures = final.join(signatures, on="id", how="left", maintain_order="left")
@@ -326,20 +451,20 @@ def run(mix: Mix, progress: ProgressCallback | None = None, workers: int | None 
         sources=[_source_summary(s, inputs, train, all_rejected, duplicates, repairs, formats) for s in mix.sources],
         funnel=funnel(inputs, removed),
         ledger=ledger_rows,
-        dedup=dedup_report,
+        dedup=deduped.report,
         quality=_rule_counts(all_rejected, quality.STAGE),
-        pii=PiiReport(action=spec.pii.action, found=pii_counts),
+        pii=PiiReport(action=spec.pii.action, found=dict(sorted(pii_found.items()))),
         decontamination=_rule_counts(all_rejected, decontaminate.STAGE),
         split=_split_report(spec, train, eval_),
-        mixture=mixture_report,
+        mixture=mixed.report,
         advice=mixture.base_model_advice(train.height, train["task"].n_unique(), _general_share(train, mix)),
-        tokens=token_report,
+        tokens=tokenized.report,
         not_applied=not_applied(spec),
     )
     for section in report.not_applied:
         log.warning("mix.yaml sets '%s', whose stage has not landed yet: validated, not applied", section)
     return BuildResult(mix=mix, train=train, eval=eval_, rejected=all_rejected, duplicates=duplicates,
-                       report=report, tokenized=tokenized, signatures=signatures)
+                       report=report, tokenized=tokenized.rows, signatures=signatures)
 
 
 LANGUAGE_CACHE = f"language-v{language.VERSION}.parquet"

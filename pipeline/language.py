@@ -191,11 +191,11 @@ def identify(texts: pl.Series, cache_file: Path | None = None) -> pl.DataFrame:
 
 
 def language_filter(records: pl.DataFrame, wanted_by_source: dict[str, list[str] | None],
-                    cache_file: Path | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+                    cache: DetectionCache | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(records with lang, lang_score; quarantined rows: id, source, reason, detail). A record stays when the
     language of its instruction + output is wanted for its source, or when (a translation task) its instruction
-    or its output alone is; ``und`` (no letters) always stays."""
-    cache = DetectionCache(cache_file)
+    or its output alone is; ``und`` (no letters) always stays. The caller saves ``cache`` when it is done."""
+    cache = cache or DetectionCache()
     both = pl.concat_str([pl.col("instruction"), pl.col("output")], separator="\n")
     found = cache.identify(records.select(both).to_series())
     records = records.with_columns(found["lang"], found["lang_score"])
@@ -215,5 +215,4 @@ def language_filter(records: pl.DataFrame, wanted_by_source: dict[str, list[str]
                       wanted.list.join(", ")).alias("detail"),
             "origin")
         records = records.join(rejected.select("id"), on="id", how="anti", maintain_order="left")
-    cache.save()
     return records, rejected
