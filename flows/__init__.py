@@ -1,4 +1,35 @@
-"""Prefect flows wrapping the pipeline's stages (issue #7): orchestration only, no stage logic here.
+"""Prefect flows wrapping the pipeline's stages: orchestration only (caching, retries, schedules, task runners).
 
-Not built yet: `pipeline build` runs the stages directly through `pipeline.build`.
+Importing this package points Prefect at the project's state folder before Prefect itself is imported: its home
+(database, settings, cached task results) goes to ``$INSTRUCT_PIPELINE_STATE/prefect`` (default ``./.state``),
+telemetry is off (no network here), Prefect's console log shows warnings only (its INFO lines
+still reach the server and the UI; ``pipeline -v`` shows them), and the temporary server Prefect starts when no PREFECT_API_URL is set gets
+time to run its first database migration on a slow machine. Variables already set by the user win.
 """
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+STATE_ENV = "INSTRUCT_PIPELINE_STATE"
+
+
+def state_folder() -> Path:
+    return Path(os.environ.get(STATE_ENV, ".state")).resolve()
+
+
+def configure_prefect() -> None:
+    home = Path(os.environ.get("PREFECT_HOME") or state_folder() / "prefect")
+    home.mkdir(parents=True, exist_ok=True)  # its SQLite database cannot be created in a missing folder
+    for name, value in {
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+        "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING",  # the terminal has its progress bar; the API gets INFO
+    }.items():
+        os.environ.setdefault(name, value)
+
+
+configure_prefect()

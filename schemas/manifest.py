@@ -28,3 +28,4 @@ class Manifest(BaseModel):
     packages: dict[str, str]
     counts: dict[str, int]
     outputs: dict[str, str]  # file name -> sha256, every output file but the manifest itself
+    build_key: str | None = None  # flows/keys.py: the hash of all inputs, settings and code (None: built directly)

@@ -122,7 +122,8 @@ def test_a_killed_build_leaves_no_complete_looking_output(tmp_path, write_mix):
     before = _hashes(previous)
     mix.write_text(mix.read_text().replace("small.jsonl", "big.jsonl"))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "build", "--mix", str(mix), "--workers", "1"],
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "build", "--mix", str(mix), "--workers", "1",
+                             "--runner", "direct"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     tmp_out = previous.parent / f".t.tmp-{proc.pid}"
     deadline = time.monotonic() + 120

@@ -1,0 +1,163 @@
+"""The build as a Prefect flow: each stage of pipeline.build is a task; no stage logic lives here.
+
+Shape: ``shard`` maps over the work units (a file, or a whole dataset: ingest, validate, normalize, language,
+quality, PII) and runs them in parallel on the task runner (threads by default, Dask workers with
+``--runner dask``); the global stages reduce in order: dedup -> decontaminate -> split -> mixture -> tokenize;
+then ``report`` (ledger check and report) and ``write``.
+
+Caching: every task but report and write is cached by the key flows/keys.py computes from the content of its
+inputs and its settings, and its result persisted under $PREFECT_HOME/storage. Re-running an unchanged build
+stops after comparing one key with the output's manifest; adding a file re-runs that file's shard and the
+global stages; a crashed build resumes with the shards it finished. Shards of Hub datasets retry with backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.context import TaskRunContext
+from prefect.futures import as_completed
+from prefect.task_runners import TaskRunner
+from prefect.tasks import exponential_backoff
+
+from flows.keys import BuildKeys, build_keys
+from pipeline import build, report_markdown, versions
+from pipeline.config import Mix, load_mix
+from schemas.mix import MixSpec
+
+log = logging.getLogger(__name__)
+FLOW_NAME = "instruct-pipeline-build"
+HUB_RETRIES = 3
+
+# Set by the CLI to draw its progress bar: called once per finished shard (source, records, True).
+progress_hook: Callable[[str, int, bool], None] | None = None
+
+
+def _given_key(context: TaskRunContext, parameters: dict[str, Any]) -> str | None:
+    return parameters["key"]
+
+
+def _cached(name: str) -> Callable[[Callable[..., Any]], Any]:
+    return task(name=name, cache_key_fn=_given_key, persist_result=True)
+
+
+@_cached("shard")
+def shard_task(unit: build.WorkUnit, key: str | None) -> build.Shard:
+    return build.shard_unit(unit)
+
+
+@_cached("dedup")
+def dedup_task(shards: list[build.Shard], mix: Mix, key: str | None) -> build.Deduplicated:
+    return build.dedup_stage(build.union(shards), mix)
+
+
+@_cached("decontaminate")
+def decontaminate_task(deduped: build.Deduplicated, mix: Mix, key: str | None) -> tuple[Any, Any]:
+    return build.decontaminate_stage(deduped.kept, mix)
+
+
+@_cached("split")
+def split_task(clean: tuple[Any, Any], spec: MixSpec, key: str | None) -> tuple[Any, Any]:
+    return build.split_stage(clean[0], spec)
+
+
+@_cached("mixture")
+def mixture_task(split: tuple[Any, Any], mix: Mix, tokenizer: Any, key: str | None) -> build.Mixed:
+    return build.mixture_stage(split[0], mix, tokenizer)
+
+
+@_cached("tokenize")
+def tokenize_task(mixed: build.Mixed, split: tuple[Any, Any], tokenizer: Any, spec: MixSpec,
+                  key: str | None) -> build.Tokenized:
+    return build.tokenize_stage(mixed.train, split[1], tokenizer, spec)
+
+
+@task(name="report", cache_policy=NO_CACHE)
+def report_task(mix: Mix, shards: list[build.Shard], deduped: build.Deduplicated, clean: tuple[Any, Any],
+                mixed: build.Mixed, tokenized: build.Tokenized) -> build.BuildResult:
+    return build.assemble(mix, shards, deduped, clean[1], mixed, tokenized)
+
+
+@task(name="write", cache_policy=NO_CACHE)
+def write_task(result: build.BuildResult, key: str | None, versioned: bool) -> str:
+    if not versioned:
+        return str(build.write(result, build_key=key))
+    root = result.mix.out_dir
+    previous = versions.latest(root)
+    result.report.changes = versions.changes(previous, result.train, result.eval)
+    target = build.write(result, versions.new_version(root), build_key=key)
+    versions.point_latest(root, target)
+    return str(target)
+
+
+def current_output(mix: Mix, key: str | None, versioned: bool) -> Path | None:
+    """The output folder when it was written from exactly these inputs, settings and code (else None)."""
+    folder = versions.latest(mix.out_dir) if versioned else mix.out_dir
+    manifest = folder / "manifest.json" if folder is not None else None
+    if key is None or manifest is None or not manifest.is_file():
+        return None
+    return folder if orjson.loads(manifest.read_bytes()).get("build_key") == key else None
+
+
+def _shard_options(unit: build.WorkUnit) -> dict[str, Any]:
+    if unit.source.kind == "hub":
+        return {"retries": HUB_RETRIES, "retry_delay_seconds": exponential_backoff(backoff_factor=10)}
+    return {}
+
+
+@flow(name=FLOW_NAME, persist_result=False, validate_parameters=False)
+def build_flow(mix_path: str, versioned: bool = False) -> str:
+    """Build ``mix_path`` (a mix.yaml) into its output folder; ``versioned`` writes <out>/<name>/<UTC time>/ and
+    points <out>/<name>/latest at it, with what changed since the previous version in its report."""
+    mix = load_mix(Path(mix_path))
+    keys: BuildKeys = build_keys(mix)
+    unchanged = current_output(mix, keys.build, versioned)
+    if unchanged is not None:
+        log.warning("%s: inputs, settings and code unchanged since %s; nothing to do", mix.spec.name, unchanged)
+        return str(unchanged)
+    tokenizer = build.needed_tokenizer(mix.spec)
+    units = build.work_units(mix)
+    futures = [shard_task.with_options(**_shard_options(unit)).submit(unit, key)
+               for unit, key in zip(units, keys.units, strict=True)]
+    if progress_hook is not None:
+        for future in as_completed(futures):
+            done = future.result()
+            progress_hook(done.source, done.n_input, True)
+    shards = [future.result() for future in futures]
+    deduped = dedup_task.submit(shards, mix, keys.dedup)
+    clean = decontaminate_task.submit(deduped, mix, keys.decontaminate)
+    split = split_task.submit(clean, mix.spec, keys.split)
+    mixed = mixture_task.submit(split, mix, tokenizer, keys.mixture)
+    tokenized = tokenize_task.submit(mixed, split, tokenizer, mix.spec, keys.tokenize)
+    result = report_task.submit(mix, shards, deduped, clean, mixed, tokenized).result()
+    out = write_task.submit(result, keys.build, versioned).result()
+    create_markdown_artifact(markdown=report_markdown.render(result.report), key=_artifact_key(mix.spec.name),
+                             description=f"build report: {out}")
+    return out
+
+
+def _artifact_key(name: str) -> str:
+    """Artifact keys allow lowercase letters, digits and dashes only."""
+    return "build-report-" + "".join(c if c.isalnum() else "-" for c in name.lower())
+
+
+def with_runner(runner: str, dask_address: str | None = None, workers: int | None = None) -> Any:
+    """``build_flow`` on the chosen task runner: ``local`` (threads) or ``dask`` (a LocalCluster of ``workers``
+    processes, or the cluster at ``dask_address``)."""
+    if runner == "local":
+        return build_flow
+    if runner != "dask":
+        raise ValueError(f"unknown runner {runner!r}; use local or dask")
+    from prefect_dask import DaskTaskRunner
+
+    task_runner: TaskRunner[Any] = DaskTaskRunner(address=dask_address) if dask_address else DaskTaskRunner(
+        cluster_kwargs={"n_workers": workers or 2, "threads_per_worker": 1, "processes": True,
+                        "dashboard_address": None})
+    return build_flow.with_options(task_runner=task_runner)

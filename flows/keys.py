@@ -1,0 +1,128 @@
+"""Cache keys for the build flow: the content hash of each task's inputs and of the settings it reads.
+
+A per-record task (one work unit) is keyed by the unit's bytes, its source's settings and the per-record
+sections of the spec, so adding a file or a source leaves every other unit's key unchanged. Each global stage
+is keyed by the key of the stage before it plus its own settings (and the files it reads besides the
+sources: references, eval sets, the tokenizer), so changing the mixture re-runs the mixture and what follows,
+never dedup. Every key includes ``CODE``, a hash of the pipeline's own source: a new version invalidates all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pipeline.build import WorkUnit, work_units
+from pipeline.config import Mix, ResolvedReference, ResolvedSource
+from pipeline.io.readers import display_path
+from pipeline.io.tokenizer import tokenizer_source
+from pipeline.io.writers import sha256_file
+from schemas.mix import MixSpec
+
+PACKAGES = ("pipeline", "schemas")
+PER_RECORD_SECTIONS = ("validate", "normalize", "filters", "quality", "pii")  # what shard_unit reads of the spec
+
+
+@cache
+def code_digest() -> str:
+    """sha256 over the source files of the packages that compute the data."""
+    root = Path(__file__).resolve().parents[1]
+    files = sorted(p for package in PACKAGES for p in (root / package).rglob("*.py"))
+    return digest(*((p.relative_to(root).as_posix(), p.read_bytes()) for p in files))
+
+
+def digest(*parts: Any) -> str:
+    """sha256 of the parts, each encoded as JSON (bytes as their own sha256) so no two part lists collide."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(orjson.dumps(part, default=_encode, option=orjson.OPT_SORT_KEYS))
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return hashlib.sha256(value).hexdigest()
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(type(value).__name__)
+
+
+def _section(spec: MixSpec, *names: str) -> dict[str, Any]:
+    dumped = spec.model_dump(mode="json", by_alias=True)
+    return {name: dumped[name] for name in names}
+
+
+def source_content(source: ResolvedSource, files: Iterable[Path], root: Path) -> list[Any] | None:
+    """What a source's records are made of: each file's name and bytes, or a Hub id at a pinned revision.
+    None for a Hub dataset without a revision: its content can change under the same name, so it is not cached."""
+    if source.kind == "hub":
+        return None if source.spec.revision is None else [source.spec.hub, source.spec.revision]
+    paths = list(files) if source.kind == "files" else sorted(p for p in source.folder.rglob("*") if p.is_file())  # type: ignore[union-attr]
+    return [[display_path(p, root), sha256_file(p)] for p in paths]
+
+
+def unit_key(unit: WorkUnit) -> str | None:
+    files = (unit.file,) if unit.file is not None else unit.source.files
+    content = source_content(unit.source, files, unit.root)
+    if content is None:
+        return None
+    return digest("shard", code_digest(), unit.source.spec.model_dump(mode="json", by_alias=True),
+                  [display_path(unit.source.base, unit.root) if unit.source.base else None],
+                  _section(unit.spec, *PER_RECORD_SECTIONS), content)
+
+
+def reference_content(ref: ResolvedReference, root: Path) -> list[Any] | None:
+    if ref.build is not None:
+        manifest = ref.build / "manifest.json"
+        return [ref.name, sha256_file(manifest) if manifest.is_file() else None]
+    assert ref.source is not None
+    return source_content(ref.source, ref.source.files, root)
+
+
+def tokenizer_content(name: str) -> list[Any]:
+    source = tokenizer_source(name)
+    folder = Path(source)
+    if folder.is_dir():
+        return [[p.name, sha256_file(p)] for p in sorted(folder.iterdir()) if p.is_file()]
+    return [source]
+
+
+@dataclass(frozen=True)
+class BuildKeys:
+    """One key per task; None where an input cannot be content-hashed (then that task and all after it run)."""
+
+    units: list[str | None]
+    dedup: str | None
+    decontaminate: str | None
+    split: str | None
+    mixture: str | None
+    tokenize: str | None
+    build: str | None  # the whole build: what the output folder's manifest records
+
+
+def build_keys(mix: Mix) -> BuildKeys:
+    units = [unit_key(unit) for unit in work_units(mix)]
+    references = [reference_content(ref, mix.root) for ref in mix.references]
+    evals = [reference_content(ref, mix.root) for ref in mix.evals]
+
+    def chain(previous: str | None, *parts: Any) -> str | None:
+        if previous is None or any(part is None for part in parts):
+            return None
+        return digest(previous, *parts)
+
+    first = None if None in units else digest("dedup", code_digest(), units)
+    dedup = chain(first, _section(mix.spec, "dedup"), [s.spec.name for s in mix.sources], references)
+    decontaminate = chain(dedup, _section(mix.spec, "decontaminate"), evals)
+    split = chain(decontaminate, _section(mix.spec, "split", "seed"))
+    tokens = tokenizer_content(mix.spec.tokenize.tokenizer) if mix.spec.tokenize.enabled else []
+    mixture = chain(split, _section(mix.spec, "mixture", "tokenize", "filters", "seed"), tokens)
+    tokenize = chain(mixture, _section(mix.spec, "tokenize", "filters"), tokens)
+    build = chain(tokenize, mix.spec.model_dump(mode="json", by_alias=True))
+    return BuildKeys(units, dedup, decontaminate, split, mixture, tokenize, build)

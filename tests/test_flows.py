@@ -1,0 +1,168 @@
+"""The build as a Prefect flow, on the session's real Prefect server: same output as the direct build, cached
+re-runs, resuming after a failure, the Dask runner, and a served deployment triggered through the API."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import orjson
+import pytest
+
+from pipeline import build
+from pipeline.config import load_mix
+from schemas.report import BuildReport
+from tests.conftest import ROOT, write_jsonl
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _flow_run(mix: Path, **options: Any) -> tuple[str, UUID]:
+    from flows.build_flow import build_flow
+
+    state = build_flow(str(mix), return_state=True, **options)
+    assert state.is_completed(), state
+    return state.result(), state.state_details.flow_run_id
+
+
+def _task_states(flow_run_id: UUID, expected: int) -> list[tuple[str, str]]:
+    """(task name, final state name) of a flow run's task runs, sorted; waits for the server to have all."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    deadline = time.monotonic() + 60
+    while True:
+        with get_client(sync_client=True) as client:
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        states = sorted((run.name.rsplit("-", 1)[0], run.state_name or "") for run in runs)
+        final = [s for s in states if s[1] in ("Completed", "Cached", "Failed")]
+        if len(final) >= expected or time.monotonic() > deadline:
+            return final
+        time.sleep(0.5)
+
+
+def _parts(tmp_path: Path, files: dict[str, int]) -> None:
+    for name, n in files.items():
+        write_jsonl(tmp_path / "parts" / name, [{"instruction": f"Explain fact {name} number {k} about {k * 17}.",
+                                                  "input": "", "output": f"Fact {k} of {name}: {k * 31} is odd."}
+                                                 for k in range(n)])
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Path:
+    shutil.copytree(ROOT / "data", tmp_path / "data", ignore=shutil.ignore_patterns("*.py", "*.md"))
+    return tmp_path / "data" / "mix.yaml"
+
+
+def test_flow_writes_what_the_direct_build_writes(demo: Path) -> None:
+    direct = _hashes(build.write(build.run(load_mix(demo))))
+    out, _ = _flow_run(demo)
+    flowed = _hashes(Path(out))
+    assert flowed.keys() == direct.keys()
+    assert {k: v for k, v in flowed.items() if k != "manifest.json"} == {k: v for k, v in direct.items()
+                                                                        if k != "manifest.json"}
+    manifest = orjson.loads((Path(out) / "manifest.json").read_bytes())
+    assert manifest["build_key"] and len(manifest["build_key"]) == 64
+
+
+def test_unchanged_rerun_stops_early_and_a_new_file_reprocesses_only_itself(tmp_path: Path, write_mix) -> None:
+    _parts(tmp_path, {"a.jsonl": 30, "b.jsonl": 30})
+    mix = write_mix({"name": "inc", "sources": [{"name": "s", "path": "parts/*.jsonl"}]})
+    out, first = _flow_run(mix)
+    assert _task_states(first, 9) == sorted([("shard", "Completed")] * 2 + [
+        (t, "Completed") for t in ("dedup", "decontaminate", "split", "mixture", "tokenize", "report", "write")])
+    written = (Path(out) / "manifest.json").stat().st_mtime_ns
+
+    again, second = _flow_run(mix)
+    assert again == out and (Path(out) / "manifest.json").stat().st_mtime_ns == written
+    time.sleep(2)  # let the server record task runs, if the flow had made any
+    assert _task_states(second, 0) == []
+
+    _parts(tmp_path, {"c.jsonl": 20})
+    out, third = _flow_run(mix)
+    states = _task_states(third, 10)
+    assert [s for s in states if s[0] == "shard"] == [("shard", "Cached")] * 2 + [("shard", "Completed")]
+    assert ("dedup", "Completed") in states
+    assert BuildReport.model_validate_json((Path(out) / "report.json").read_bytes()).totals["input"] == 80
+
+
+def test_a_failed_build_resumes_from_the_shards_it_finished(tmp_path: Path, write_mix) -> None:
+    from pipeline.io.json_stream import MalformedJSONError
+
+    _parts(tmp_path, {"a.jsonl": 10, "b.jsonl": 10})
+    (tmp_path / "parts" / "c.jsonl").write_text('{"instruction": "broken", "output": \n', encoding="utf-8")
+    mix = write_mix({"name": "crash", "sources": [{"name": "s", "path": "parts/*.jsonl"}]})
+    from flows.build_flow import build_flow
+
+    with pytest.raises(MalformedJSONError, match="c.jsonl"):
+        build_flow(str(mix))
+    _parts(tmp_path, {"c.jsonl": 10})
+    _, run = _flow_run(mix)
+    shards = [s for s in _task_states(run, 10) if s[0] == "shard"]
+    assert shards == [("shard", "Cached")] * 2 + [("shard", "Completed")]
+
+
+def test_dask_runner_writes_the_same_bytes_as_the_local_runner(tmp_path: Path, demo: Path) -> None:
+    from prefect.settings import PREFECT_TASKS_REFRESH_CACHE, temporary_settings
+
+    from flows.build_flow import with_runner
+
+    local = _hashes(Path(with_runner("local")(str(demo))))
+    other = tmp_path / "again"
+    shutil.copytree(demo.parent, other)
+    with temporary_settings(updates={PREFECT_TASKS_REFRESH_CACHE: True}):  # computed by the workers, not cached
+        out = with_runner("dask", workers=2)(str(other / "mix.yaml"))
+    assert _hashes(Path(out)) == local
+
+
+def test_served_deployment_runs_on_the_server_and_versions_its_output(tmp_path: Path, write_mix) -> None:
+    from prefect import get_client
+    from prefect.deployments import run_deployment
+
+    _parts(tmp_path, {"a.jsonl": 20})
+    mix = write_mix({"name": "nightly", "sources": [{"name": "s", "path": "parts/*.jsonl"}]})
+    serve = subprocess.Popen([str(Path(sys.executable).with_name("pipeline")), "serve", "--mix", str(mix), "--cron",
+                              "0 3 * * *"], env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             start_new_session=True)
+    name = "instruct-pipeline-build/nightly"
+    try:
+        deadline = time.monotonic() + 180
+        deployment = None
+        while deployment is None:
+            assert serve.poll() is None, serve.stdout.read().decode() if serve.stdout else ""
+            assert time.monotonic() < deadline, "the deployment was not registered in 180 s"
+            with get_client(sync_client=True) as client:
+                try:
+                    deployment = client.read_deployment_by_name(name)
+                except Exception:  # ObjectNotFound until serve has registered it
+                    time.sleep(0.5)
+        assert [s.schedule.cron for s in deployment.schedules] == ["0 3 * * *"]
+
+        first = run_deployment(name, timeout=300)
+        assert first.state.is_completed(), first.state
+        _parts(tmp_path, {"b.jsonl": 5})
+        second = run_deployment(name, timeout=300)
+        assert second.state.is_completed(), second.state
+    finally:
+        os.killpg(serve.pid, signal.SIGTERM)
+        serve.wait(timeout=60)
+    root = tmp_path / "out" / "nightly"
+    versions = sorted(p.name for p in root.iterdir() if not p.name.startswith(".") and p.name != "latest")
+    assert len(versions) == 2 and (root / "latest").resolve().name == versions[-1]
+    report = BuildReport.model_validate_json((root / "latest" / "report.json").read_bytes())
+    assert report.changes is not None and report.changes.previous == versions[0]
+    assert (report.changes.added, report.changes.removed, report.changes.unchanged) == (5, 0, 20)
+    assert [(c.key, c.added, c.unchanged) for c in report.changes.by_source] == [("s", 5, 20)]
