@@ -1,106 +1,105 @@
-"""report.md: a build's report.json as Markdown, readable in a terminal and in a GitHub pull request.
+"""report.md / audit.md: a report's sections (``report_sections``) as Markdown, readable in a terminal and in a
+GitHub pull request. Tables are GitHub tables (numeric columns right-aligned); charts are drawn as text bars in
+fenced blocks, with their numbers, so nothing is lost without a browser.
 
-Contract: ``render(report)`` is a pure function of the ``BuildReport`` (no timestamps, no paths of this machine
-beyond what the report holds), so the same build gives the same file; sections without data are left out.
+Contract: ``render(report)`` is a pure function of the report (no timestamps, no paths of this machine beyond
+what the report holds), so the same build or audit gives the same file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
+from pipeline.report_sections import (
+    Block,
+    Bullets,
+    Chart,
+    Document,
+    Table,
+    Text,
+    cell_text,
+    display_width,
+    document,
+    pad,
+)
+from schemas.audit import AuditReport
 from schemas.report import BuildReport
 
+BAR_WIDTH = 40  # characters of the longest bar
+EIGHTHS = " ▏▎▍▌▋▊▉"
+STACK_GLYPHS = "█▓▒░▚▞▖▗▘▝"  # one per part of a stacked bar, in order
 
-def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
-    """A GitHub table; numbers right-aligned, integers with thousands separators."""
-    def cell(value: object) -> str:
-        if isinstance(value, bool):
-            return "yes" if value else "no"
-        if isinstance(value, int):
-            return f"{value:,}"
-        if isinstance(value, float):
-            return f"{value:,.4g}"
-        return str(value).replace("|", "\\|")
 
-    rows = [[cell(v) for v in row] for row in rows]
-    align = ["---:" if rows and all(r[k].replace(",", "").replace(".", "").isdigit() for r in rows) else "---"
-             for k in range(len(header))]
+def render(report: BuildReport | AuditReport) -> str:
+    return render_document(document(report))
+
+
+def render_document(doc: Document) -> str:
+    out = [f"# {doc.title}", "", f"**{doc.lead}** {doc.byline}"]
+    for section in doc.sections:
+        out += ["", f"## {section.title}"]
+        for block in section.blocks:
+            out += ["", *render_block(block)]
+    return "\n".join(out) + "\n"
+
+
+def render_block(block: Block) -> list[str]:
+    if isinstance(block, Text):
+        return [block.text]
+    if isinstance(block, Bullets):
+        return [f"- {item}" for item in block.items]
+    if isinstance(block, Table):
+        return table(block)
+    return chart(block)
+
+
+def table(block: Table) -> list[str]:
+    header = [c.name for c in block.columns]
+    align = ["---:" if c.numeric else "---" for c in block.columns]
+    rows = [[cell_text(v).replace("|", "\\|").replace("\n", " ") for v in row] for row in block.rows]
     return [f"| {' | '.join(header)} |", f"|{'|'.join(align)}|", *[f"| {' | '.join(r)} |" for r in rows]]
 
 
-def _reasons(counts: dict[str, int]) -> str:
-    return ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))) or ""
+def bar(value: float, top: float) -> str:
+    """A bar of ``value`` against ``top`` (the longest, ``BAR_WIDTH`` characters) to an eighth of a character."""
+    eighths = round(BAR_WIDTH * 8 * value / top) if top > 0 else 0
+    return ("█" * (eighths // 8) + EIGHTHS[eighths % 8]).rstrip()
 
 
-def render(report: BuildReport) -> str:
-    t = report.totals
-    out = [f"# Build report: {report.name}", "",
-           f"**{t['input']:,} records in: {t['train']:,} train rows, {t.get('eval', 0):,} eval, "
-           f"{t['rejected']:,} rejected, {t.get('duplicates', 0):,} duplicates, {t.get('sampled_out', 0):,} sampled "
-           f"out, {t.get('repeats', 0):,} repeats.** Spec sha256 `{report.spec_hash[:12]}`, report version "
-           f"{report.version}.", ""]
-    if report.advice:
-        out += ["## Advice", "", *[f"- {line}" for line in report.advice], ""]
-    out += ["## Sources", ""]
-    out += table(["source", "task", "general", "format", "input", "kept", "rejected", "duplicates", "rejected because",
-                  "repaired"],
-                 [(s.name, s.task, s.general, s.format, s.input, s.kept, s.rejected, s.duplicates, _reasons(s.reasons),
-                   _reasons(s.repairs)) for s in report.sources])
-    out += ["", "## Funnel", "", "Records reaching each stage, kept by it, and removed (with why), all sources:", ""]
-    out += table(["stage", "in", "kept", "removed", "why"],
-                 [(f.stage, f.input, f.kept, f.rejected, _reasons(f.reasons)) for f in report.funnel if f.source is None])
-    if report.quality:
-        out += ["", "## Quality rules", ""]
-        out += table(["rule", "records", "examples"],
-                     [(k, v.count, ", ".join(v.examples)) for k, v in report.quality.items()])
-    if report.pii and report.pii.found:
-        out += ["", "## Personal data", "", f"Action: {report.pii.action}.", ""]
-        out += table(["type", "found"], sorted(report.pii.found.items()))
-    if report.dedup:
-        d = report.dedup
-        out += ["", "## Deduplication", "",
-                f"Key `{d.key}`, exact {'on' if d.exact else 'off'}, near {'on' if d.near else 'off'} (Jaccard >= "
-                f"{d.threshold} over {d.ngram}-token shingles, {d.num_perm} permutations"
-                + (f", {d.bands} bands x {d.rows} rows, verified by {d.verify}" if d.bands else "") + ").", ""]
-        out += table(["exact removed", "near removed", "candidate pairs", "verified pairs", "clusters",
-                      "largest cluster", "across sources", "against references"],
-                     [(d.exact_removed, d.near_removed, d.candidate_pairs or 0, d.verified_pairs or 0, d.clusters or 0,
-                       d.largest_cluster or 0, d.cross_source, d.against_references)])
-        if d.examples:
-            out += ["", "Near-duplicates closest to the threshold:", ""]
-            out += table(["removed", "kept", "similarity"], [(e.id, e.kept_id, round(e.similarity, 3)) for e in d.examples])
-    if report.decontamination:
-        out += ["", "## Decontamination", ""]
-        out += table(["eval set", "records", "examples"],
-                     [(k, v.count, ", ".join(v.examples)) for k, v in report.decontamination.items()])
-    if report.split:
-        s = report.split
-        out += ["", "## Train/eval split", "",
-                f"{s.eval:,} eval records ({_reasons(s.by_task)}); {s.shared_ids} shared ids, {s.shared_exact_keys} "
-                f"shared exact keys. {s.note[:1].upper()}{s.note[1:]}."]
-    if report.mixture:
-        m = report.mixture
-        out += ["", "## Mixture", "",
-                f"{m.achieved:,} of {m.size:,} {m.unit}; general share {m.general_share_achieved:.1%} (target "
-                f"{'none' if m.general_share is None else f'{m.general_share:.0%}'}); max_repeats {m.max_repeats:g}, "
-                f"{m.sampling} sampling, seed {m.seed}.", ""]
-        out += table(["task", "target", "achieved", "share"], [(x.task, x.target, x.achieved, f"{x.share:.1%}")
-                                                                for x in m.tasks])
-        out += [""]
-        out += table(["source", "task", "available", "target", "achieved", "shortfall", "rows", "copies"],
-                     [(x.source, x.task, x.available, x.target, x.achieved, x.shortfall, x.rows, x.copies)
-                      for x in m.sources])
-        if m.warnings:
-            out += ["", *[f"- warning: {w}" for w in m.warnings]]
-    if report.tokens:
-        k = report.tokens
-        out += ["", "## Tokens", "",
-                f"{k.tokenizer}, template {k.template}, cutoff {k.cutoff_len}"
-                + (f", packed ({k.packing_efficiency:.1%} full)" if k.packing_efficiency is not None else "")
-                + f": {k.train_tokens:,} train tokens in {k.train_rows:,} rows, {k.eval_tokens:,} eval tokens.", ""]
-        out += table(["task", "records", "mean", "p50", "p95", "max", "truncated", "dropped"],
-                     [(x.key, x.count, round(x.mean, 1), x.p50, x.p95, x.max, x.truncated, x.dropped) for x in k.by_task])
-    out += ["", "## Ledger", "", "Every input record has exactly one fate:", ""]
-    out += table(["source", "input", "kept", "rejected", "duplicate", "sampled out", "balanced"],
-                 [(r.source, r.input, r.kept, r.rejected, r.duplicate, r.sampled_out, r.balanced) for r in report.ledger])
-    return "\n".join(out) + "\n"
+def number(value: float) -> str:
+    return cell_text(int(value)) if float(value).is_integer() else f"{value:,.2f}"
+
+
+def chart(block: Chart) -> list[str]:
+    """Text bars in a fenced block: one line per label (per label and series when grouped), the value after."""
+    width = max((display_width(label) for label in block.labels), default=0)
+    lines: list[str] = []
+    if block.kind == "stacked":
+        totals = [sum(s.values[k] for s in block.series) for k in range(len(block.labels))]
+        top = max(totals, default=0)
+        lines.append("  ".join(f"{STACK_GLYPHS[i % len(STACK_GLYPHS)]} {s.name}" for i, s in enumerate(block.series)))
+        for k, label in enumerate(block.labels):
+            parts = _stack([s.values[k] for s in block.series], top)
+            values = ", ".join(f"{s.name} {number(s.values[k])}" for s in block.series if s.values[k])
+            lines.append(f"{pad(label, width)}  {parts} {number(totals[k])} ({values or 'none'})")
+    else:
+        top = max((v for s in block.series for v in s.values), default=0)
+        grouped = len(block.series) > 1
+        names = max((len(s.name) for s in block.series), default=0)
+        for k, label in enumerate(block.labels):
+            for i, s in enumerate(block.series):
+                name = f"{s.name.ljust(names)}  " if grouped else ""
+                shown = label if i == 0 else ""
+                lines.append(f"{pad(shown, width)}  {name}{bar(s.values[k], top)} {number(s.values[k])}".rstrip())
+    return [f"_{block.title} ({block.unit})_", "", "```text", *lines, "```"]
+
+
+def _stack(values: Sequence[float], top: float) -> str:
+    """Whole characters per part, rounded so the parts add up to the rounded total."""
+    if top <= 0:
+        return ""
+    edges, running = [0], 0.0
+    for value in values:
+        running += value
+        edges.append(round(BAR_WIDTH * running / top))
+    return "".join(STACK_GLYPHS[i % len(STACK_GLYPHS)] * (edges[i + 1] - edges[i]) for i in range(len(values)))

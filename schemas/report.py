@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-REPORT_VERSION = 4  # 2: dedup, duplicates per source; 3: split, mixture, advice; 4: quality, pii, decontamination
+from schemas.changes import ChangeReport
+
+REPORT_VERSION = 5  # 2: dedup, duplicates per source; 3: split, mixture, advice; 4: quality, pii, decontamination;
+# 5: profile (the train split: languages, lengths in characters and tokens, diversity, composition) and memory
 
 
 class Model(BaseModel):
@@ -170,6 +173,97 @@ class PiiReport(Model):
     found: dict[str, int] = Field(default_factory=dict, description="matches per type (the PII itself never)")
 
 
+class Distribution(Model):
+    """Summary and histogram of a length. Bin k counts values in [edges[k], edges[k + 1]); the last bin is open."""
+
+    count: int
+    mean: float
+    p50: int
+    p90: int
+    p95: int
+    p99: int
+    max: int
+    edges: list[int]
+    counts: list[int]
+
+
+class LengthProfile(Model):
+    prompt_chars: Distribution = Field(description="characters of earlier turns + instruction + input")
+    output_chars: Distribution
+    tokens: Distribution | None = Field(None, description="LLaMA-2 tokens of the whole example in its template")
+    tokens_note: str = Field(description="where the token lengths come from, or why there are none")
+
+
+class GroupCount(Model):
+    key: str
+    records: int
+    share: float
+
+
+class LanguageMix(Model):
+    """The languages of one group of records (a source, a file), most frequent first."""
+
+    key: str
+    records: int
+    languages: dict[str, int]
+    top: str = Field(description="the most frequent language")
+    top_share: float
+
+
+class Diversity(Model):
+    """How varied the instructions are: leading words (the verb of "Write a...", the first two characters of
+    Chinese text) and word bigrams (characters for CJK) over a seeded sample."""
+
+    instructions: int
+    distinct_instructions: int = Field(description="distinct after folding case, punctuation and spaces")
+    leading_words: int = Field(description="distinct leading words")
+    top_leading_words: list[GroupCount]
+    top10_share: float = Field(description="share of instructions starting with the 10 most frequent words")
+    sample: int = Field(description="instructions the bigram measures read (seeded sample)")
+    bigram_entropy: float = Field(description="Shannon entropy of the bigram distribution, bits")
+    distinct_bigrams: float = Field(description="distinct / all bigrams (distinct-2)")
+
+
+class DatasetProfile(Model):
+    """What a set of records is: its languages, lengths, diversity and composition."""
+
+    records: int
+    languages: list[GroupCount]
+    languages_by_source: list[LanguageMix]
+    lengths: LengthProfile
+    diversity: Diversity
+    by_task: list[GroupCount]
+    by_source: list[GroupCount]
+
+
+class MemoryMethod(Model):
+    """GPU memory (GB) to fine-tune with one method, part by part (trainer/memory.py)."""
+
+    method: str
+    parameters: int
+    trainable: int
+    weights: float
+    gradients: float
+    optimizer: float
+    activations: float
+    overhead: float
+    total: float
+
+
+class MemoryReport(Model):
+    model: str = Field(description="the size the estimate is for: 7B, a parameter count, or a config.json")
+    model_from: str = Field(description="how the model was resolved from train.base_model (or the default)")
+    seq_len: int = Field(description="tokenize.cutoff_len")
+    micro_batch_size: int
+    lora_r: int
+    lora_alpha: int
+    target_modules: list[str] | str
+    gradient_checkpointing: bool
+    chosen: str = Field(description="train.method")
+    methods: list[MemoryMethod]
+    assumptions: list[str]
+
+
 class BuildReport(Model):
     version: int = REPORT_VERSION
     name: str
@@ -189,6 +283,9 @@ class BuildReport(Model):
     not_applied: list[str] = Field(
         default_factory=list, description="mix.yaml sections set to non-defaults whose stage has not landed yet"
     )
+    profile: DatasetProfile | None = Field(None, description="the train split as written (repeats included)")
+    memory: MemoryReport | None = Field(None, description="GPU memory to fine-tune on this build")
+    changes: ChangeReport | None = Field(None, description="against the previous version (scheduled builds)")
 
 
 def json_schema() -> dict:  # type: ignore[type-arg]

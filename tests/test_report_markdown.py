@@ -1,19 +1,23 @@
-"""report.md: a snapshot of a small build with every section, and the demo build's file matching its report."""
+"""report.md and report.html from the one section model: a snapshot of a small build's Markdown with every
+section, and both renderers drawing exactly the tables and charts the model holds."""
 
 from __future__ import annotations
 
 import os
+from html.parser import HTMLParser
 from pathlib import Path
 
-from pipeline import build, report_markdown
+import pytest
+
+from pipeline import build, report_html, report_markdown, report_sections
 from pipeline.config import load_mix
+from pipeline.report_sections import Chart, Share, Table, table
 from tests.conftest import write_jsonl
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "report_small.md"
 
 
-def test_markdown_report_snapshot(tmp_path, write_mix):
-    """Set UPDATE_SNAPSHOTS=1 to rewrite the snapshot after an intended change, and review the diff."""
+def small_build(tmp_path: Path, write_mix) -> build.BuildResult:  # type: ignore[no-untyped-def]
     write_jsonl(tmp_path / "task.jsonl", [{"instruction": f"Task question number {k} about item {k * 7}?",
                                            "input": "", "output": f"Answer {k} is {k * 3}."} for k in range(20)]
                 + [{"instruction": "Task question number 1 about item 7?", "input": "", "output": "Answer 1 is 3."},
@@ -24,39 +28,66 @@ def test_markdown_report_snapshot(tmp_path, write_mix):
     mix = write_mix({"name": "small", "seed": 1,
                      "sources": [{"name": "task", "path": "task.jsonl"},
                                  {"name": "gen", "path": "gen.jsonl", "general": True}],
-                     "split": {"eval": 0.1}, "mixture": {"size": 40, "general_share": 0.5, "max_repeats": 2}})
-    text = report_markdown.render(build.run(load_mix(mix)).report)
+                     "split": {"eval": 0.1}, "mixture": {"size": 40, "general_share": 0.5, "max_repeats": 2},
+                     "train": {"base_model": "NousResearch/Llama-2-13b-hf", "micro_batch_size": 2}})
+    return build.run(load_mix(mix))
+
+
+def test_markdown_report_snapshot(tmp_path, write_mix):
+    """Set UPDATE_SNAPSHOTS=1 to rewrite the snapshot after an intended change, and review the diff."""
+    text = report_markdown.render(small_build(tmp_path, write_mix).report)
     if os.environ.get("UPDATE_SNAPSHOTS"):
         SNAPSHOT.write_text(text, encoding="utf-8")
     assert text == SNAPSHOT.read_text(encoding="utf-8")
-    for section in ("## Sources", "## Funnel", "## Quality rules", "## Personal data", "## Deduplication",
-                    "## Train/eval split", "## Mixture", "## Ledger"):
-        assert section in text
+    for section in ("## Advice", "## Funnel", "## Sources", "## Funnel by source", "## Quality rules",
+                    "## Personal data", "## Deduplication", "## Train/eval split", "## Mixture",
+                    "## Train split: languages", "## Train split: lengths", "## Train split: instruction diversity",
+                    "## Train split: composition", "## Memory estimate", "## Ledger"):
+        assert f"\n{section}\n" in text
+    # the memory estimate reads train: (13B from the model's name, micro batch 2) and tokenize.cutoff_len
+    assert "a 13B model (train.base_model 'NousResearch/Llama-2-13b-hf': the size in its name)" in text
+    assert "rows of 1,024 tokens" in text and "micro batch 2" in text
 
 
-def test_html_report_is_self_contained_and_has_every_table(tmp_path, write_mix):
-    from html.parser import HTMLParser
+class Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: dict[str, int] = {}
+        self.links: list[str] = []
 
-    from pipeline import report_html
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags[tag] = self.tags.get(tag, 0) + 1
+        self.links += [v for k, v in attrs if k in ("src", "href") and v]
 
-    write_jsonl(tmp_path / "a.jsonl", [{"instruction": f"Question {k} about topic {k * 13}?", "input": "",
-                                        "output": f"Answer {k}."} for k in range(10)])
-    report = build.run(load_mix(write_mix({"name": "h", "sources": [{"name": "a", "path": "a.jsonl"}]}))).report
-    html = report_html.render(report)
 
-    class Counter(HTMLParser):
-        def __init__(self) -> None:
-            super().__init__()
-            self.tags: dict[str, int] = {}
-            self.external: list[str] = []
+def test_both_renderers_draw_every_table_and_chart_of_the_model(tmp_path, write_mix):
+    report = small_build(tmp_path, write_mix).report
+    doc = report_sections.document(report)
+    tables, charts = len(doc.blocks(Table)), len(doc.blocks(Chart))
+    assert tables >= 12 and charts >= 7  # funnel, per source, mixture, languages, 2 length histograms, words, memory
+    parsed = Tags()
+    parsed.feed(report_html.render(report))
+    assert parsed.tags["table"] == tables and parsed.tags["svg"] == charts and parsed.tags["section"] == len(doc.sections)
+    assert all(link.startswith("#") for link in parsed.links)  # nothing fetched when the page is opened
+    assert "<script" not in report_html.render(report)
+    lines = report_markdown.render(report).splitlines()
+    assert sum(line.startswith("|---") for line in lines) == tables
+    assert lines.count("```text") == charts
 
-        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-            self.tags[tag] = self.tags.get(tag, 0) + 1
-            self.external += [v for k, v in attrs if k in ("src", "href") and v]
 
-    parsed = Counter()
-    parsed.feed(html)
-    markdown_tables = sum(1 for line in report_markdown.render(report).splitlines() if line.startswith("|---")
-                          or line.startswith("|---:"))
-    assert parsed.tags["table"] == markdown_tables and parsed.tags["svg"] == 1
-    assert parsed.external == []  # nothing to fetch when the page is opened
+def test_columns_are_typed_from_their_cells():
+    made = table(["name", "count", "share", "flag"], [("a", 1, Share(0.5), True), ("b", None, Share(0.25), False)])
+    assert [c.numeric for c in made.columns] == [False, True, True, False]
+    assert report_markdown.table(made)[1] == "|---|---:|---:|---|"
+    assert report_markdown.table(made)[2] == "| a | 1 | 50.0% | yes |"
+
+
+@pytest.mark.parametrize("kind", ["bar", "histogram", "stacked"])
+def test_text_bars_scale_to_the_largest_value(kind):
+    series = (report_sections.Series("kept", (10.0, 40.0, 0.0)),) if kind != "stacked" else (
+        report_sections.Series("kept", (10.0, 30.0, 0.0)), report_sections.Series("removed", (0.0, 10.0, 0.0)))
+    lines = report_markdown.chart(Chart(kind, "t", ("a", "bb", "c"), series))  # type: ignore[arg-type]
+    body = [line for line in lines if line.startswith(("a ", "bb", "c "))]
+    widest = body[1].split("  ")[1]
+    assert widest.startswith("█" * report_markdown.BAR_WIDTH if kind != "stacked" else "█" * 30 + "▓" * 10)
+    assert body[0].count("█") == report_markdown.BAR_WIDTH // 4 and body[2].endswith(" 0" if kind != "stacked" else "(none)")

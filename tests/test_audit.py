@@ -1,0 +1,183 @@
+"""`pipeline audit`: the known defects of the real Alpaca sets (../shared/data/README.md) are surfaced with their
+counts, the verdicts come from the rule table, the JSON validates, the command writes what it is asked for."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+from typer.testing import CliRunner
+
+from pipeline import audit, memory_report, profile
+from pipeline.cli import app
+from pipeline.io.json_stream import MalformedJSONError, iter_json_batches
+from schemas.audit import AuditReport, json_schema
+from tests.test_report_html import small_dataset
+
+SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "audit.schema.json"
+
+
+@pytest.fixture(scope="module")
+def alpaca_en(shared_data, llama_tokenizer) -> AuditReport:
+    return audit.run([str(shared_data / "alpaca-en")], llama_tokenizer)
+
+
+@pytest.fixture(scope="module")
+def alpaca_zh(shared_data, llama_tokenizer) -> AuditReport:
+    return audit.run([str(shared_data / "alpaca-zh")], llama_tokenizer)
+
+
+def verdict(report: AuditReport, code: str):  # type: ignore[no-untyped-def]
+    found = {v.code: v for v in report.verdicts}
+    assert code in found, sorted(found)
+    return found[code]
+
+
+def test_alpaca_en_defects(alpaca_en):
+    """52,002 records: 31,323 empty inputs, placeholder inputs, 28 empty outputs, HTML, near-duplicate instructions."""
+    report = alpaca_en
+    assert report.totals["items"] == 52_002 and report.totals["files"] == 18
+    fields = {f.field: f for f in report.fields}
+    assert fields["input"].empty.count == 31_323  # exactly the README's count, rejected records included
+    # The README counts 236 of the commonest spellings ("No input", "N/A", ...); the pipeline's rule folds case
+    # and punctuation ("<noinput>", "No input.", "noinput", "<No Input>", ...) and finds them all.
+    assert fields["input"].placeholder is not None and fields["input"].placeholder.count == 668
+    assert fields["output"].empty.count == 28 and report.schema_problems["empty_output"].count == 28
+    assert verdict(report, "empty_output").count == 28 and verdict(report, "empty_output").severity == "high"
+    assert verdict(report, "placeholder_input").count == 668
+    assert verdict(report, "empty_input").count == 31_323
+    assert verdict(report, "html").count == report.content["html"].count > 50
+    similar = verdict(report, "near_duplicate_instructions")
+    assert similar.count >= 40 and report.instruction_duplicates.near >= 40
+    assert report.duplicates.exact == 0 and report.duplicates.near == 3  # whole records: Stanford deduplicated them
+    assert {v.code for v in report.verdicts} >= {"pii", "quality:unfilled_placeholder", "over_cutoff"}
+    languages = {g.key: g.records for g in report.profile.languages}
+    assert languages["en"] / report.profile.records > 0.99
+    tokens = report.profile.lengths.tokens
+    assert tokens is not None and tokens.count == report.totals["records"] and 90 < tokens.p50 < 140
+    assert report.profile.diversity.top_leading_words[0].key == "generate"
+
+
+def test_alpaca_zh_defects(alpaca_zh, shared_data):
+    """The trailing comma, the English files labelled Chinese, the missing input key, the cross-source copies."""
+    report = alpaca_zh
+    files = {f.source: f for f in report.files}
+    broken = shared_data / "alpaca-zh" / "alpaca_zh-09407-12345.json"
+    with pytest.raises(MalformedJSONError) as strict:
+        for _ in iter_json_batches(broken, lenient=False):
+            pass
+    assert files[broken.name].problem == f"line {strict.value.line}, column {strict.value.column}: {strict.value.problem}"
+    assert verdict(report, "not_strict_json").examples == [broken.name]
+    english = files["alpaca_zh-12345-15323.json"].languages
+    assert english["en"] / sum(english.values()) > 0.8  # README: 2,565 of 2,978 untranslated
+    assert 750 < files["alpaca_zh-18280-21320.json"].languages["en"] < 900  # README: 829
+    mismatch = verdict(report, "language_mismatch")
+    assert mismatch.severity == "high" and 3_200 < mismatch.count < 3_600
+    assert "alpaca_zh-12345-15323.json" in mismatch.message and "alpaca_zh-18280-21320.json" in mismatch.message
+    assert files["alpaca_zh-06382-09407.json"].repairs["missing_input"] == 1
+    assert verdict(report, "missing_input_key").examples == ["alpaca_zh-06382-09407.json"]
+    # 14,351 hikariming records are identical to carbonz0's (README); folding case and punctuation finds a few more
+    copies = sum(p.count for p in report.duplicates.pairs
+                 if p.kind == "exact" and p.file.startswith("zh-data-part") and p.kept_file.startswith("alpaca_zh"))
+    assert 14_351 <= copies < 14_500
+    cross = verdict(report, "cross_file_duplicates")
+    assert cross.severity == "high" and cross.count >= 14_351
+    assert files["zh-data-part-00.json"].duplicates + files["zh-data-part-01.json"].duplicates >= 14_351
+
+
+def test_real_audit_json_validates_and_renders(alpaca_zh, tmp_path):
+    written = audit.write(alpaca_zh, tmp_path, ["json", "md"])
+    data = json.loads(written[0].read_text())
+    jsonschema.validate(data, json.loads(SCHEMA.read_text()))
+    assert AuditReport.model_validate(data) == alpaca_zh
+    text = written[1].read_text()
+    assert "## Verdicts" in text and "| high | cross_file_duplicates | 14,803 |" in text
+
+
+def test_committed_schema_is_current():
+    assert json.loads(SCHEMA.read_text()) == json_schema(), "regenerate: python -m schemas.audit > schemas/audit.schema.json"
+
+
+def test_audit_command_writes_the_formats_asked_for(tmp_path, monkeypatch):
+    """`pipeline audit` runs no flow, so it is invoked without the Prefect server the build tests start."""
+    paths = small_dataset(tmp_path / "data")
+
+    def cli(*args: str):  # type: ignore[no-untyped-def]
+        return CliRunner().invoke(app, list(args), catch_exceptions=False)
+
+    monkeypatch.chdir(tmp_path)
+    result = cli("audit", *paths, "--format", "md", "--format", "json", "--out", "report", "--no-tokens")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "report").iterdir()) == ["audit.json", "audit.md"]
+    assert "verdicts, worst first" in result.output and "not_strict_json" in result.output
+    report = AuditReport.model_validate_json((tmp_path / "report" / "audit.json").read_text())
+    jsonschema.validate(report.model_dump(mode="json"), json.loads(SCHEMA.read_text()))
+    assert report.profile.lengths.tokens is None and report.tokenizer is None
+    codes = {v.code for v in report.verdicts}
+    assert codes >= {"not_strict_json", "empty_output", "cross_file_duplicates", "pii", "html", "missing_input_key",
+                     "placeholder_input", "empty_input"}
+    assert cli("audit", *paths, "--format", "pdf").exit_code == 2
+    assert cli("audit", str(tmp_path / "nowhere")).exit_code == 2
+
+
+def test_every_verdict_rule_reads_a_finding(tmp_path):
+    """The rule table and the findings agree: no rule waits for a fact nobody computes."""
+    measured = audit.measure(small_dataset(tmp_path / "data"), None, None, tmp_path)
+    found = audit.findings(measured)
+    assert {rule.code for rule in audit.VERDICT_RULES} <= set(found)
+    ranked = audit.verdicts(found, measured.report.totals["items"])
+    assert [audit.SEVERITIES.index(v.severity) for v in ranked] == sorted(audit.SEVERITIES.index(v.severity)
+                                                                           for v in ranked)
+    assert all(v.count == found[v.code].count and 0 < v.share <= 1 for v in ranked)
+
+
+def test_strict_json_problem_names_the_trailing_comma(tmp_path):
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text('[\n  {"a": 1},\n  {"a": 2}\n]\n')
+    bad.write_text('[\n  {"a": 1},\n  {"a": 2},\n]\n')
+    assert audit.strict_json_problem(good) is None and audit.strict_json_problem(tmp_path / "x.jsonl") is None
+    with pytest.raises(MalformedJSONError) as strict:
+        list(iter_json_batches(bad, lenient=False))
+    assert audit.strict_json_problem(bad) == f"line {strict.value.line}, column {strict.value.column}: trailing comma before ']'"
+
+
+def test_distribution_percentiles_and_bins():
+    import polars as pl
+
+    found = profile.distribution(pl.Series([0, 31, 32, 100, 9000]), profile.CHAR_EDGES)
+    assert found.counts == [2, 1, 1, 0, 0, 0, 0, 0, 0, 1] and found.max == 9000 and found.p50 == 32
+    assert found.p99 == 9000 and found.mean == 1832.6
+    assert profile.distribution(pl.Series([], dtype=pl.Int64), profile.TOKEN_EDGES).count == 0
+
+
+def test_leading_words_of_english_and_chinese():
+    import polars as pl
+
+    frame = pl.DataFrame({"instruction": ["Write a poem.", "  \"Generate\" a list", "写一首诗。", "12 plus 3?", "?"]})
+    assert frame.select(profile.leading_word()).to_series().to_list() == ["write", "generate", "写一", "12",
+                                                                            profile.NO_LEADING_WORD]
+
+
+def test_build_profile_reads_token_lengths_from_tokenized_rows():
+    import polars as pl
+
+    plain = pl.DataFrame({"input_ids": [[1, 2, 3], [1, 2]]})
+    packed = pl.DataFrame({"seq_lens": [[3, 2], [4]]})
+    assert profile.example_lengths(plain).to_list() == [3, 2]
+    assert profile.example_lengths(packed).to_list() == [3, 2, 4]
+
+
+@pytest.mark.parametrize("base_model, model", [
+    (None, "7B"), ("NousResearch/Llama-2-13b-hf", "13B"), ("30B", "30B"), ("gpt2", "7B"), ("6.7e9", "6.7E9"),
+])
+def test_memory_section_resolves_the_base_model(base_model, model):
+    from schemas.mix import TrainSpec
+
+    report = memory_report.memory_report(TrainSpec(base_model=base_model), 2048)
+    assert report.model == model and report.seq_len == 2048
+    assert [m.method for m in report.methods] == ["full", "lora", "qlora"]
+    totals = {m.method: m.total for m in report.methods}
+    assert totals["qlora"] < totals["lora"] < totals["full"]
+    assert ("assumed" in report.model_from) == (model == "7B" and base_model != "NousResearch/Llama-2-7b-hf")
