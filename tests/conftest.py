@@ -5,17 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 import pytest
 import yaml
@@ -77,53 +70,22 @@ def write_json(path: Path, rows: list[Any]) -> Path:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Prefect server (``prefect server start`` on 127.0.0.1, its database in a tmp folder) shared by the
     session; PREFECT_API_URL points this process and its children at it. Stopped by its PID at the end."""
-    home = tmp_path_factory.mktemp("prefect-server")
-    port = _free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
-           "PREFECT_UI_ENABLED": "false"}
-    env.pop("PREFECT_API_URL", None)
-    log = (home / "server.log").open("wb")
-    server = subprocess.Popen([str(Path(sys.executable).with_name("prefect")), "server", "start", "--host",
-                               "127.0.0.1", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True)
-    url = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 240  # the first start migrates a new database: minutes on a slow machine
-    while time.monotonic() < deadline:
-        assert server.poll() is None, (home / "server.log").read_text()
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    else:
-        os.killpg(server.pid, signal.SIGKILL)
-        pytest.fail(f"the Prefect server did not start in 240 s: {(home / 'server.log').read_text()[-2000:]}")
-    os.environ["PREFECT_API_URL"] = url
+    from flows import server as prefect_server
+
+    running = prefect_server.start(tmp_path_factory.mktemp("prefect-server"))
+    os.environ["PREFECT_API_URL"] = running.api_url
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     try:
-        with temporary_settings(updates={PREFECT_API_URL: url}):
-            yield url
+        with temporary_settings(updates={PREFECT_API_URL: running.api_url}):
+            yield running.api_url
     finally:
         os.environ.pop("PREFECT_API_URL", None)
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        log.close()
+        running.stop()
 
 
 @pytest.fixture

@@ -76,6 +76,12 @@ def test_flow_writes_what_the_direct_build_writes(demo: Path) -> None:
                                                                         if k != "manifest.json"}
     manifest = orjson.loads((Path(out) / "manifest.json").read_bytes())
     assert manifest["build_key"] and len(manifest["build_key"]) == 64
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:  # the report, as a Markdown artifact on the server
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["build-report-demo"])))
+    assert artifacts and artifacts[0].type == "markdown" and artifacts[0].data.startswith("# Build report: demo")
 
 
 def test_unchanged_rerun_stops_early_and_a_new_file_reprocesses_only_itself(tmp_path: Path, write_mix) -> None:
@@ -131,6 +137,7 @@ def test_dask_runner_writes_the_same_bytes_as_the_local_runner(tmp_path: Path, d
 def test_served_deployment_runs_on_the_server_and_versions_its_output(tmp_path: Path, write_mix) -> None:
     from prefect import get_client
     from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
 
     _parts(tmp_path, {"a.jsonl": 20})
     mix = write_mix({"name": "nightly", "sources": [{"name": "s", "path": "parts/*.jsonl"}]})
@@ -147,7 +154,7 @@ def test_served_deployment_runs_on_the_server_and_versions_its_output(tmp_path: 
             with get_client(sync_client=True) as client:
                 try:
                     deployment = client.read_deployment_by_name(name)
-                except Exception:  # ObjectNotFound until serve has registered it
+                except ObjectNotFound:  # until serve has registered it
                     time.sleep(0.5)
         assert [s.schedule.cron for s in deployment.schedules] == ["0 3 * * *"]
 

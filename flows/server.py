@@ -1,0 +1,71 @@
+"""A local Prefect server as a child process (``prefect server start``), for tests and benchmarks.
+
+In production run ``prefect server start`` yourself and set PREFECT_API_URL (see the README); this module only
+starts one on 127.0.0.1 with its database in a given folder, waits until it answers, and stops it by its PID.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+START_TIMEOUT_S = 240  # the first start migrates a new database: minutes on a slow machine
+
+
+@dataclass
+class LocalServer:
+    process: subprocess.Popen[bytes]
+    api_url: str
+    log: Path
+
+    def stop(self) -> None:
+        """SIGTERM to the server's process group (uvicorn and its services), SIGKILL after 30 s."""
+        if self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(home: Path, port: int | None = None) -> LocalServer:
+    """Start a server whose PREFECT_HOME (and SQLite database) is ``home``; return once /api/health answers."""
+    home.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
+           "PREFECT_UI_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)
+    log = home / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([str(Path(sys.executable).with_name("prefect")), "server", "start", "--host",
+                                    "127.0.0.1", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    server = LocalServer(process, f"http://127.0.0.1:{port}/api", log)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the Prefect server exited with {process.returncode}: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{server.api_url}/health", timeout=2).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    server.stop()
+    raise RuntimeError(f"the Prefect server did not answer in {START_TIMEOUT_S} s: {log.read_text()[-2000:]}")
