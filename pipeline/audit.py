@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -484,6 +485,22 @@ def verdicts(found: dict[str, Finding], items: int) -> list[Verdict]:
     return sorted(out, key=lambda v: (SEVERITIES.index(v.severity), -v.count, v.code))
 
 
+def _measure_records(records: pl.DataFrame, priority: list[str], stage: Callable[[str], None]) -> tuple[
+        pl.DataFrame, dict[str, RuleCount], dict[str, RuleCount], tuple[DuplicateView, pl.DataFrame],
+        tuple[DuplicateView, pl.DataFrame]]:
+    """Language (added as ``lang``), quality and PII hits, and both duplicate views of the readable records."""
+    found = language.identify(records.select(
+        pl.concat_str([pl.col("instruction"), pl.col("output")], separator="\n")).to_series())
+    records = records.with_columns(found["lang"], found["lang_score"])
+    stage("quality, PII")
+    quality_found, pii_found = quality_hits(records), pii_hits(records)
+    stage("duplicates")
+    by_record = duplicate_view(records, RECORD_DEDUP, priority)
+    by_instruction = duplicate_view(records.with_columns(pl.lit("").alias("input"), pl.lit("").alias("output")),
+                                    INSTRUCTION_DEDUP, priority)
+    return records, quality_found, pii_found, by_record, by_instruction
+
+
 # ---- the whole audit -----------------------------------------------------------------------------------------
 
 
@@ -511,21 +528,15 @@ def measure(paths: Sequence[str], tokenizer: Any, progress: Progress | None, roo
     repairs = Counter({fix: n for (_, fix), n in readout.repairs.items()})
     repairs["placeholder_input"] += int(placeholder.sum())
 
-    stage("language")
-    found = language.identify(records.select(
-        pl.concat_str([pl.col("instruction"), pl.col("output")], separator="\n")).to_series())
-    records = records.with_columns(found["lang"], found["lang_score"])
-    stage("quality, PII")
-    quality_found, pii_found = quality_hits(records), pii_hits(records)
-    stage("duplicates")
-    priority = [s.source.spec.name for s in sources]
-    record_view, record_dups = duplicate_view(records, RECORD_DEDUP, priority)
-    instruction_view, instruction_dups = duplicate_view(
-        records.with_columns(pl.lit("").alias("input"), pl.lit("").alias("output")), INSTRUCTION_DEDUP, priority)
-    tokens = None
-    if tokenizer is not None:
+    # Tokenizing is the longest step and mostly native code (the tokenizer's Rust, polars): it runs in a thread
+    # beside the others, which are mostly native too, so the two cores share the work.
+    with ThreadPoolExecutor(max_workers=1) as background:
+        tokens_future = background.submit(token_lengths, records, tokenizer) if tokenizer is not None else None
+        stage("language, tokens" if tokens_future else "language")
+        measured = _measure_records(records, [s.source.spec.name for s in sources], stage)
         stage("tokens")
-        tokens = token_lengths(records, tokenizer)
+        tokens = tokens_future.result() if tokens_future else None
+    records, quality_found, pii_found, (record_view, record_dups), (instruction_view, instruction_dups) = measured
     stage("profile")
     note = ("LLaMA-2 tokens of each record as an Alpaca-template training example (BOS, prompt, answer, EOS), "
             "uncut" if tokens is not None else "no tokenizer: token lengths left out")

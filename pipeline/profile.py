@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from pipeline import dedup, minhash
+from pipeline import minhash
 from schemas.report import (
     DatasetProfile,
     Distribution,
@@ -34,6 +34,7 @@ SEED = 0
 # (a Chinese instruction has no spaces; "写一" / "生成" / "给出" is what "Write" / "Generate" / "Give" is).
 LEADING_WORD = r"^[^\p{L}\p{N}]*(\p{Han}{1,2}|[[\p{L}\p{N}]--\p{Han}]+)"
 NO_LEADING_WORD = "(none)"
+FOLDED_ENDS = " \t\n.?!:;。？！：；"  # outer characters ignored when counting distinct instructions
 
 
 def prompt_chars() -> pl.Expr:
@@ -91,7 +92,7 @@ def language_mix(records: pl.DataFrame, by: str) -> list[LanguageMix]:
 
 
 def leading_word() -> pl.Expr:
-    return pl.col("instruction").str.to_lowercase().str.extract(LEADING_WORD, 1).fill_null(NO_LEADING_WORD)
+    return pl.col("instruction").str.extract(LEADING_WORD, 1).str.to_lowercase().fill_null(NO_LEADING_WORD)
 
 
 def _sample(texts: pl.Series, size: int) -> pl.Series:
@@ -121,7 +122,8 @@ def diversity(records: pl.DataFrame) -> Diversity:
     total = max(records.height, 1)
     return Diversity(
         instructions=records.height,
-        distinct_instructions=records.select(dedup.exact_key(pl.col("instruction")).n_unique()).item(),
+        distinct_instructions=records.select(
+            pl.col("instruction").str.to_lowercase().str.strip_chars(FOLDED_ENDS).n_unique()).item(),
         leading_words=len(leads), top_leading_words=leads[:TOP_LEADING_WORDS],
         top10_share=round(sum(g.records for g in leads[:10]) / total, 4),
         sample=sample.len(), bigram_entropy=entropy, distinct_bigrams=distinct,

@@ -215,7 +215,7 @@ class Diversity(Model):
     Chinese text) and word bigrams (characters for CJK) over a seeded sample."""
 
     instructions: int
-    distinct_instructions: int = Field(description="distinct after folding case, punctuation and spaces")
+    distinct_instructions: int = Field(description="distinct after folding case and outer punctuation and spaces")
     leading_words: int = Field(description="distinct leading words")
     top_leading_words: list[GroupCount]
     top10_share: float = Field(description="share of instructions starting with the 10 most frequent words")
