@@ -34,9 +34,11 @@ from pipeline import (
     ingest,
     language,
     ledger,
+    memory_report,
     mixture,
     normalize,
     pii,
+    profile,
     quality,
     report_html,
     report_markdown,
@@ -396,10 +398,14 @@ def tokenize_stage(train: pl.DataFrame, eval_: pl.DataFrame, tokenizer: Any, spe
     return Tokenized(*tokenize_splits(train, eval_, tokenizer, spec))
 
 
+def union(shards: list[Shard]) -> pl.DataFrame:
+    """The records every shard kept, in input order: where the global stages start."""
+    return pl.concat([s.kept for s in shards]) if shards else pl.DataFrame(schema=OUTPUT_SCHEMA)
+
+
 def finish(mix: Mix, shards: list[Shard], tokenizer: Any) -> BuildResult:
     """The global stages over the shards, in order, then the ledger and the report."""
-    records = pl.concat([s.kept for s in shards]) if shards else pl.DataFrame(schema=OUTPUT_SCHEMA)
-    deduped = dedup_stage(records, mix)
+    deduped = dedup_stage(union(shards), mix)
     clean, leaks = decontaminate_stage(deduped.kept, mix)
     pool, eval_ = split_stage(clean, mix.spec)
     mixed = mixture_stage(pool, mix, tokenizer)
@@ -460,6 +466,8 @@ def assemble(mix: Mix, shards: list[Shard], deduped: Deduplicated, leaks: pl.Dat
         advice=mixture.base_model_advice(train.height, train["task"].n_unique(), _general_share(train, mix)),
         tokens=tokenized.report,
         not_applied=not_applied(spec),
+        profile=profile.build_profile(train, tokenized.rows),
+        memory=memory_report.memory_report(spec.train, spec.tokenize.cutoff_len),
     )
     for section in report.not_applied:
         log.warning("mix.yaml sets '%s', whose stage has not landed yet: validated, not applied", section)
@@ -742,10 +750,11 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def write(result: BuildResult) -> Path:
-    """Write the output folder (atomically) and return its path."""
+def write(result: BuildResult, target: Path | None = None, build_key: str | None = None) -> Path:
+    """Write the output folder (atomically; default ``mix.out_dir``) and return its path. ``build_key``, the
+    flow's content hash of everything the build read, goes into the manifest so an unchanged re-run can stop."""
     mix, spec = result.mix, result.mix.spec
-    target = mix.out_dir
+    target = target or mix.out_dir
     with writers.atomic_folder(target) as tmp:
         compression, level = spec.output.compression, spec.output.compression_level
         writers.write_parquet(result.train, tmp / "train.parquet", compression, level)
@@ -764,7 +773,7 @@ def write(result: BuildResult) -> Path:
         manifest = Manifest(
             name=spec.name, seed=spec.seed, spec=spec.model_dump(mode="json", by_alias=True),
             spec_hash=result.report.spec_hash, inputs=input_files(mix), packages=package_versions(),
-            counts=result.report.totals, outputs=outputs,
+            counts=result.report.totals, outputs=outputs, build_key=build_key,
         )
         writers.write_json(manifest.model_dump(mode="json"), tmp / "manifest.json")  # last: marks completion
     return target

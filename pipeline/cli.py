@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import typer
@@ -95,26 +96,85 @@ def _summary(report: BuildReport) -> Table:
     return table
 
 
+RUNNER_OPTION = typer.Option("local", "--runner", "-r",
+                             help="local: the Prefect flow, tasks on threads; dask: the flow on a Dask cluster "
+                                  "(a local one of --workers processes, or --dask-address); direct: the stages "
+                                  "called in this process, without Prefect (no task cache, no UI).")
+DASK_OPTION = typer.Option(None, "--dask-address", help="tcp://host:8786 of a running Dask scheduler (--runner dask).")
+RUNNERS = ("local", "dask", "direct")
+
+
+def _run_flow(mix_path: Path, mix: Mix, runner: str, dask_address: str | None, workers: int | None,
+              versioned: bool) -> Path:
+    """The build flow (flows/build_flow.py) with a progress bar over its shards; returns the output folder.
+    An output written from the same inputs, settings and code is returned before Prefect is even imported."""
+    from flows import keys
+
+    unchanged = keys.current_output(mix, keys.build_keys(mix).build, versioned)
+    if unchanged is not None:
+        console.print(f"unchanged: inputs, settings and code are those of {unchanged}; nothing to do",
+                      soft_wrap=True, highlight=False)
+        return unchanged
+    from flows import build_flow as flows_build
+
+    flow = flows_build.with_runner(runner, dask_address, workers)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("files"), TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task(f"{runner} flow", total=len(build_stage.work_units(mix)))
+        seen = {"records": 0}
+
+        def advance(source: str, records: int, file_done: bool) -> None:
+            seen["records"] += records
+            bar.update(task, advance=1, description=f"{source}: {seen['records']:,} records")
+
+        flows_build.progress_hook = advance
+        try:
+            return Path(flow(str(mix_path.resolve()), versioned=versioned))
+        except (TokenizerError, MixtureError) as err:
+            _error(str(err))
+            raise typer.Exit(2) from None
+        except MalformedJSONError as err:
+            _error(str(err))
+            raise typer.Exit(1) from None
+        finally:
+            flows_build.progress_hook = None
+
+
 @app.command()
-def build(mix: Path = MIX_OPTION, workers: int | None = WORKERS_OPTION) -> None:
+def build(mix: Path = MIX_OPTION, workers: int | None = WORKERS_OPTION, runner: str = RUNNER_OPTION,
+          dask_address: str | None = DASK_OPTION,
+          versioned: bool = typer.Option(False, "--versioned", help="Write <out>/<name>/<UTC time>/ and point "
+                                         "<out>/<name>/latest at it; the report says what changed.")) -> None:
     """Build the dataset: read every source, run the stages, write <output.dir>/<name>/ atomically."""
+    if runner not in RUNNERS:
+        _error(f"--runner {runner!r}: use one of {', '.join(RUNNERS)}")
+        raise typer.Exit(2)
+    if versioned and runner == "direct":
+        _error("--versioned needs the flow (--runner local or dask)")
+        raise typer.Exit(2)
     spec = _load(mix)
-    result = _run(spec, workers, cache=True)
-    out = build_stage.write(result)
-    console.print(_summary(result.report))
-    tokens = result.report.tokens
+    if runner == "direct":
+        out = build_stage.write(_run(spec, workers, cache=True))
+    else:
+        out = _run_flow(mix, spec, runner, dask_address, workers, versioned)
+    report = BuildReport.model_validate_json((out / "report.json").read_bytes())
+    _print_build(report, out)
+
+
+def _print_build(report: BuildReport, out: Path) -> None:
+    console.print(_summary(report))
+    tokens = report.tokens
     if tokens:
         packed = f", packed {tokens.packing_efficiency:.1%} full" if tokens.packing_efficiency is not None else ""
         console.print(f"tokenized with {tokens.tokenizer} ({tokens.template}, cutoff {tokens.cutoff_len}): "
                       f"{tokens.train_tokens:,} train tokens in {tokens.train_rows:,} rows{packed}, "
                       f"{tokens.eval_tokens:,} eval tokens", soft_wrap=True, highlight=False)
-    if result.report.dedup:
-        d = result.report.dedup
+    if report.dedup:
+        d = report.dedup
         near = f", {d.near_removed:,} near (Jaccard >= {d.threshold}, {d.verified_pairs:,} of {d.candidate_pairs:,} " \
                f"LSH candidate pairs verified)" if d.near else ""
         console.print(f"dedup: {d.exact_removed:,} exact{near}; {d.cross_source:,} across sources, "
                       f"{d.against_references:,} against references", soft_wrap=True, highlight=False)
-    report = result.report
     if report.pii and report.pii.found:
         verb = {"redact": "redacted", "quarantine": "quarantined", "flag": "flagged"}[report.pii.action]
         console.print(f"pii: {verb} " + ", ".join(f"{k} {v:,}" for k, v in report.pii.found.items()),
@@ -133,12 +193,35 @@ def build(mix: Path = MIX_OPTION, workers: int | None = WORKERS_OPTION) -> None:
                       soft_wrap=True, highlight=False)
         for warning in m.warnings:
             console.print(f"[yellow]mixture warning:[/] {warning}", soft_wrap=True, highlight=False)
+    if report.changes:
+        c = report.changes
+        console.print(f"changes since {c.previous or 'nothing (first version)'}: {c.added:,} added, {c.removed:,} "
+                      f"removed, {c.changed:,} changed, {c.unchanged:,} unchanged", soft_wrap=True, highlight=False)
     for line in report.advice:
         console.print(f"advice: {line}", soft_wrap=True, highlight=False)
-    for section in result.report.not_applied:
+    for section in report.not_applied:
         console.print(f"[yellow]note:[/] '{section}' is set but its stage has not landed yet (not applied)",
                       soft_wrap=True)
     console.print(f"wrote [bold]{out}[/] ({', '.join(sorted(p.name for p in out.iterdir()))})", soft_wrap=True)
+
+
+@app.command()
+def serve(mix: Path = MIX_OPTION,
+          cron: str = typer.Option(..., "--cron", help='When to build, e.g. "0 3 * * *" (03:00 every day).'),
+          name: str | None = typer.Option(None, "--name", help="Deployment name; default: the mix's name."),
+          runner: str = RUNNER_OPTION, dask_address: str | None = DASK_OPTION,
+          workers: int | None = WORKERS_OPTION) -> None:
+    """Serve the build as a Prefect deployment on a schedule (needs a Prefect server: PREFECT_API_URL). Every run
+    writes a new version folder plus a `latest` link; Ctrl-C stops serving."""
+    if runner not in ("local", "dask"):
+        _error("serve runs the flow: --runner local or dask")
+        raise typer.Exit(2)
+    spec = _load(mix)
+    from flows import build_flow as flows_build
+
+    flow = flows_build.with_runner(runner, dask_address, workers)
+    flow.serve(name=name or spec.spec.name, cron=cron, parameters={"mix_path": str(mix.resolve()), "versioned": True},
+               print_starting_message=True)
 
 
 @app.command()
@@ -234,8 +317,85 @@ def estimate(model: str = typer.Option("7B", "--model", "-m", help="7B, 13B, 30B
                   "activations after Korthikanti et al., 20% overhead)", soft_wrap=True, highlight=False)
 
 
+class _AuditProgress:
+    """`pipeline audit`'s terminal progress: a bar over the files while reading, then the stage running."""
+
+    def __init__(self, bar: Progress, files: int) -> None:
+        self.bar, self.records = bar, 0
+        self.task = bar.add_task("reading", total=files)
+
+    def read(self, file: str, items: int, done: bool) -> None:
+        self.records += items
+        self.bar.update(self.task, advance=1 if done else 0,
+                        description=f"{Path(file).name}: {self.records:,} items")
+
+    def stage(self, name: str) -> None:
+        self.bar.update(self.task, description=f"{name} ({self.records:,} items)")
+
+
+def _audit_summary(report) -> list[Table]:  # type: ignore[no-untyped-def]
+    files = Table(title=f"{report.totals['items']:,} items in {len(report.files)} file(s): "
+                        f"{report.totals['records']:,} readable records, {report.totals['rejected']:,} rejected")
+    for column in ("file", "format", "items", "records", "rejected", "duplicates", "languages", "problem"):
+        files.add_column(column, justify="right" if column in ("items", "records", "rejected", "duplicates")
+                         else "left", no_wrap=column not in ("problem", "languages"))
+    for f in report.files:
+        languages = ", ".join(f"{k} {v:,}" for k, v in list(f.languages.items())[:2])
+        files.add_row(f.source, f.format, f"{f.items:,}", f"{f.records:,}", f"{sum(f.rejected.values()):,}",
+                      f"{f.duplicates:,}", languages, f.problem or "")
+    verdicts = Table(title="verdicts, worst first")
+    for column in ("severity", "problem", "count", "what"):
+        verdicts.add_column(column, justify="right" if column == "count" else "left",
+                            no_wrap=column != "what")
+    style = {"high": "bold red", "medium": "yellow", "low": "cyan", "info": "dim"}
+    for v in report.verdicts:
+        verdicts.add_row(Text(v.severity, style=style[v.severity]), v.code, f"{v.count:,}", v.message)
+    return [files, verdicts]
+
+
+@app.command()
+def audit(paths: list[str] = typer.Argument(..., help="Files, globs (quoted) or folders, in any format a source "
+                                             "can have; each file is audited on its own and against the others."),
+          formats: list[str] = typer.Option(["html", "md", "json"], "--format", "-f",
+                                            help="html, md or json; repeat for several (default: all three)."),
+          out: Path | None = typer.Option(None, "--out", "-o", help="Folder for audit.html / .md / .json; "
+                                          "default: out/audit/<name of the first path>."),
+          tokenizer: str | None = typer.Option(None, "--tokenizer", help="LLaMA-2 tokenizer (Hub id or folder) for "
+                                               "token lengths; default: the build's (INSTRUCT_PIPELINE_TOKENIZER wins)."),
+          tokens: bool = typer.Option(True, "--tokens/--no-tokens", help="Measure lengths in LLaMA-2 tokens.")) -> None:
+    """Audit a dataset without building: schema problems, empty and placeholder fields, duplicates, languages,
+    lengths in characters and tokens, quality and PII hits, diversity, and the top problems with example ids."""
+    import re
+
+    from pipeline import audit as audit_stage
+    from pipeline.io.tokenizer import load_tokenizer
+    from schemas.mix import TokenizeSpec
+
+    unknown = sorted(set(formats) - set(audit_stage.FORMATS))
+    if unknown:
+        _error(f"--format {', '.join(unknown)}: choose from {', '.join(audit_stage.FORMATS)}")
+        raise typer.Exit(2)
+    try:
+        loaded = load_tokenizer(tokenizer or TokenizeSpec().tokenizer) if tokens else None
+        sources = len(audit_stage.resolve(paths, Path.cwd()))
+    except (TokenizerError, ConfigError) as err:
+        _error(f"{err}{' (or pass --no-tokens)' if isinstance(err, TokenizerError) else ''}")
+        raise typer.Exit(2) from None
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("files"), TimeElapsedColumn(), console=console, transient=True) as bar:
+        report = audit_stage.run(paths, loaded, _AuditProgress(bar, sources))
+    folder = out or Path("out") / "audit" / (re.sub(r"[^A-Za-z0-9_.\-]+", "_", Path(paths[0]).name).strip("_.")
+                                             or "dataset")
+    written = audit_stage.write(report, folder, formats)
+    for summary in _audit_summary(report):
+        console.print(summary)
+    console.print(f"wrote {', '.join(str(p) for p in written)}", soft_wrap=True, highlight=False)
+
+
 @app.callback()
 def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log each stage's progress.")) -> None:
+    if verbose:
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "INFO")
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
                         handlers=[RichHandler(console=console, show_path=False)])
 
