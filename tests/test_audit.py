@@ -20,8 +20,9 @@ SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "audit.schema.json"
 
 
 @pytest.fixture(scope="module")
-def alpaca_en(shared_data, llama_tokenizer) -> AuditReport:
-    return audit.run([str(shared_data / "alpaca-en")], llama_tokenizer)
+def alpaca_en(shared_data) -> AuditReport:
+    """Without the tokenizer (the slowest step; alpaca-zh's audit measures tokens): ~15 s instead of ~35 s."""
+    return audit.run([str(shared_data / "alpaca-en")])
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +53,10 @@ def test_alpaca_en_defects(alpaca_en):
     similar = verdict(report, "near_duplicate_instructions")
     assert similar.count >= 40 and report.instruction_duplicates.near >= 40
     assert report.duplicates.exact == 0 and report.duplicates.near == 3  # whole records: Stanford deduplicated them
-    assert {v.code for v in report.verdicts} >= {"pii", "quality:unfilled_placeholder", "over_cutoff"}
+    assert {v.code for v in report.verdicts} >= {"pii", "quality:unfilled_placeholder", "quality:needs_unseen_content"}
     languages = {g.key: g.records for g in report.profile.languages}
     assert languages["en"] / report.profile.records > 0.99
-    tokens = report.profile.lengths.tokens
-    assert tokens is not None and tokens.count == report.totals["records"] and 90 < tokens.p50 < 140
+    assert report.profile.lengths.tokens is None and "over_cutoff" not in {v.code for v in report.verdicts}
     assert report.profile.diversity.top_leading_words[0].key == "generate"
 
 
@@ -85,6 +85,10 @@ def test_alpaca_zh_defects(alpaca_zh, shared_data):
     cross = verdict(report, "cross_file_duplicates")
     assert cross.severity == "high" and cross.count >= 14_351
     assert files["zh-data-part-00.json"].duplicates + files["zh-data-part-01.json"].duplicates >= 14_351
+    tokens = report.profile.lengths.tokens  # LLaMA-2 tokens of every record as an Alpaca-template example
+    assert tokens is not None and tokens.count == report.totals["records"] and 120 < tokens.p50 < 200
+    assert sum(tokens.counts) == tokens.count and tokens.max > 1024
+    assert verdict(report, "over_cutoff").count == report.content["over_1024_tokens"].count == sum(tokens.counts[6:])
 
 
 def test_real_audit_json_validates_and_renders(alpaca_zh, tmp_path):
