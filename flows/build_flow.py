@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 FLOW_NAME = "instruct-pipeline-build"
 HUB_RETRIES = 3
 
-# Set by the CLI to draw its progress bar: called once per finished shard (source, records, True).
+# Set by the CLI to draw its progress bar: called once per finished shard as (source, 0, True).
 progress_hook: Callable[[str, int, bool], None] | None = None
 
 
@@ -87,13 +87,16 @@ def report_task(mix: Mix, shards: list[build.Shard], deduped: build.Deduplicated
 
 @task(name="write", cache_policy=NO_CACHE)
 def write_task(result: build.BuildResult, key: str | None, versioned: bool) -> str:
-    if not versioned:
-        return str(build.write(result, build_key=key))
-    root = result.mix.out_dir
-    previous = versions.latest(root)
-    result.report.changes = versions.changes(previous, result.train, result.eval)
-    target = build.write(result, versions.new_version(root), build_key=key)
-    versions.point_latest(root, target)
+    """The output folder (or a new version of it), and the report as a Markdown artifact on the server."""
+    if versioned:
+        root = result.mix.out_dir
+        result.report.changes = versions.changes(versions.latest(root), result.train, result.eval)
+        target = build.write(result, versions.new_version(root), build_key=key)
+        versions.point_latest(root, target)
+    else:
+        target = build.write(result, build_key=key)
+    create_markdown_artifact(markdown=report_markdown.render(result.report), key=_artifact_key(result.mix.spec.name),
+                             description=f"build report: {target}")
     return str(target)
 
 
@@ -117,21 +120,20 @@ def build_flow(mix_path: str, versioned: bool = False) -> str:
     futures = [shard_task.with_options(**_shard_options(unit)).submit(unit, key)
                for unit, key in zip(units, keys.units, strict=True)]
     tokenizer = build.needed_tokenizer(mix.spec)  # loads while the shards run; they are cached if it fails
-    if progress_hook is not None:
-        for future in as_completed(futures):
-            done = future.result()
-            progress_hook(done.source, done.n_input, True)
-    shards = [future.result() for future in futures]
-    deduped = dedup_task.submit(shards, mix, keys.dedup)
+    source_of = {id(future): unit.source.spec.name for future, unit in zip(futures, units, strict=True)}
+    for future in as_completed(futures):  # the data stays where it is (a Dask worker): only states come here
+        future.wait()  # sets the final state on the future (without it, .state asks the server, which may lag)
+        if not future.state.is_completed():
+            future.result()  # raises the shard's own error (a malformed file names its line)
+        if progress_hook is not None:
+            progress_hook(source_of[id(future)], 0, True)
+    deduped = dedup_task.submit(futures, mix, keys.dedup)
     clean = decontaminate_task.submit(deduped, mix, keys.decontaminate)
     split = split_task.submit(clean, mix.spec, keys.split)
     mixed = mixture_task.submit(split, mix, tokenizer, keys.mixture)
     tokenized = tokenize_task.submit(mixed, split, tokenizer, mix.spec, keys.tokenize)
-    result = report_task.submit(mix, shards, deduped, clean, mixed, tokenized).result()
-    out = write_task.submit(result, keys.build, versioned).result()
-    create_markdown_artifact(markdown=report_markdown.render(result.report), key=_artifact_key(mix.spec.name),
-                             description=f"build report: {out}")
-    return out
+    result = report_task.submit(mix, futures, deduped, clean, mixed, tokenized)
+    return write_task.submit(result, keys.build, versioned).result()
 
 
 def _artifact_key(name: str) -> str:

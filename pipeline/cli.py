@@ -121,11 +121,9 @@ def _run_flow(mix_path: Path, mix: Mix, runner: str, dask_address: str | None, w
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("files"), TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task(f"{runner} flow", total=len(build_stage.work_units(mix)))
-        seen = {"records": 0}
 
         def advance(source: str, records: int, file_done: bool) -> None:
-            seen["records"] += records
-            bar.update(task, advance=1, description=f"{source}: {seen['records']:,} records")
+            bar.update(task, advance=1, description=f"{runner} flow: {source}")
 
         flows_build.progress_hook = advance
         try:
