@@ -217,7 +217,7 @@ def memory_section(memory: MemoryReport) -> Section:
 def build_document(report: BuildReport) -> Document:
     t = report.totals
     sections = [s for s in (
-        _advice(report), _funnel(report), _sources(report), _funnel_by_source(report), _quality(report),
+        _advice(report), _changes(report), _funnel(report), _sources(report), _funnel_by_source(report), _quality(report),
         _pii(report), _dedup(report), _decontamination(report), _split(report), _mixture(report), _tokens(report),
     ) if s is not None]
     if report.profile is not None:
@@ -233,6 +233,21 @@ def build_document(report: BuildReport) -> Document:
         byline=f"Spec sha256 `{report.spec_hash[:12]}`, report version {report.version}.",
         sections=tuple(sections),
     )
+
+
+def _changes(report: BuildReport) -> Section | None:
+    """A scheduled build's records against the previous version's (pipeline/versions.py)."""
+    c = report.changes
+    if c is None:
+        return None
+    since = f"version {c.previous}" if c.previous else "nothing (this is the first version)"
+    kinds = ("added", "removed", "changed", "unchanged")
+    return Section("Changes", (
+        Text(f"Against {since}, by record id: {c.added:,} added, {c.removed:,} removed, {c.changed:,} changed (same "
+             f"id, different text), {c.unchanged:,} unchanged."),
+        table(["source", *kinds], [(x.key, *(getattr(x, k) for k in kinds)) for x in c.by_source]),
+        table(["task", *kinds], [(x.key, *(getattr(x, k) for k in kinds)) for x in c.by_task]),
+    ), summary=True)
 
 
 def _advice(report: BuildReport) -> Section | None:

@@ -172,4 +172,5 @@ def test_served_deployment_runs_on_the_server_and_versions_its_output(tmp_path: 
     report = BuildReport.model_validate_json((root / "latest" / "report.json").read_bytes())
     assert report.changes is not None and report.changes.previous == versions[0]
     assert (report.changes.added, report.changes.removed, report.changes.unchanged) == (5, 0, 20)
+    assert "## Changes" in (root / "latest" / "report.md").read_text(encoding="utf-8")
     assert [(c.key, c.added, c.unchanged) for c in report.changes.by_source] == [("s", 5, 20)]
