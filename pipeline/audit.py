@@ -531,7 +531,7 @@ def measure(paths: Sequence[str], tokenizer: Any, progress: Progress | None, roo
     stage: Callable[[str], None] = progress.stage if progress else (lambda _: None)
     records, rejected = readout.records, readout.rejected
     inputs = input_values(records, rejected)
-    placeholder = normalize._placeholder_mask(inputs["input"], NormalizeSpec().placeholder_inputs)
+    placeholder = normalize.placeholder_mask(inputs["input"], NormalizeSpec().placeholder_inputs)
     inputs = inputs.with_columns(placeholder=placeholder, empty=(inputs["input"] == "") & ~placeholder)
     records = records.with_columns(  # what a build's normalize does with them
         pl.when(placeholder.head(records.height)).then(pl.lit("")).otherwise(pl.col("input")).alias("input"))

@@ -52,7 +52,7 @@ def text_cleaner(spec: NormalizeSpec) -> Callable[[str], tuple[str, int]]:
     return clean
 
 
-def _placeholder_mask(inputs: pl.Series, placeholders: list[str]) -> pl.Series:
+def placeholder_mask(inputs: pl.Series, placeholders: list[str]) -> pl.Series:
     """Inputs that are a placeholder once case-folded with everything but letters and digits removed."""
     folded_forms = [p.lower() for p in placeholders]
     longest = 4 * max((len(p) for p in folded_forms), default=0) + 8  # room for brackets, spaces, punctuation
@@ -94,7 +94,7 @@ def normalize(frame: pl.DataFrame, spec: NormalizeSpec) -> tuple[pl.DataFrame, d
             *[pl.element().struct.field(side).map_elements(lambda t: clean(t)[0].strip(), return_dtype=pl.String)
               .alias(side) for side in ("user", "assistant")]
         )))
-    is_placeholder = _placeholder_mask(frame["input"], spec.placeholder_inputs)
+    is_placeholder = placeholder_mask(frame["input"], spec.placeholder_inputs)
     frame = frame.with_columns(
         pl.col("_fixes") | is_placeholder.cast(pl.Int64) * 16,
         pl.when(is_placeholder).then(pl.lit("")).otherwise(pl.col("input")).alias("input"),
