@@ -46,7 +46,7 @@ from pipeline import (
     validate,
 )
 from pipeline.config import Mix, ResolvedReference, ResolvedSource
-from pipeline.io import readers, signature_index, writers
+from pipeline.io import heap, readers, signature_index, writers
 from pipeline.io.readers import Chunk
 from pipeline.io.tokenizer import load_tokenizer, tokenizer_source
 from pipeline.quarantine import (
@@ -98,8 +98,6 @@ class ChunkResult:
     kept: pl.DataFrame
     rejected: pl.DataFrame
     repairs: Counter[tuple[str, str]]
-    last_of_unit: bool = False
-    kept_file: Path | None = None  # where a worker process left ``kept``
 
 
 @dataclass
@@ -164,38 +162,52 @@ def process_unit(unit: WorkUnit) -> list[ChunkResult]:
     source = unit.source
     if unit.file is not None:
         source = dataclasses.replace(source, files=(unit.file,))
-    results = [process_chunk(chunk, unit.spec) for chunk in readers.iter_chunks(source, unit.root)]
-    if results:
-        results[-1].last_of_unit = True
-    return results
+    return [process_chunk(chunk, unit.spec) for chunk in readers.iter_chunks(source, unit.root)]
 
 
-def _process_unit_to_files(unit: WorkUnit, folder: str, number: int) -> list[ChunkResult]:
-    """``process_unit`` in a worker process: the kept frames go back as Arrow IPC files, which cost a third of
-    pickling them through the pipe (measured: 0.05 s + 0.02 s against 0.15 s + 0.07 s for 50k records)."""
-    results = process_unit(unit)
-    for k, result in enumerate(results):
-        path = Path(folder) / f"{number:06d}-{k:04d}.arrow"
-        result.kept.write_ipc(path, compression="uncompressed")
-        result.kept, result.kept_file = result.kept.clear(), path
-    return results
+_worker_detections: dict[Path | None, language.DetectionCache] = {}  # per worker process: read once
 
 
-def iter_results(mix: Mix, workers: int) -> Iterator[ChunkResult]:
-    """Chunk results in input order, computed by this process and ``workers - 1`` spawned ones.
+def _shard_to_files(unit: WorkUnit, folder: str, number: int,
+                    cache: Path | None) -> tuple[Shard, Path, Path, pl.DataFrame]:
+    """``shard_unit`` in a worker process. Its frames go back as Arrow IPC files (a third of the cost of
+    pickling them through the pipe), with the language detections it added to the cache it read."""
+    if cache not in _worker_detections:
+        _worker_detections[cache] = language.DetectionCache(cache)
+    detections = _worker_detections[cache]
+    known = detections.known.height
+    result = shard(unit, process_unit(unit), detections)
+    kept, rejected = Path(folder) / f"{number:06d}-kept.arrow", Path(folder) / f"{number:06d}-rejected.arrow"
+    result.kept.write_ipc(kept, compression="uncompressed")
+    result.rejected.write_ipc(rejected, compression="uncompressed")
+    emptied = dataclasses.replace(result, kept=result.kept.clear(), rejected=result.rejected.clear())
+    return emptied, kept, rejected, detections.known.slice(known)
+
+
+def iter_shards(mix: Mix, workers: int, progress: ProgressCallback | None = None,
+                detections: language.DetectionCache | None = None) -> Iterator[Shard]:
+    """Shards in input order, computed by this process and ``workers - 1`` spawned ones.
 
     This process claims units from the front of the list and the workers from the back, one at a time each,
     so they meet wherever the work splits evenly, whatever the file sizes and however long the workers take
     to start (~1 s of imports). A worker gets its next unit only when it finishes one, so no unit waits in a
-    queue that this process could have taken it from."""
+    queue that this process could have taken it from. Workers read the language cache this process reads and
+    send back what they detected, which joins ``detections``."""
     units = work_units(mix)
+
+    def done(part: Shard) -> Shard:
+        if progress:
+            progress(part.source, part.n_input, True)
+        return part
+
     if workers <= 1 or len(units) <= 1:
         for unit in units:
-            yield from process_unit(unit)
+            yield done(shard(unit, process_unit(unit), detections))
         return
     claims = _Claims(len(units))
-    futures: dict[int, Future[list[ChunkResult]]] = {}
+    futures: dict[int, Future[tuple[Shard, Path, Path, pl.DataFrame]]] = {}
     context = multiprocessing.get_context("spawn")  # polars' thread pool does not survive fork
+    cache = detections.path if detections is not None else None
     with tempfile.TemporaryDirectory(prefix="instruct-pipeline-") as folder, ProcessPoolExecutor(
         max_workers=min(workers - 1, len(units) - 1), mp_context=context
     ) as pool:
@@ -205,18 +217,18 @@ def iter_results(mix: Mix, workers: int) -> Iterator[ChunkResult]:
                 index = claims.take_back()
                 if index is None:
                     return
-                futures[index] = pool.submit(_process_unit_to_files, units[index], folder, index)
+                futures[index] = pool.submit(_shard_to_files, units[index], folder, index, cache)
             futures[index].add_done_callback(submit_next)  # outside the lock: it may run at once
 
         for _ in range(min(workers - 1, len(units) - 1)):
             submit_next()
         while (index := claims.front()) is not None:
-            yield from process_unit(units[index])
+            yield done(shard(units[index], process_unit(units[index]), detections))
         for index in sorted(futures):
-            for result in futures[index].result():
-                assert result.kept_file is not None
-                result.kept, result.kept_file = pl.read_ipc(result.kept_file), None
-                yield result
+            part, kept, rejected, detected = futures[index].result()
+            if detections is not None:
+                detections.learn(detected)
+            yield done(dataclasses.replace(part, kept=pl.read_ipc(kept), rejected=pl.read_ipc(rejected)))
 
 
 class _Claims:
@@ -293,20 +305,6 @@ def shard_unit(unit: WorkUnit) -> Shard:
     return shard(unit, process_unit(unit))
 
 
-def iter_shards(mix: Mix, workers: int, progress: ProgressCallback | None = None,
-                detections: language.DetectionCache | None = None) -> Iterator[Shard]:
-    """Shards in input order: units read by ``iter_results`` (worker processes for big inputs), filtered here."""
-    unit_of = {unit.source.spec.name: unit for unit in work_units(mix)}  # the filters need only its source
-    pending: list[ChunkResult] = []
-    for result in iter_results(mix, workers):
-        pending.append(result)
-        if progress:
-            progress(result.source, result.n_input, result.last_of_unit)
-        if result.last_of_unit:
-            yield shard(unit_of[result.source], pending, detections)
-            pending = []
-
-
 def needed_tokenizer(spec: MixSpec, tokenizer: Any = None) -> Any:
     """The tokenizer the build needs (None when tokenize is off), loaded before any data is read."""
     if spec.tokenize.enabled and tokenizer is None:
@@ -342,6 +340,7 @@ def dedup_stage(records: pl.DataFrame, mix: Mix) -> Deduplicated:
         return Deduplicated(records, pl.DataFrame(schema=dedup.DUPLICATE_SCHEMA), None, None)
     references = [load_reference(ref, mix) for ref in mix.references]
     deduped = dedup.deduplicate(records, spec.dedup, [s.spec.name for s in mix.sources], references)
+    heap.trim()
     signatures = None
     if deduped.signatures is not None:
         signatures = pl.DataFrame({"id": deduped.kept["id"], "signature": deduped.signatures})
@@ -395,7 +394,9 @@ def tokenize_stage(train: pl.DataFrame, eval_: pl.DataFrame, tokenizer: Any, spe
     eval_ = eval_.with_columns(repeat=pl.lit(0, pl.UInt16))
     if not spec.tokenize.enabled:
         return Tokenized(train, eval_, {}, pl.DataFrame(schema=REJECT_SCHEMA), None)
-    return Tokenized(*tokenize_splits(train, eval_, tokenizer, spec))
+    tokenized = Tokenized(*tokenize_splits(train, eval_, tokenizer, spec))
+    heap.trim()
+    return tokenized
 
 
 def union(shards: list[Shard]) -> pl.DataFrame:
@@ -645,10 +646,12 @@ def tokenize_splits(train: pl.DataFrame, eval_: pl.DataFrame, tokenizer: Any, sp
     kept, rows, examples, rejects, row_tokens = {}, {}, [], [], {}
     for name, frame in (("train", train), ("eval", eval_)):
         result = tokenize.tokenize(frame.filter(pl.col("repeat") == 0), tokenizer, settings, spec.filters)
-        kept[name] = frame.join(result.rejected.select("id"), on="id", how="anti", maintain_order="left")
+        kept[name] = frame.join(result.rejected.select("id"), on="id", how="anti", maintain_order="left") \
+            if result.rejected.height else frame  # the join copies every text column
         repeated = kept[name].select("id").join(result.examples, on="id", how="left", maintain_order="left")
-        examples.append(result.examples)
+        examples.append(result.examples.select("id", "source", "task", "n_tokens", "truncated"))  # not the lists
         rejects.append(result.rejected)
+        del result  # its token lists: ``repeated`` has its own copy
         row_tokens[name] = int(repeated["n_tokens"].sum())
         if settings.packing:
             rows[name] = tokenize.pack(repeated, settings.cutoff_len)

@@ -187,6 +187,12 @@ class DetectionCache:
             self.added = True
         return keys.join(self.known, on="key", how="left", maintain_order="left").select(*DETECTION_SCHEMA)
 
+    def learn(self, detected: pl.DataFrame) -> None:
+        """Add detections made elsewhere (a worker process's), rows shaped like ``known``."""
+        if detected.height:
+            self.known = pl.concat([self.known, detected.select(self.known.columns)])
+            self.added = True
+
     def save(self) -> None:
         if self.path is None or not self.added:
             return
