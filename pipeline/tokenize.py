@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from pipeline.packing import first_fit_decreasing
@@ -87,8 +88,7 @@ def _table(batch: pl.DataFrame, flat: _Flat, cut: int) -> pl.DataFrame:
     labels = pl.select(pl.when(trained).then(ids).otherwise(pl.lit(IGNORE, dtype=pl.Int32))).to_series()
     starts = pa.Array.from_buffers(pa.int32(), len(flat.offsets), [None, pa.py_buffer(flat.offsets)])
 
-    bounds = flat.offsets.tolist()
-    full = pl.Series([end - start for start, end in zip(bounds, bounds[1:])], dtype=pl.Int64)
+    full = pl.Series(np.diff(np.frombuffer(flat.offsets, dtype=np.int32)), dtype=pl.Int64)
     over = bool((full > cut).any())
 
     def as_lists(values: pl.Series) -> pl.Series:
