@@ -1,0 +1,91 @@
+"""Issue #9's check that the Dask runner writes what the direct build writes, at scale.
+
+    .venv/bin/python bench/scale/compare_runners.py --records 1000000 [--direct-output FOLDER]
+
+Builds the corpus's mix with `pipeline build --runner dask --workers 2` (a LocalCluster of 2 worker processes,
+a local Prefect server started for the run, a fresh Prefect state so every task computes) after setting the
+direct build's output aside (``--direct-output`` names an existing one; else it is built first with
+`--runner direct`), then compares every output file's sha256. manifest.json differs only in ``build_key``
+(the flow records its cache key; the direct runner has none), which is compared with that field removed.
+Writes bench/work/scale/compare-<label>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from flows import server as prefect_server  # noqa: E402
+
+WORK = ROOT / "bench" / "work" / "scale"
+PIPELINE = str(Path(sys.executable).with_name("pipeline"))
+LABELS = {100_000: "100k", 300_000: "300k", 1_000_000: "1m"}
+
+
+def hashes(folder: Path) -> dict[str, str]:
+    found = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        if path.name == "manifest.json":
+            manifest = json.loads(data)
+            manifest.pop("build_key", None)
+            data = json.dumps(manifest, sort_keys=True).encode()
+        found[path.relative_to(folder).as_posix()] = hashlib.sha256(data).hexdigest()
+    return found
+
+
+def build(mix: Path, env: dict[str, str], *options: str) -> float:
+    start = time.perf_counter()
+    done = subprocess.run([PIPELINE, "build", "--mix", str(mix), *options], env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(done.stderr[-4000:])
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=1_000_000, choices=sorted(LABELS))
+    parser.add_argument("--direct-output", type=Path, default=None)
+    args = parser.parse_args()
+    label = LABELS[args.records]
+    mix = WORK / label / "mix.yaml"
+    out = WORK / label / "out" / f"scale-{label}"
+    env = {**os.environ, "INSTRUCT_PIPELINE_TOKENIZER": os.environ.get(
+        "INSTRUCT_PIPELINE_TOKENIZER", str(ROOT.parent / "shared" / "tokenizers" / "llama-2"))}
+    env.pop("PREFECT_API_URL", None)
+    direct = WORK / label / "out-direct"
+    shutil.rmtree(direct, ignore_errors=True)
+    seconds: dict[str, float] = {}
+    if args.direct_output is None:
+        shutil.rmtree(out.parent / ".cache", ignore_errors=True)
+        seconds["direct"] = build(mix, env, "--runner", "direct")
+        args.direct_output = out
+    shutil.move(str(args.direct_output), direct)
+    with tempfile.TemporaryDirectory(prefix="scale-state-") as state:
+        server = prefect_server.start(Path(state) / "server")
+        try:
+            seconds["dask"] = build(mix, {**env, "PREFECT_API_URL": server.api_url, "INSTRUCT_PIPELINE_STATE": state},
+                                    "--runner", "dask", "--workers", "2")
+        finally:
+            server.stop()
+    ours, theirs = hashes(direct), hashes(out)
+    differing = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
+    result = {"records": args.records, "files": len(ours), "identical": not differing, "differing": differing,
+              "seconds": {k: round(v, 1) for k, v in seconds.items()}}
+    (WORK / f"compare-{label}.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

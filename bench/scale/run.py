@@ -1,0 +1,310 @@
+"""Measure the end-to-end build of a scale corpus (issue #9, phase 1: measure, don't fix).
+
+    .venv/bin/python bench/scale/run.py --records 100000 --mode cli              # pipeline build, a subprocess
+    .venv/bin/python bench/scale/run.py --records 100000 --mode stages           # the stages in this process
+    .venv/bin/python bench/scale/run.py --records 1000000 --mode stages --profile   # + pyinstrument text profile
+    .venv/bin/python bench/scale/run.py --records 100000 --mode cli --runner local   # the Prefect flow
+
+The corpus and its mix.yaml come from ``make_corpus.py`` (bench/work/scale/<100k|300k|1m>/). Both modes delete
+the build's language cache (``<output.dir>/.cache``) first, so every run detects every text (``--warm`` keeps
+it), and set INSTRUCT_PIPELINE_TOKENIZER to ../shared/tokenizers/llama-2 unless it is set.
+
+``cli``: ``pipeline build --mix <mix> --runner <runner>`` as a subprocess; wall time, and the peak of the summed
+RSS of the process and all its descendants, polled every 0.1 s (psutil).
+
+``stages``: the stage functions of pipeline/build.py called in the order ``build.run`` / ``build.finish`` call
+them (``iter_shards``, ``union``, ``dedup_stage``, ``decontaminate_stage``, ``split_stage``, ``mixture_stage``,
+``tokenize_stage``, ``assemble``), then ``build.write``, each timed with ``time.perf_counter``. Objects are kept
+alive exactly as long as ``finish`` keeps them. A sampler thread polls the RSS of this process and its workers
+every 0.1 s and keeps the peak per stage; ``rss_after_mb`` is VmRSS of this process after the stage. Inside the
+shards stage, the per-record filters run in this process and are timed by wrapping their module functions
+(``language.language_filter``, ``quality.quality_filter``, ``pii.find_pii``, ``build.process_unit``): these
+time this process's share only; what the spawned worker does is not visible here (before fcc6491 the worker only
+read and validated, so the filters' times were all of them; since then it filters its files too); inside
+assemble and write,
+``profile.build_profile``, ``ledger.reconcile``, ``writers.write_dataset_dict``, ``writers.sha256_file``.
+
+Results go to bench/work/scale/results-<label>-<mode>[-<runner>][-profile]-<commit>[-dirty].json (a rerun on the
+same code overwrites), with the commit, the uncommitted files of pipeline/ schemas/ flows/, and the load average
+before and after (the machine is shared: timings are +-15-30%).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[2]
+WORK = ROOT / "bench" / "work" / "scale"
+TOKENIZER = ROOT.parent / "shared" / "tokenizers" / "llama-2"
+POLL_S = 0.1
+MB = 1 << 20
+
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_corpus import label  # noqa: E402
+
+
+# --------------------------------------------------------------------------------------------------- memory
+
+def tree_rss(process: psutil.Process) -> int:
+    """RSS of ``process`` and all its descendants, in bytes (processes that end meanwhile count 0)."""
+    total = 0
+    for p in [process, *process.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return total
+
+
+def vm_rss() -> int:
+    """This process's current VmRSS, in bytes."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+class Sampler(threading.Thread):
+    """Polls the tree RSS of a process every POLL_S; keeps the overall peak and the peak per ``label``."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.process = psutil.Process(pid)
+        self.label = "start"
+        self.peak = 0
+        self.peaks: dict[str, int] = {}
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                rss = tree_rss(self.process)
+            except psutil.NoSuchProcess:
+                return
+            self.peak = max(self.peak, rss)
+            self.peaks[self.label] = max(self.peaks.get(self.label, 0), rss)
+            self.stop.wait(POLL_S)
+
+    def finish(self) -> None:
+        self.stop.set()
+        self.join()
+
+
+# --------------------------------------------------------------------------------------------------- setup
+
+def machine_state() -> dict[str, Any]:
+    return {"loadavg": [round(x, 2) for x in os.getloadavg()], "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+
+def code_state() -> dict[str, Any]:
+    """The commit and the uncommitted files of pipeline/ (other engineers work in this checkout)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    return {"commit": git("rev-parse", "--short", "HEAD"),
+            "dirty": git("status", "--short", "--", "pipeline", "schemas", "flows").splitlines()}
+
+
+def prepare(mix_path: Path, warm: bool) -> None:
+    os.environ.setdefault("INSTRUCT_PIPELINE_TOKENIZER", str(TOKENIZER))
+    if not warm:
+        from pipeline.config import load_mix
+        from pipeline import build
+        shutil.rmtree(build.cache_folder(load_mix(mix_path)), ignore_errors=True)
+
+
+def corpus_info(folder: Path) -> dict[str, Any]:
+    info = json.loads((folder / "corpus.json").read_text())
+    return {"records": info["records"], "files": len(info["files"]), "bytes": info["bytes"]}
+
+
+# --------------------------------------------------------------------------------------------------- cli mode
+
+def run_cli(mix_path: Path, runner: str, workers: int | None) -> dict[str, Any]:
+    command = [str(ROOT / ".venv" / "bin" / "pipeline"), "build", "--mix", str(mix_path), "--runner", runner]
+    if workers is not None:
+        command += ["--workers", str(workers)]
+    env = dict(os.environ)
+    if runner != "direct":
+        env.setdefault("INSTRUCT_PIPELINE_STATE", str(WORK / "state"))
+    before, started = psutil.cpu_times(), time.perf_counter()
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sampler = Sampler(child.pid)
+    sampler.start()
+    output = child.communicate()[0]
+    wall = time.perf_counter() - started
+    sampler.finish()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = {"user": round(children.ru_utime - children_before.ru_utime, 1),
+           "system": round(children.ru_stime - children_before.ru_stime, 1)}
+    after = psutil.cpu_times()
+    return {
+        "command": " ".join(command), "returncode": child.returncode, "wall_s": round(wall, 2),
+        "peak_rss_mb": round(sampler.peak / MB), "cpu_s": cpu,
+        "machine_cpu_busy_s": round((after.user + after.system) - (before.user + before.system), 1),
+        "output_tail": output[-3000:],
+    }
+
+
+# --------------------------------------------------------------------------------------------------- stages mode
+
+class Timers:
+    """Accumulated seconds of wrapped functions, by label."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+
+    def wrap(self, module: Any, name: str, label: str) -> None:
+        original = getattr(module, name)
+
+        @functools.wraps(original)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.seconds[label] = self.seconds.get(label, 0.0) + time.perf_counter() - started
+                self.calls[label] = self.calls.get(label, 0) + 1
+
+        setattr(module, name, timed)
+
+
+def run_stages(mix_path: Path, workers: int | None, profile_path: Path | None) -> dict[str, Any]:
+    from pipeline import build, language, ledger, pii, profile, quality
+    from pipeline.config import load_mix
+    from pipeline.io import writers
+
+    timers = Timers()
+    timers.wrap(build, "process_unit", "shards.read_validate_normalize (this process's files)")
+    timers.wrap(language, "language_filter", "shards.language")
+    timers.wrap(quality, "quality_filter", "shards.quality")
+    timers.wrap(pii, "find_pii", "shards.pii")
+    timers.wrap(profile, "build_profile", "assemble.profile")
+    timers.wrap(ledger, "reconcile", "assemble.ledger")
+    timers.wrap(writers, "write_dataset_dict", "write.tokenized_dataset")
+    timers.wrap(writers, "sha256_file", "write.sha256")
+
+    sampler = Sampler(os.getpid())
+    sampler.start()
+    stages: list[dict[str, Any]] = []
+
+    @contextmanager
+    def stage(name: str) -> Iterator[None]:
+        sampler.label = name
+        started = time.perf_counter()
+        yield
+        seconds = time.perf_counter() - started
+        stages.append({"stage": name, "seconds": round(seconds, 2), "rss_after_mb": round(vm_rss() / MB),
+                       "peak_tree_mb": round(sampler.peaks.get(name, 0) / MB)})
+        print(f"  {name:<14} {seconds:8.2f} s  rss {vm_rss() / MB:7.0f} MB  peak {sampler.peaks.get(name, 0) / MB:7.0f}"
+              f" MB", flush=True)
+
+    profiler = None
+    if profile_path is not None:
+        from pyinstrument import Profiler
+        profiler = Profiler(interval=0.005)
+        profiler.start()
+    started = time.perf_counter()
+    with stage("load_mix+tokenizer"):
+        mix = load_mix(mix_path)
+        tokenizer = build.needed_tokenizer(mix.spec)
+        detections = language.DetectionCache(build.cache_folder(mix) / build.LANGUAGE_CACHE)
+        n_workers = build.default_workers(mix) if workers is None else workers
+    with stage("shards"):
+        shards = list(build.iter_shards(mix, n_workers, None, detections))
+        detections.save()
+    with stage("union"):
+        records = build.union(shards)
+    with stage("dedup"):
+        deduped = build.dedup_stage(records, mix)
+        del records
+    with stage("decontaminate"):
+        clean, leaks = build.decontaminate_stage(deduped.kept, mix)
+    with stage("split"):
+        pool, eval_ = build.split_stage(clean, mix.spec)
+    with stage("mixture"):
+        mixed = build.mixture_stage(pool, mix, tokenizer)
+    with stage("tokenize"):
+        tokenized = build.tokenize_stage(mixed.train, eval_, tokenizer, mix.spec)
+    with stage("assemble"):  # ledger + report (profile, funnel, ...)
+        result = build.assemble(mix, shards, deduped, leaks, mixed, tokenized)
+        del shards, deduped, clean, leaks, pool, eval_, mixed, tokenized  # what finish() and run() release
+    with stage("write"):
+        build.write(result)
+    wall = time.perf_counter() - started
+    if profiler is not None:
+        profiler.stop()
+        assert profile_path is not None
+        profile_path.write_text(profiler.output_text(unicode=True, color=False, show_all=False))
+    sampler.finish()
+    return {
+        "workers": n_workers, "wall_s": round(wall, 2), "peak_rss_mb": round(sampler.peak / MB),
+        "stages": stages,
+        "sub_timers_s": {k: round(v, 2) for k, v in sorted(timers.seconds.items())},
+        "totals": result.report.totals,
+        "tokens": {"train": result.report.tokens.train_tokens, "eval": result.report.tokens.eval_tokens}
+        if result.report.tokens else None,
+        "dedup": {"exact_removed": result.report.dedup.exact_removed, "near_removed": result.report.dedup.near_removed,
+                  "candidate_pairs": result.report.dedup.candidate_pairs}
+        if result.report.dedup else None,
+        "profile": str(profile_path) if profile_path else None,
+    }
+
+
+# --------------------------------------------------------------------------------------------------- main
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=100_000, help="which corpus: bench/work/scale/<label>/")
+    parser.add_argument("--mix", type=Path, default=None, help="default: the corpus's mix.yaml")
+    parser.add_argument("--mode", choices=("cli", "stages"), default="cli")
+    parser.add_argument("--runner", choices=("direct", "local", "dask"), default="direct", help="cli mode only")
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--profile", action="store_true", help="stages mode: pyinstrument, profile-<label>.txt")
+    parser.add_argument("--warm", action="store_true", help="keep the language cache of an earlier run")
+    args = parser.parse_args()
+    name = label(args.records)
+    mix_path = (args.mix or WORK / name / "mix.yaml").resolve()
+    prepare(mix_path, args.warm)
+    code = code_state()
+    suffix = f"-{args.runner}" if args.mode == "cli" and args.runner != "direct" else ""
+    suffix += "-profile" if args.profile else ""
+    suffix += f"-{code['commit']}" + ("-dirty" if code["dirty"] else "")  # the code moves under shared checkouts
+    result: dict[str, Any] = {"label": name, "mode": args.mode, "runner": args.runner if args.mode == "cli" else None,
+                              "warm_language_cache": args.warm, "corpus": corpus_info(mix_path.parent),
+                              "code": code, "before": machine_state()}
+    print(f"{name} {args.mode}{suffix}: load {result['before']['loadavg']}", flush=True)
+    if args.mode == "cli":
+        result.update(run_cli(mix_path, args.runner, args.workers))
+    else:
+        result.update(run_stages(mix_path, args.workers, WORK / f"profile-{name}{suffix}.txt" if args.profile else None))
+    result["after"] = machine_state()
+    out = WORK / f"results-{name}-{args.mode}{suffix}.json"
+    out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k not in ("output_tail", "stages")}, indent=2,
+                     ensure_ascii=False))
+    if args.mode == "cli" and result["returncode"] != 0:
+        print(result["output_tail"])
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

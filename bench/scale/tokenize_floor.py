@@ -1,0 +1,85 @@
+"""How far the tokenize stage is from the raw tokenizer on the scale corpus's own records (issue #9, phase 1).
+
+    .venv/bin/python bench/scale/tokenize_floor.py --records 1000000 --sample 50000
+
+Takes ``--sample`` first copies (repeat 0) from the train.parquet of a finished scale build and times, one after
+the other on the same records: the whole ``tokenize.tokenize`` call; its Python steps alone (``_records`` =
+``to_dicts``, the template's render, ``_assemble``, ``_table``); and the raw fast tokenizer
+(``backend_tokenizer.encode_batch``) on the segment texts the stage encodes, and on the rendered texts whole.
+The raw encoding is the floor of the stage; the Python steps compete with it for the 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("INSTRUCT_PIPELINE_TOKENIZER", str(ROOT.parent / "shared" / "tokenizers" / "llama-2"))
+
+import polars as pl  # noqa: E402
+
+from make_corpus import label  # noqa: E402
+from pipeline import tokenize  # noqa: E402
+from pipeline.config import load_mix  # noqa: E402
+from pipeline.io.tokenizer import load_tokenizer  # noqa: E402
+from pipeline.templates import TEMPLATES  # noqa: E402
+
+WORK = ROOT / "bench" / "work" / "scale"
+
+
+def timed(fn: Any, *args: Any) -> tuple[Any, float]:
+    started = time.perf_counter()
+    value = fn(*args)
+    return value, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--sample", type=int, default=50_000)
+    args = parser.parse_args()
+    name = label(args.records)
+    mix = load_mix(WORK / name / "mix.yaml")
+    spec = mix.spec.tokenize
+    frame = pl.read_parquet(mix.out_dir / "train.parquet").filter(pl.col("repeat") == 0).head(args.sample)
+    tokenizer = load_tokenizer(spec.tokenizer)
+    backend = tokenizer.backend_tokenizer
+    load = os.getloadavg()
+
+    result, stage_s = timed(tokenize.tokenize, frame, tokenizer, spec, mix.spec.filters)
+    n_tokens = int(result.examples["n_tokens"].sum())
+
+    render = TEMPLATES[spec.template]
+    records, to_dicts_s = timed(tokenize._records, frame)
+    segments, render_s = timed(lambda: [render(r, spec.system, spec.mask_history) for r in records])
+    constants: dict[str, list[int]] = {}
+    encoded, encode_segments_s = timed(tokenize._encode_segments, segments, tokenizer, constants)
+    flat, assemble_s = timed(tokenize._assemble, segments, encoded, constants, tokenizer, spec.train_on_prompt)
+    _, table_s = timed(tokenize._table, frame, flat, spec.cutoff_len)
+    whole = ["".join(s.text for s in segs if s.text not in tokenize.SPECIALS) for segs in segments]
+    _, raw_whole_s = timed(backend.encode_batch, whole, False)
+    out = {
+        "sample": frame.height, "tokens": n_tokens, "loadavg_before": [round(x, 2) for x in load],
+        "stage_s": round(stage_s, 2), "stage_tokens_per_s": round(n_tokens / stage_s),
+        "python_steps_s": {"to_dicts": round(to_dicts_s, 2), "render": round(render_s, 2),
+                           "assemble": round(assemble_s, 2), "table": round(table_s, 2)},
+        "raw_encode_segments_s": round(encode_segments_s, 2),
+        "raw_encode_whole_texts_s": round(raw_whole_s, 2),
+        "raw_tokens_per_s": round(n_tokens / raw_whole_s),
+        "stage_over_raw": round(raw_whole_s / stage_s, 2),
+        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+    }
+    print(json.dumps(out, indent=2))
+    (WORK / f"tokenize-floor-{name}.json").write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
