@@ -27,6 +27,7 @@ from prefect.futures import as_completed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
+from flows import progress
 from flows.keys import BuildKeys, build_keys, current_output
 from pipeline import build, report_markdown, versions
 from pipeline.config import Mix, load_mix
@@ -36,8 +37,6 @@ log = logging.getLogger(__name__)
 FLOW_NAME = "instruct-pipeline-build"
 HUB_RETRIES = 3
 
-# Set by the CLI to draw its progress bar: called once per finished shard as (source, 0, True).
-progress_hook: Callable[[str, int, bool], None] | None = None
 
 
 def _given_key(context: TaskRunContext, parameters: dict[str, Any]) -> str | None:
@@ -125,8 +124,8 @@ def build_flow(mix_path: str, versioned: bool = False) -> str:
         future.wait()  # sets the final state on the future (without it, .state asks the server, which may lag)
         if not future.state.is_completed():
             future.result()  # raises the shard's own error (a malformed file names its line)
-        if progress_hook is not None:
-            progress_hook(source_of[id(future)], 0, True)
+        if progress.hook is not None:
+            progress.hook(source_of[id(future)], 0, True)
     deduped = dedup_task.submit(futures, mix, keys.dedup)
     clean = decontaminate_task.submit(deduped, mix, keys.decontaminate)
     split = split_task.submit(clean, mix.spec, keys.split)
@@ -151,6 +150,8 @@ def with_runner(runner: str, dask_address: str | None = None, workers: int | Non
     from prefect_dask import DaskTaskRunner
 
     task_runner: TaskRunner[Any] = DaskTaskRunner(address=dask_address) if dask_address else DaskTaskRunner(
+        # memory_limit 0: no per-worker cap; Dask's default (RAM / workers) pauses the worker that tokenizes a
+        # large build at 80% of its half, with nothing to spill to free it
         cluster_kwargs={"n_workers": workers or 2, "threads_per_worker": 1, "processes": True,
-                        "dashboard_address": None})
+                        "dashboard_address": None, "memory_limit": 0})
     return build_flow.with_options(task_runner=task_runner)

@@ -405,13 +405,21 @@ def union(shards: list[Shard]) -> pl.DataFrame:
 
 
 def finish(mix: Mix, shards: list[Shard], tokenizer: Any) -> BuildResult:
-    """The global stages over the shards, in order, then the ledger and the report."""
-    deduped = dedup_stage(union(shards), mix)
+    """The global stages over the shards, in order, then the ledger and the report. Each stage's input is let
+    go once the next has it (the shards in ``shards`` lose their ``kept`` frames), so a million records are
+    held about twice at the peak, not once per stage."""
+    records = union(shards)
+    shards[:] = [dataclasses.replace(s, kept=s.kept.clear()) for s in shards]
+    deduped = dedup_stage(records, mix)
+    del records
     clean, leaks = decontaminate_stage(deduped.kept, mix)
+    deduped = dataclasses.replace(deduped, kept=deduped.kept.clear())
     pool, eval_ = split_stage(clean, mix.spec)
+    del clean
     mixed = mixture_stage(pool, mix, tokenizer)
+    del pool
     tokenized = tokenize_stage(mixed.train, eval_, tokenizer, mix.spec)
-    return assemble(mix, shards, deduped, leaks, mixed, tokenized)
+    return assemble(mix, shards, deduped, leaks, dataclasses.replace(mixed, train=mixed.train.clear()), tokenized)
 
 
 STAGE_RANK = {stage: k for k, stage in enumerate(STAGES)}
@@ -648,7 +656,12 @@ def tokenize_splits(train: pl.DataFrame, eval_: pl.DataFrame, tokenizer: Any, sp
         result = tokenize.tokenize(frame.filter(pl.col("repeat") == 0), tokenizer, settings, spec.filters)
         kept[name] = frame.join(result.rejected.select("id"), on="id", how="anti", maintain_order="left") \
             if result.rejected.height else frame  # the join copies every text column
-        repeated = kept[name].select("id").join(result.examples, on="id", how="left", maintain_order="left")
+        # mixture.sample puts first copies first, in the order tokenized: only the repeats need a copy of their lists
+        again = kept[name].filter(pl.col("repeat") > 0).select("id").join(result.examples, on="id", how="left",
+                                                                           maintain_order="left")
+        repeated = pl.concat([result.examples, again], rechunk=False)
+        if not repeated["id"].equals(kept[name]["id"]):
+            raise AssertionError("tokenize: train rows are not first copies then repeats (mixture.sample's order)")
         examples.append(result.examples.select("id", "source", "task", "n_tokens", "truncated"))  # not the lists
         rejects.append(result.rejected)
         del result  # its token lists: ``repeated`` has its own copy

@@ -116,6 +116,7 @@ def _run_flow(mix_path: Path, mix: Mix, runner: str, dask_address: str | None, w
                       soft_wrap=True, highlight=False)
         return unchanged
     from flows import build_flow as flows_build
+    from flows import progress
 
     flow = flows_build.with_runner(runner, dask_address, workers)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -125,7 +126,7 @@ def _run_flow(mix_path: Path, mix: Mix, runner: str, dask_address: str | None, w
         def advance(source: str, records: int, file_done: bool) -> None:
             bar.update(task, advance=1, description=f"{runner} flow: {source}")
 
-        flows_build.progress_hook = advance
+        progress.hook = advance
         try:
             return Path(flow(str(mix_path.resolve()), versioned=versioned))
         except (TokenizerError, MixtureError) as err:
@@ -135,7 +136,7 @@ def _run_flow(mix_path: Path, mix: Mix, runner: str, dask_address: str | None, w
             _error(str(err))
             raise typer.Exit(1) from None
         finally:
-            flows_build.progress_hook = None
+            progress.hook = None
 
 
 @app.command()
