@@ -174,3 +174,13 @@ def test_served_deployment_runs_on_the_server_and_versions_its_output(tmp_path: 
     assert (report.changes.added, report.changes.removed, report.changes.unchanged) == (5, 0, 20)
     assert "## Changes" in (root / "latest" / "report.md").read_text(encoding="utf-8")
     assert [(c.key, c.added, c.unchanged) for c in report.changes.by_source] == [("s", 5, 20)]
+
+
+def test_cli_runs_the_flow_on_dask_with_its_progress_bar(cli, tmp_path: Path, write_mix) -> None:
+    """The CLI's progress callback must not travel with the tasks to the Dask workers (it holds locks)."""
+    _parts(tmp_path, {"a.jsonl": 10, "b.jsonl": 10})
+    mix = write_mix({"name": "cli-dask", "sources": [{"name": "s", "path": "parts/*.jsonl"}]})
+    result = cli("build", "--mix", str(mix), "--runner", "dask", "--workers", "2")
+    assert result.exit_code == 0, result.output
+    report = BuildReport.model_validate_json((tmp_path / "out" / "cli-dask" / "report.json").read_bytes())
+    assert report.totals["input"] == 20 and report.totals["train"] == 20
