@@ -270,11 +270,11 @@ def insert_noise(text: str, rng: random.Random, words: tuple[str, ...], chars: t
         text = ("" if zh else " ").join(sentences)
     if zh:
         spots = [m.end() for m in HAN.finditer(text)]
-        pick = lambda: rng.choice(chars)  # noqa: E731
+        pick = lambda: rng.choice(chars)
         glue = ""
     else:
         spots = [m.start() for m in re.finditer(" ", text)]
-        pick = lambda: rng.choice(words)  # noqa: E731
+        pick = lambda: rng.choice(words)
         glue = " "
     if not spots:
         return text + (glue + pick() if force else "")
@@ -437,10 +437,11 @@ def near_copy(row: Row, fmt: str, rng: random.Random) -> Row | None:
         changed = n_shingles * (1 - target) / (1 + target)  # shingles to change for this Jaccard
         if changed >= 5 and attempt < 2:
             per_text = max(1, round(changed / 5 / 3))
-            copy = map_texts(row, fmt, lambda t: light_edit(t, rng, per_text) if len(t.split()) > SHORT_WORDS
+            copy = map_texts(row, fmt, lambda t, k=per_text: light_edit(t, rng, k) if len(t.split()) > SHORT_WORDS
                              or is_chinese(t) else t)
         else:
-            copy = map_texts(row, fmt, lambda t: append_words(t, rng, max(1, round(changed))), "answer")
+            words = max(1, round(changed))
+            copy = map_texts(row, fmt, lambda t, k=words: append_words(t, rng, k), "answer")
         if low <= jaccard(text, row_text(copy, fmt)) <= high:
             return copy
     return None
@@ -603,7 +604,7 @@ def mix_yaml(records: int, target: Path) -> str:
     near dedup, decontamination against MT-Bench and self-instruct's user-oriented prompts, a 1% eval split, a
     mixture with a 30% general share, tokenization with the LLaMA-2 tokenizer (set INSTRUCT_PIPELINE_TOKENIZER
     to a local copy offline)."""
-    rel = lambda p: os.path.relpath(p, target)  # noqa: E731
+    rel = lambda p: os.path.relpath(p, target)
     lines = [f"# bench/scale/make_corpus.py --records {records}: issue #9's end-to-end build", f"name: scale-{label(records)}",
              "seed: 0", "sources:"]
     for plan in SOURCES:

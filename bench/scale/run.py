@@ -12,10 +12,12 @@ it), and set INSTRUCT_PIPELINE_TOKENIZER to ../shared/tokenizers/llama-2 unless 
 ``cli``: ``pipeline build --mix <mix> --runner <runner>`` as a subprocess; wall time, and the peak of the summed
 RSS of the process and all its descendants, polled every 0.1 s (psutil).
 
-``stages``: the stage functions of pipeline/build.py called in the order ``build.run`` / ``build.finish`` call
-them (``iter_shards``, ``union``, ``dedup_stage``, ``decontaminate_stage``, ``split_stage``, ``mixture_stage``,
-``tokenize_stage``, ``assemble``), then ``build.write``, each timed with ``time.perf_counter``. Objects are kept
-alive exactly as long as ``finish`` keeps them. A sampler thread polls the RSS of this process and its workers
+``stages``: ``build.run`` (with the language cache folder, as the CLI's direct runner) and ``build.write`` in
+this process, with the stage functions they call wrapped (``needed_tokenizer``, the ``iter_shards`` generator,
+``union``, ``dedup_stage``, ``decontaminate_stage``, ``split_stage``, ``mixture_stage``, ``tokenize_stage``,
+``assemble``, ``write``): each is timed with ``time.perf_counter``, and what ``finish`` keeps alive between
+stages is whatever today's code keeps (the first version of this script re-implemented ``finish`` and went stale
+when 5e11400 made it release each stage's input). A sampler thread polls the RSS of this process and its workers
 every 0.1 s and keeps the peak per stage; ``rss_after_mb`` is VmRSS of this process after the stage. Inside the
 shards stage, the per-record filters run in this process and are timed by wrapping their module functions
 (``language.language_filter``, ``quality.quality_filter``, ``pii.find_pii``, ``build.process_unit``): these
@@ -42,7 +44,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +57,7 @@ MB = 1 << 20
 
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_corpus import label  # noqa: E402
-
+from make_corpus import label
 
 # --------------------------------------------------------------------------------------------------- memory
 
@@ -116,16 +116,16 @@ def machine_state() -> dict[str, Any]:
 def code_state() -> dict[str, Any]:
     """The commit and the uncommitted files of pipeline/ (other engineers work in this checkout)."""
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    return {"commit": git("rev-parse", "--short", "HEAD"),
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
+    return {"commit": git("log", "-1", "--format=%h", "--", "pipeline", "schemas", "flows"),  # their last change
             "dirty": git("status", "--short", "--", "pipeline", "schemas", "flows").splitlines()}
 
 
 def prepare(mix_path: Path, warm: bool) -> None:
     os.environ.setdefault("INSTRUCT_PIPELINE_TOKENIZER", str(TOKENIZER))
     if not warm:
-        from pipeline.config import load_mix
         from pipeline import build
+        from pipeline.config import load_mix
         shutil.rmtree(build.cache_folder(load_mix(mix_path)), ignore_errors=True)
 
 
@@ -187,16 +187,26 @@ class Timers:
         setattr(module, name, timed)
 
 
+STAGE_FUNCTIONS = (  # (stage, function of pipeline/build.py): what build.run() and build.finish() call, in order
+    ("load_tokenizer", "needed_tokenizer"), ("union", "union"), ("dedup", "dedup_stage"),
+    ("decontaminate", "decontaminate_stage"), ("split", "split_stage"), ("mixture", "mixture_stage"),
+    ("tokenize", "tokenize_stage"), ("assemble", "assemble"), ("write", "write"),
+)
+
+
 def run_stages(mix_path: Path, workers: int | None, profile_path: Path | None) -> dict[str, Any]:
+    """``build.run`` (as ``pipeline build --runner direct`` calls it) and ``build.write``, with every stage
+    function of STAGE_FUNCTIONS and the ``iter_shards`` generator wrapped to time it and label the RSS sampler:
+    what finish() keeps alive between stages is whatever the code of the day keeps."""
     from pipeline import build, language, ledger, pii, profile, quality
     from pipeline.config import load_mix
     from pipeline.io import writers
 
     timers = Timers()
-    timers.wrap(build, "process_unit", "shards.read_validate_normalize (this process's files)")
-    timers.wrap(language, "language_filter", "shards.language")
-    timers.wrap(quality, "quality_filter", "shards.quality")
-    timers.wrap(pii, "find_pii", "shards.pii")
+    timers.wrap(build, "process_unit", "shards.read_validate_normalize (this process's share)")
+    timers.wrap(language, "language_filter", "shards.language (this process's share)")
+    timers.wrap(quality, "quality_filter", "shards.quality (this process's share)")
+    timers.wrap(pii, "find_pii", "shards.pii (this process's share)")
     timers.wrap(profile, "build_profile", "assemble.profile")
     timers.wrap(ledger, "reconcile", "assemble.ledger")
     timers.wrap(writers, "write_dataset_dict", "write.tokenized_dataset")
@@ -206,16 +216,36 @@ def run_stages(mix_path: Path, workers: int | None, profile_path: Path | None) -
     sampler.start()
     stages: list[dict[str, Any]] = []
 
-    @contextmanager
-    def stage(name: str) -> Iterator[None]:
-        sampler.label = name
-        started = time.perf_counter()
-        yield
-        seconds = time.perf_counter() - started
-        stages.append({"stage": name, "seconds": round(seconds, 2), "rss_after_mb": round(vm_rss() / MB),
-                       "peak_tree_mb": round(sampler.peaks.get(name, 0) / MB)})
-        print(f"  {name:<14} {seconds:8.2f} s  rss {vm_rss() / MB:7.0f} MB  peak {sampler.peaks.get(name, 0) / MB:7.0f}"
-              f" MB", flush=True)
+    def finished(name: str, seconds: float) -> None:
+        rss, peak = vm_rss() / MB, sampler.peaks.get(name, 0) / MB
+        stages.append({"stage": name, "seconds": round(seconds, 2), "rss_after_mb": round(rss),
+                       "peak_tree_mb": round(peak)})
+        print(f"  {name:<14} {seconds:8.2f} s  rss {rss:7.0f} MB  peak {peak:7.0f} MB", flush=True)
+
+    def stage(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(function)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            sampler.label = name
+            started = time.perf_counter()
+            value = function(*args, **kwargs)
+            finished(name, time.perf_counter() - started)
+            sampler.label = "between stages"
+            return value
+        return timed
+
+    def shards_stage(function: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+        @functools.wraps(function)
+        def timed(*args: Any, **kwargs: Any) -> Iterator[Any]:  # run() consumes it with list(): no gaps
+            sampler.label = "shards"
+            started = time.perf_counter()
+            yield from function(*args, **kwargs)
+            finished("shards", time.perf_counter() - started)
+            sampler.label = "between stages"
+        return timed
+
+    for name, function in STAGE_FUNCTIONS:
+        setattr(build, function, stage(name, getattr(build, function)))
+    build.iter_shards = shards_stage(build.iter_shards)
 
     profiler = None
     if profile_path is not None:
@@ -223,48 +253,26 @@ def run_stages(mix_path: Path, workers: int | None, profile_path: Path | None) -
         profiler = Profiler(interval=0.005)
         profiler.start()
     started = time.perf_counter()
-    with stage("load_mix+tokenizer"):
-        mix = load_mix(mix_path)
-        tokenizer = build.needed_tokenizer(mix.spec)
-        detections = language.DetectionCache(build.cache_folder(mix) / build.LANGUAGE_CACHE)
-        n_workers = build.default_workers(mix) if workers is None else workers
-    with stage("shards"):
-        shards = list(build.iter_shards(mix, n_workers, None, detections))
-        detections.save()
-    with stage("union"):
-        records = build.union(shards)
-    with stage("dedup"):
-        deduped = build.dedup_stage(records, mix)
-        del records
-    with stage("decontaminate"):
-        clean, leaks = build.decontaminate_stage(deduped.kept, mix)
-    with stage("split"):
-        pool, eval_ = build.split_stage(clean, mix.spec)
-    with stage("mixture"):
-        mixed = build.mixture_stage(pool, mix, tokenizer)
-    with stage("tokenize"):
-        tokenized = build.tokenize_stage(mixed.train, eval_, tokenizer, mix.spec)
-    with stage("assemble"):  # ledger + report (profile, funnel, ...)
-        result = build.assemble(mix, shards, deduped, leaks, mixed, tokenized)
-        del shards, deduped, clean, leaks, pool, eval_, mixed, tokenized  # what finish() and run() release
-    with stage("write"):
-        build.write(result)
+    mix = load_mix(mix_path)
+    result = build.run(mix, workers=workers, cache=build.cache_folder(mix))  # as the CLI's direct runner
+    build.write(result)
     wall = time.perf_counter() - started
     if profiler is not None:
         profiler.stop()
         assert profile_path is not None
         profile_path.write_text(profiler.output_text(unicode=True, color=False, show_all=False))
     sampler.finish()
+    report = result.report
     return {
-        "workers": n_workers, "wall_s": round(wall, 2), "peak_rss_mb": round(sampler.peak / MB),
+        "workers": build.default_workers(mix) if workers is None else workers,
+        "wall_s": round(wall, 2), "peak_rss_mb": round(sampler.peak / MB),
         "stages": stages,
+        "between_stages_peak_mb": round(sampler.peaks.get("between stages", 0) / MB),
         "sub_timers_s": {k: round(v, 2) for k, v in sorted(timers.seconds.items())},
-        "totals": result.report.totals,
-        "tokens": {"train": result.report.tokens.train_tokens, "eval": result.report.tokens.eval_tokens}
-        if result.report.tokens else None,
-        "dedup": {"exact_removed": result.report.dedup.exact_removed, "near_removed": result.report.dedup.near_removed,
-                  "candidate_pairs": result.report.dedup.candidate_pairs}
-        if result.report.dedup else None,
+        "totals": report.totals,
+        "tokens": {"train": report.tokens.train_tokens, "eval": report.tokens.eval_tokens} if report.tokens else None,
+        "dedup": {"exact_removed": report.dedup.exact_removed, "near_removed": report.dedup.near_removed,
+                  "candidate_pairs": report.dedup.candidate_pairs} if report.dedup else None,
         "profile": str(profile_path) if profile_path else None,
     }
 

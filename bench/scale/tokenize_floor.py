@@ -24,13 +24,13 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("INSTRUCT_PIPELINE_TOKENIZER", str(ROOT.parent / "shared" / "tokenizers" / "llama-2"))
 
-import polars as pl  # noqa: E402
+import polars as pl
+from make_corpus import label
 
-from make_corpus import label  # noqa: E402
-from pipeline import tokenize  # noqa: E402
-from pipeline.config import load_mix  # noqa: E402
-from pipeline.io.tokenizer import load_tokenizer  # noqa: E402
-from pipeline.templates import TEMPLATES  # noqa: E402
+from pipeline import tokenize
+from pipeline.config import load_mix
+from pipeline.io.tokenizer import load_tokenizer
+from pipeline.templates import TEMPLATES
 
 WORK = ROOT / "bench" / "work" / "scale"
 
