@@ -170,3 +170,31 @@ def test_error_column_on_a_long_single_line(tmp_path, block):
     with pytest.raises(MalformedJSONError) as err:
         list(iter_json_batches(path))
     assert err.value.line == 1 and err.value.column == broken.index("@") + 1
+
+
+def test_invalid_utf8_line_is_a_malformed_line(tmp_path):
+    """A line cut inside a multi-byte character: strict names file, line and column; lenient quarantines it."""
+    path = tmp_path / "cut.jsonl"
+    path.write_bytes(b'{"instruction": "a", "output": "b"}\n{"instruction": "\xe4\xbd", "output": "c"}\n'
+                     b'{"instruction": "d", "output": "e"}\n')
+    with pytest.raises(MalformedJSONError, match=r"cut.jsonl: line 2, column 18: invalid UTF-8 \(byte 0xe4\)"):
+        list(iter_json_batches(path))
+    (batch,) = iter_json_batches(path, lenient=True)
+    assert batch.values[0]["output"] == "b" and batch.values[1] is None and batch.values[2]["output"] == "e"
+    assert batch.lines == [1, 2, 3] and "invalid UTF-8" in batch.bad[1][1]
+
+
+def test_invalid_utf8_in_a_json_list_names_its_line(tmp_path):
+    path = tmp_path / "cut.json"
+    path.write_bytes(b'[\n  {"instruction": "a", "output": "b"},\n  {"instruction": "\xff", "output": "c"}\n]\n')
+    with pytest.raises(MalformedJSONError, match=r"cut.json: line 3, column 20: invalid UTF-8 \(byte 0xff\)"):
+        list(iter_json_batches(path, lenient=True))
+
+
+def test_malformed_json_error_survives_pickling(tmp_path):
+    """Worker processes and Dask workers send the error back pickled; it must arrive whole."""
+    import pickle
+
+    error = pickle.loads(pickle.dumps(MalformedJSONError(tmp_path / "a.jsonl", 3, 7, "unexpected end of data")))
+    assert (error.line, error.column, error.problem) == (3, 7, "unexpected end of data")
+    assert str(error).startswith(f"{tmp_path / 'a.jsonl'}: line 3, column 7: unexpected end of data")

@@ -12,12 +12,13 @@ a trailing comma before ``]`` is accepted, and an element or line that cannot be
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import orjson
 
@@ -37,6 +38,10 @@ class MalformedJSONError(ValueError):
             f"{path}: line {line}, column {column}: {problem}. Set 'lenient: true' on this source to keep its "
             "valid records and quarantine the rest."
         )
+
+    def __reduce__(self) -> tuple[type, tuple[Path, int, int, str]]:
+        """Pickled by its fields: a worker process (or a Dask worker) sends it back to the build."""
+        return type(self), (self.path, self.line, self.column, self.problem)
 
 
 @dataclass
@@ -60,28 +65,49 @@ class ItemBatch:
 
 
 def iter_json_batches(path: Path, lenient: bool = False, batch_size: int = 50_000) -> Iterator[ItemBatch]:
-    """Batches of a JSON list (first non-blank character ``[``) or of a JSON Lines file (anything else)."""
+    """Batches of a JSON list (first non-blank character ``[``) or of a JSON Lines file (anything else). JSON
+    Lines are read as bytes, so a line that is not valid UTF-8 is a malformed line like any other."""
+    with open(path, "rb") as raw:
+        head = raw.read(4096).removeprefix(codecs.BOM_UTF8).lstrip()
+    if not head.startswith(b"["):
+        with open(path, "rb") as fh:
+            yield from _line_batches(path, fh, lenient, batch_size)
+        return
     with open(path, encoding="utf-8-sig") as fh:
-        head = fh.read(4096).lstrip()
-        fh.seek(0)
-        reader = _list_batches if head.startswith("[") else _line_batches
-        yield from reader(path, fh, lenient, batch_size)
+        try:
+            yield from _list_batches(path, fh, lenient, batch_size)
+        except UnicodeDecodeError:
+            raise _utf8_error(path) from None
 
 
-def _line_batches(path: Path, fh: TextIO, lenient: bool, batch_size: int) -> Iterator[ItemBatch]:
+def _utf8_error(path: Path) -> MalformedJSONError:
+    """Where a file stops being UTF-8 (read again, as bytes, only when decoding it failed)."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        column = err.start - data.rfind(b"\n", 0, err.start)
+        return MalformedJSONError(path, line, column, f"invalid UTF-8 (byte 0x{data[err.start]:02x}); a JSON list "
+                                  "must be valid UTF-8 throughout, even with lenient: true (re-encode the file)")
+    raise AssertionError("the file decodes as UTF-8")
+
+
+def _line_batches(path: Path, fh: BinaryIO, lenient: bool, batch_size: int) -> Iterator[ItemBatch]:
     batch = ItemBatch(0)
     loads = orjson.loads
     for line_no, line in enumerate(fh, start=1):
+        if line_no == 1:
+            line = line.removeprefix(codecs.BOM_UTF8)
         try:
             batch.values.append(loads(line))
         except orjson.JSONDecodeError:
             if not line.strip():
                 continue
-            text = line.rstrip("\r\n")
-            err = _parse_error(text)  # without the newline, a cut-off line reads as "unexpected end of data"
+            text, column, problem = _line_error(line)
             if not lenient:
-                raise MalformedJSONError(path, line_no, err.colno, err.msg) from None
-            batch.bad[len(batch.values)] = (text, f"line {line_no}, column {err.colno}: {err.msg}")
+                raise MalformedJSONError(path, line_no, column, problem) from None
+            batch.bad[len(batch.values)] = (text, f"line {line_no}, column {column}: {problem}")
             batch.values.append(None)
         batch.lines.append(line_no)
         if len(batch.values) == batch_size:
@@ -89,6 +115,18 @@ def _line_batches(path: Path, fh: TextIO, lenient: bool, batch_size: int) -> Ite
             batch = ItemBatch(batch.first_index + batch_size)
     if batch.values:
         yield batch
+
+
+def _line_error(line: bytes) -> tuple[str, int, str]:
+    """(the line as text, the column, what is wrong) for a line orjson rejected."""
+    try:
+        text = line.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError as err:
+        column = len(line[: err.start].decode("utf-8", "replace")) + 1
+        return (line.decode("utf-8", "replace").rstrip("\r\n"), column,
+                f"invalid UTF-8 (byte 0x{line[err.start]:02x})")
+    err = _parse_error(text)  # without the newline, a cut-off line reads as "unexpected end of data"
+    return text, err.colno, err.msg
 
 
 def _parse_error(text: str) -> orjson.JSONDecodeError:
