@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -14,6 +16,7 @@ from rich.progress import (
     MofNCompleteColumn,
     Progress,
     SpinnerColumn,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
@@ -59,10 +62,7 @@ def _load(mix_path: Path) -> Mix:
 
 
 def _run(mix: Mix, workers: int | None, cache: bool = False) -> build_stage.BuildResult:
-    files = len(build_stage.work_units(mix))
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("files"), TimeElapsedColumn(), console=console, transient=True) as bar:
-        task = bar.add_task("reading", total=files)
+    with _files_bar(mix, "reading") as (bar, task), _build_errors_exit():
         seen = {"records": 0}
 
         def advance(source: str, records: int, file_done: bool) -> None:
@@ -70,15 +70,29 @@ def _run(mix: Mix, workers: int | None, cache: bool = False) -> build_stage.Buil
             bar.update(task, advance=1 if file_done else 0,
                        description=f"{source}: {seen['records']:,} records")
 
-        try:
-            return build_stage.run(mix, progress=advance, workers=workers,
-                                   cache=build_stage.cache_folder(mix) if cache else None)
-        except (TokenizerError, MixtureError) as err:
-            _error(str(err))
-            raise typer.Exit(2) from None
-        except MalformedJSONError as err:
-            _error(str(err))
-            raise typer.Exit(1) from None
+        return build_stage.run(mix, progress=advance, workers=workers,
+                               cache=build_stage.cache_folder(mix) if cache else None)
+
+
+@contextmanager
+def _files_bar(mix: Mix, description: str) -> Iterator[tuple[Progress, TaskID]]:
+    """A transient progress bar over the mix's files (work units)."""
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("files"), TimeElapsedColumn(), console=console, transient=True) as bar:
+        yield bar, bar.add_task(description, total=len(build_stage.work_units(mix)))
+
+
+@contextmanager
+def _build_errors_exit() -> Iterator[None]:
+    """A build's expected errors as a message and an exit status: 2 for set-up (tokenizer, mixture), 1 for data."""
+    try:
+        yield
+    except (TokenizerError, MixtureError) as err:
+        _error(str(err))
+        raise typer.Exit(2) from None
+    except MalformedJSONError as err:
+        _error(str(err))
+        raise typer.Exit(1) from None
 
 
 def _summary(report: BuildReport) -> Table:
@@ -119,9 +133,7 @@ def _run_flow(mix_path: Path, mix: Mix, runner: str, dask_address: str | None, w
     from flows import progress
 
     flow = flows_build.with_runner(runner, dask_address, workers)
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("files"), TimeElapsedColumn(), console=console, transient=True) as bar:
-        task = bar.add_task(f"{runner} flow", total=len(build_stage.work_units(mix)))
+    with _files_bar(mix, f"{runner} flow") as (bar, task), _build_errors_exit():
 
         def advance(source: str, records: int, file_done: bool) -> None:
             bar.update(task, advance=1, description=f"{runner} flow: {source}")
@@ -129,12 +141,6 @@ def _run_flow(mix_path: Path, mix: Mix, runner: str, dask_address: str | None, w
         progress.hook = advance
         try:
             return Path(flow(str(mix_path.resolve()), versioned=versioned))
-        except (TokenizerError, MixtureError) as err:
-            _error(str(err))
-            raise typer.Exit(2) from None
-        except MalformedJSONError as err:
-            _error(str(err))
-            raise typer.Exit(1) from None
         finally:
             progress.hook = None
 
