@@ -444,7 +444,8 @@ def assemble(mix: Mix, shards: list[Shard], deduped: Deduplicated, leaks: pl.Dat
                                      maintain_order=True)
     ledger_rows = ledger.reconcile(
         dict(inputs),
-        {"kept": pl.concat([train.filter(pl.col("repeat") == 0), eval_]), "rejected": all_rejected,
+        {"kept": pl.concat([train.select("id", "source", "repeat").filter(pl.col("repeat") == 0).drop("repeat"),
+                            eval_.select("id", "source")]), "rejected": all_rejected,
          "duplicate": duplicates, "sampled_out": sampled_out},
     )
     signatures = deduped.signatures
@@ -549,7 +550,7 @@ def _general_share(train: pl.DataFrame, mix: Mix) -> float | None:
     general = [s.spec.name for s in mix.sources if s.spec.general]
     if not general or not train.height:
         return None
-    return train.filter(pl.col("source").is_in(general)).height / train.height
+    return int(train["source"].is_in(general).sum()) / train.height
 
 
 def _split_report(spec: MixSpec, train: pl.DataFrame, eval_: pl.DataFrame) -> SplitReport | None:
@@ -557,15 +558,12 @@ def _split_report(spec: MixSpec, train: pl.DataFrame, eval_: pl.DataFrame) -> Sp
     if not spec.split.eval:
         return None
     shared = train.select("id").unique().join(eval_.select("id"), on="id", how="semi").height
-    key = dedup.key_text("record")
-    folded = pl.concat([
-        frame.select(pl.lit(side).alias("side"), dedup.exact_key(key).alias("key"))
-        for side, frame in (("train", train.filter(pl.col("repeat") == 0)), ("eval", eval_))
-    ])
-    shared_keys = folded.group_by("key").agg(pl.col("side").n_unique()).filter(pl.col("side") > 1).height
+    # repeats have their first copy's key, so train's keys are the same set with or without them
+    shared_keys = dedup.exact_fingerprints(eval_).unique().join(
+        dedup.exact_fingerprints(train).unique(), on=["key_a", "key_b"], how="semi").height
     near = spec.dedup.near
     return SplitReport(
-        eval_setting=spec.split.eval, eval=eval_.height, train_records=train.filter(pl.col("repeat") == 0).height,
+        eval_setting=spec.split.eval, eval=eval_.height, train_records=int((train["repeat"] == 0).sum()),
         by_task=dict(sorted(Counter(eval_["task"].to_list()).items())),
         shared_ids=shared, shared_exact_keys=shared_keys,
         near_duplicates_across=(0 if near else None),
@@ -720,8 +718,8 @@ def _source_summary(source: ResolvedSource, inputs: Counter[str], train: pl.Data
         name=name, task=source.spec.task_label, general=source.spec.general,
         format="+".join(sorted(formats[name])) or source.spec.format,
         files=len(source.files) or 1, input=inputs[name],
-        kept=train.filter(pl.col("source") == name).height, rejected=mine.height,
-        duplicates=duplicates.filter(pl.col("source") == name).height, reasons=reasons,
+        kept=int((train["source"] == name).sum()), rejected=mine.height,
+        duplicates=int((duplicates["source"] == name).sum()), reasons=reasons,
         repairs=dict(sorted((fix, n) for (src, fix), n in repairs.items() if src == name)),
     )
 

@@ -209,13 +209,35 @@ def keys_and_shingles(texts: pl.Series, ngram: int) -> tuple[pl.DataFrame, minha
 
     def shard(start: int) -> tuple[pl.DataFrame, minhash.ShingleSets]:
         tokens = minhash.token_series(texts.slice(start, rows))
-        key = tokens.list.join(" ")
-        return pl.DataFrame({"key_a": key.hash(1), "key_b": key.hash(2)}), minhash.shingle_sets_of_tokens(tokens, ngram)
+        return _fingerprints(tokens), minhash.shingle_sets_of_tokens(tokens, ngram)
 
     with ThreadPoolExecutor(threads) as pool:
         parts = list(pool.map(shard, range(0, len(texts), rows)))
-    keys = pl.concat([k for k, _ in parts]) if parts else pl.DataFrame(schema={"key_a": pl.UInt64, "key_b": pl.UInt64})
+    keys = pl.concat([k for k, _ in parts]) if parts else pl.DataFrame(schema=FINGERPRINT_SCHEMA)
     return keys, minhash.ShingleSets.concat([sets for _, sets in parts])
+
+
+FINGERPRINT_SCHEMA = {"key_a": pl.UInt64(), "key_b": pl.UInt64()}
+
+
+def _fingerprints(tokens: pl.Series) -> pl.DataFrame:
+    key = tokens.list.join(" ")
+    return pl.DataFrame({"key_a": key.hash(1), "key_b": key.hash(2)})
+
+
+def exact_fingerprints(records: pl.DataFrame, key: str = "record") -> pl.DataFrame:
+    """The 128-bit fingerprint (key_a, key_b) of each record's exact-dedup key, as ``deduplicate`` computes it,
+    a slice of records at a time on all cores: only a slice's folded text and tokens are held at once, never
+    the whole frame's (a million records' folded text is about a gigabyte)."""
+    threads = os.cpu_count() or 1
+    rows = max(1, min(SHARD_ROWS, -(-records.height // threads)))
+
+    def shard(start: int) -> pl.DataFrame:
+        return _fingerprints(minhash.token_series(records.slice(start, rows).select(key_text(key)).to_series()))
+
+    with ThreadPoolExecutor(threads) as pool:
+        parts = list(pool.map(shard, range(0, records.height, rows)))
+    return pl.concat(parts) if parts else pl.DataFrame(schema=FINGERPRINT_SCHEMA)
 
 
 def _universe(records: pl.DataFrame, settings: DedupSpec, priority: Sequence[str],

@@ -57,6 +57,18 @@ def test_exact_duplicates_fold_case_punctuation_and_spaces():
     assert result.duplicates.select("id", "kept_id", "kind", "similarity").rows() == [("s#1", "s#0", "exact", 1.0)]
 
 
+def test_exact_fingerprints_slice_by_slice_equal_the_dedup_keys(monkeypatch):
+    monkeypatch.setattr(dedup, "SHARD_ROWS", 2)  # five slices: slices must line up with the records
+    frame = records([("Summarize:", PARAGRAPH, "Budget up for the library."),
+                     ("summarize", PARAGRAPH.upper().replace(",", " ,  "), "Budget up for the library!"),
+                     ("Summarize:", PARAGRAPH, "Budget up for libraries.")] + [(f"Q{k}", "", f"A{k}") for k in range(7)])
+    prints = dedup.exact_fingerprints(frame)
+    keys, _ = dedup.keys_and_shingles(frame.select(dedup.key_text("record")).to_series(), 5)
+    assert prints.equals(keys) and prints.height == 10
+    assert prints.row(0) == prints.row(1) != prints.row(2)  # folding as exact dedup does
+    assert dedup.exact_fingerprints(frame.head(0)).height == 0
+
+
 def test_prompt_key_finds_two_answers_to_one_prompt():
     frame = records([("Name a color.", "", "Blue."), ("Name a color.", "", "Red is a color.")])
     assert run(frame).kept.height == 2  # key: record (default): different answers are different records

@@ -10,7 +10,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import build, mixture
+from pipeline import build, mixture, validate
 from pipeline.config import ConfigError, load_mix
 from schemas.mix import MixtureSpec
 from tests.conftest import write_jsonl
@@ -137,6 +137,24 @@ def test_bad_mixture_config_stops_before_work(tmp_path, write_mix, mixture_spec,
     mix = write_mix({"name": "t", "sources": [{"name": "a", "path": "a.jsonl"}], "mixture": mixture_spec})
     with pytest.raises(ConfigError, match=message):
         load_mix(mix)
+
+
+def test_split_report_counts_exact_keys_on_both_sides(write_mix, tmp_path):
+    """The proof is not vacuous: a train record whose folded text equals an eval record's is counted once, and
+    its repeat does not count it again."""
+    write_jsonl(tmp_path / "a.jsonl", [{"instruction": "Q", "input": "", "output": "A"}])
+    spec = load_mix(write_mix({"name": "t", "sources": [{"name": "a", "path": "a.jsonl"}],
+                               "split": {"eval": 0.5}})).spec
+    frame = pl.DataFrame({"id": ["a#0", "a#1", "a#2", "a#0"], "source": "a", "task": "a",
+                          "instruction": ["Name a fruit.", "Name a tree", "Count to three.", "Name a fruit."],
+                          "input": "", "output": ["Apple.", "Oak.", "1 2 3", "Apple."],
+                          "repeat": pl.Series([0, 0, 0, 1], dtype=pl.UInt16)}).with_columns(
+        history=pl.lit(None, validate.HISTORY))
+    eval_ = frame.head(1).with_columns(id=pl.lit("a#9"), instruction=pl.lit("NAME A FRUIT"), output=pl.lit("apple"))
+    report = build._split_report(spec, frame, pl.concat([eval_, frame.slice(2, 1).with_columns(
+        id=pl.lit("a#8"), output=pl.lit("1, 2, 3!"))]))
+    assert report is not None and report.train_records == 3 and report.eval == 2
+    assert report.shared_exact_keys == 2 and report.shared_ids == 0
 
 
 def test_build_with_split_mixture_and_repeats(tmp_path, write_mix, llama_tokenizer):
