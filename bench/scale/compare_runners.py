@@ -25,8 +25,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from flows import server as prefect_server  # noqa: E402
+from run import MB, Sampler, code_state  # noqa: E402
 
 WORK = ROOT / "bench" / "work" / "scale"
 PIPELINE = str(Path(sys.executable).with_name("pipeline"))
@@ -45,12 +47,19 @@ def hashes(folder: Path) -> dict[str, str]:
     return found
 
 
-def build(mix: Path, env: dict[str, str], *options: str) -> float:
+def build(mix: Path, env: dict[str, str], *options: str) -> tuple[float, dict[str, int]]:
+    """Wall seconds, and the peak RSS (MB) of the build's process tree (the CLI, and the Dask nanny and worker
+    processes it starts; not the Prefect server) and of its largest single process."""
     start = time.perf_counter()
-    done = subprocess.run([PIPELINE, "build", "--mix", str(mix), *options], env=env, capture_output=True, text=True)
-    if done.returncode:
-        raise RuntimeError(done.stderr[-4000:])
-    return time.perf_counter() - start
+    child = subprocess.Popen([PIPELINE, "build", "--mix", str(mix), *options], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    sampler = Sampler(child.pid)
+    sampler.start()
+    _, stderr = child.communicate()
+    sampler.finish()
+    if child.returncode:
+        raise RuntimeError(stderr[-4000:])
+    return time.perf_counter() - start, {"tree": round(sampler.peak / MB), "largest_process": round(sampler.largest / MB)}
 
 
 def main() -> None:
@@ -67,22 +76,24 @@ def main() -> None:
     direct = WORK / label / "out-direct"
     shutil.rmtree(direct, ignore_errors=True)
     seconds: dict[str, float] = {}
+    peak_mb: dict[str, dict[str, int]] = {}
     if args.direct_output is None:
         shutil.rmtree(out.parent / ".cache", ignore_errors=True)
-        seconds["direct"] = build(mix, env, "--runner", "direct")
+        seconds["direct"], peak_mb["direct"] = build(mix, env, "--runner", "direct")
         args.direct_output = out
     shutil.move(str(args.direct_output), direct)
     with tempfile.TemporaryDirectory(prefix="scale-state-") as state:
         server = prefect_server.start(Path(state) / "server")
         try:
-            seconds["dask"] = build(mix, {**env, "PREFECT_API_URL": server.api_url, "INSTRUCT_PIPELINE_STATE": state},
+            seconds["dask"], peak_mb["dask"] = build(mix, {**env, "PREFECT_API_URL": server.api_url, "INSTRUCT_PIPELINE_STATE": state},
                                     "--runner", "dask", "--workers", "2")
         finally:
             server.stop()
     ours, theirs = hashes(direct), hashes(out)
     differing = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
     result = {"records": args.records, "files": len(ours), "identical": not differing, "differing": differing,
-              "seconds": {k: round(v, 1) for k, v in seconds.items()}}
+              "seconds": {k: round(v, 1) for k, v in seconds.items()}, "peak_rss_mb": peak_mb,
+              "code": code_state(), "loadavg_after": os.getloadavg()}
     (WORK / f"compare-{label}.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
 

@@ -61,15 +61,15 @@ from make_corpus import label
 
 # --------------------------------------------------------------------------------------------------- memory
 
-def tree_rss(process: psutil.Process) -> int:
-    """RSS of ``process`` and all its descendants, in bytes (processes that end meanwhile count 0)."""
-    total = 0
+def tree_rss(process: psutil.Process) -> list[int]:
+    """RSS of ``process`` and each of its descendants, in bytes (processes that end meanwhile count 0)."""
+    sizes = []
     for p in [process, *process.children(recursive=True)]:
         try:
-            total += p.memory_info().rss
+            sizes.append(p.memory_info().rss)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
-    return total
+    return sizes
 
 
 def vm_rss() -> int:
@@ -82,23 +82,25 @@ def vm_rss() -> int:
 
 
 class Sampler(threading.Thread):
-    """Polls the tree RSS of a process every POLL_S; keeps the overall peak and the peak per ``label``."""
+    """Polls the tree RSS of a process every POLL_S; keeps the overall peak, the peak per ``label`` and the
+    largest RSS of any one process of the tree (``largest``: a Dask worker's own peak)."""
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
         self.process = psutil.Process(pid)
         self.label = "start"
-        self.peak = 0
+        self.peak = self.largest = 0
         self.peaks: dict[str, int] = {}
         self.stop = threading.Event()
 
     def run(self) -> None:
         while not self.stop.is_set():
             try:
-                rss = tree_rss(self.process)
+                sizes = tree_rss(self.process)
             except psutil.NoSuchProcess:
                 return
-            self.peak = max(self.peak, rss)
+            rss = sum(sizes)
+            self.peak, self.largest = max(self.peak, rss), max(self.largest, *sizes, 0)
             self.peaks[self.label] = max(self.peaks.get(self.label, 0), rss)
             self.stop.wait(POLL_S)
 
