@@ -5,10 +5,16 @@ quality, PII) and runs them in parallel on the task runner (threads by default, 
 ``--runner dask``); the global stages reduce in order: dedup -> decontaminate -> split -> mixture -> tokenize;
 then ``report`` (ledger check and report) and ``write``.
 
+Data: a task writes its output's frames to a stage folder and returns a small handle (flows/stage_store.py), so
+neither Prefect's futures nor its result storage hold a million records once per stage; the next task reads
+what it needs from the folder.
+
 Caching: every task but report and write is cached by the key flows/keys.py computes from the content of its
-inputs and its settings, and its result persisted under $PREFECT_HOME/storage. Re-running an unchanged build
-stops after comparing one key with the output's manifest; adding a file re-runs that file's shard and the
-global stages; a crashed build resumes with the shards it finished. Shards of Hub datasets retry with backoff.
+inputs and its settings: its output stays in ``<state>/stages/<build name>/<key>/`` and its handle is persisted
+under $PREFECT_HOME/storage. A task whose folder is gone is recomputed (its cache refreshed). Re-running an
+unchanged build stops after comparing one key with the output's manifest; adding a file re-runs that file's
+shard and the global stages; a crashed build resumes with the shards it finished. After a build, the stage
+folders its keys no longer name are removed. Shards of Hub datasets retry with backoff.
 """
 
 from __future__ import annotations
@@ -27,8 +33,9 @@ from prefect.futures import as_completed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
-from flows import progress
+from flows import progress, stage_store
 from flows.keys import BuildKeys, build_keys, current_output
+from flows.stage_store import StageHandle
 from pipeline import build, report_markdown, versions
 from pipeline.config import Mix, load_mix
 from schemas.mix import MixSpec
@@ -48,45 +55,55 @@ def _cached(name: str) -> Callable[[Callable[..., Any]], Any]:
 
 
 @_cached("shard")
-def shard_task(unit: build.WorkUnit, key: str | None) -> build.Shard:
-    return build.shard_unit(unit)
+def shard_task(unit: build.WorkUnit, key: str | None, folder: Path) -> StageHandle:
+    return stage_store.put(build.shard_unit(unit), folder)
+
+
+def _shards(handles: list[StageHandle], without: tuple[str, ...] = ()) -> list[build.Shard]:
+    return [stage_store.get(handle, without) for handle in handles]
 
 
 @_cached("dedup")
-def dedup_task(shards: list[build.Shard], mix: Mix, key: str | None) -> build.Deduplicated:
-    return build.dedup_stage(build.union(shards), mix)
+def dedup_task(shards: list[StageHandle], mix: Mix, key: str | None, folder: Path) -> StageHandle:
+    return stage_store.put(build.dedup_stage(build.union(_shards(shards)), mix), folder)
 
 
 @_cached("decontaminate")
-def decontaminate_task(deduped: build.Deduplicated, mix: Mix, key: str | None) -> tuple[Any, Any]:
-    return build.decontaminate_stage(deduped.kept, mix)
+def decontaminate_task(deduped: StageHandle, mix: Mix, key: str | None, folder: Path) -> StageHandle:
+    return stage_store.put(build.decontaminate_stage(stage_store.get(deduped).kept, mix), folder)
 
 
 @_cached("split")
-def split_task(clean: tuple[Any, Any], spec: MixSpec, key: str | None) -> tuple[Any, Any]:
-    return build.split_stage(clean[0], spec)
+def split_task(clean: StageHandle, spec: MixSpec, key: str | None, folder: Path) -> StageHandle:
+    return stage_store.put(build.split_stage(stage_store.get(clean)[0], spec), folder)
 
 
 @_cached("mixture")
-def mixture_task(split: tuple[Any, Any], mix: Mix, tokenizer: Any, key: str | None) -> build.Mixed:
-    return build.mixture_stage(split[0], mix, tokenizer)
+def mixture_task(split: StageHandle, mix: Mix, tokenizer: Any, key: str | None, folder: Path) -> StageHandle:
+    return stage_store.put(build.mixture_stage(stage_store.get(split)[0], mix, tokenizer), folder)
 
 
 @_cached("tokenize")
-def tokenize_task(mixed: build.Mixed, split: tuple[Any, Any], tokenizer: Any, spec: MixSpec,
-                  key: str | None) -> build.Tokenized:
-    return build.tokenize_stage(mixed.train, split[1], tokenizer, spec)
+def tokenize_task(mixed: StageHandle, split: StageHandle, tokenizer: Any, spec: MixSpec, key: str | None,
+                  folder: Path) -> StageHandle:
+    return stage_store.put(build.tokenize_stage(stage_store.get(mixed).train, stage_store.get(split)[1], tokenizer,
+                                                spec), folder)
 
 
 @task(name="report", cache_policy=NO_CACHE)
-def report_task(mix: Mix, shards: list[build.Shard], deduped: build.Deduplicated, clean: tuple[Any, Any],
-                mixed: build.Mixed, tokenized: build.Tokenized) -> build.BuildResult:
-    return build.assemble(mix, shards, deduped, clean[1], mixed, tokenized)
+def report_task(mix: Mix, shards: list[StageHandle], deduped: StageHandle, clean: StageHandle, mixed: StageHandle,
+                tokenized: StageHandle, folder: Path) -> StageHandle:
+    """What ``build.finish`` hands to ``assemble``: every stage's output without the records it passed on."""
+    result = build.assemble(mix, _shards(shards, without=("kept",)), stage_store.get(deduped, without=("kept",)),
+                            stage_store.get(clean)[1], stage_store.get(mixed, without=("train",)),
+                            stage_store.get(tokenized))
+    return stage_store.put(result, folder)
 
 
 @task(name="write", cache_policy=NO_CACHE)
-def write_task(result: build.BuildResult, key: str | None, versioned: bool) -> str:
+def write_task(report: StageHandle, key: str | None, versioned: bool) -> str:
     """The output folder (or a new version of it), and the report as a Markdown artifact on the server."""
+    result: build.BuildResult = stage_store.get(report)
     if versioned:
         root = result.mix.out_dir
         result.report.changes = versions.changes(versions.latest(root), result.train, result.eval)
@@ -96,6 +113,7 @@ def write_task(result: build.BuildResult, key: str | None, versioned: bool) -> s
         target = build.write(result, build_key=key)
     create_markdown_artifact(markdown=report_markdown.render(result.report), key=_artifact_key(result.mix.spec.name),
                              description=f"build report: {target}")
+    stage_store.remove(report)
     return str(target)
 
 
@@ -116,23 +134,40 @@ def build_flow(mix_path: str, versioned: bool = False) -> str:
         log.warning("%s: inputs, settings and code unchanged since %s; nothing to do", mix.spec.name, unchanged)
         return str(unchanged)
     units = build.work_units(mix)
-    futures = [shard_task.with_options(**_shard_options(unit)).submit(unit, key)
-               for unit, key in zip(units, keys.units, strict=True)]
+    root, name = stage_store.state_root(), mix.spec.name
+
+    def cached(stage: Any, key: str | None) -> tuple[Any, Path]:
+        """The task, told to recompute when the output its cached handle points at is gone, and its folder."""
+        folder = stage_store.folder_for(root, name, key)
+        return stage.with_options(refresh_cache=not stage_store.complete(folder)), folder
+
+    futures = []
+    for unit, key in zip(units, keys.units, strict=True):
+        shard, folder = cached(shard_task, key)
+        futures.append(shard.with_options(**_shard_options(unit)).submit(unit, key, folder))
     tokenizer = build.needed_tokenizer(mix.spec)  # loads while the shards run; they are cached if it fails
     source_of = {id(future): unit.source.spec.name for future, unit in zip(futures, units, strict=True)}
-    for future in as_completed(futures):  # the data stays where it is (a Dask worker): only states come here
+    for future in as_completed(futures):  # only states come here; the data is in the stage folders
         future.wait()  # sets the final state on the future (without it, .state asks the server, which may lag)
         if not future.state.is_completed():
             future.result()  # raises the shard's own error (a malformed file names its line)
         if progress.hook is not None:
             progress.hook(source_of[id(future)], 0, True)
-    deduped = dedup_task.submit(futures, mix, keys.dedup)
-    clean = decontaminate_task.submit(deduped, mix, keys.decontaminate)
-    split = split_task.submit(clean, mix.spec, keys.split)
-    mixed = mixture_task.submit(split, mix, tokenizer, keys.mixture)
-    tokenized = tokenize_task.submit(mixed, split, tokenizer, mix.spec, keys.tokenize)
-    result = report_task.submit(mix, futures, deduped, clean, mixed, tokenized)
-    return write_task.submit(result, keys.build, versioned).result()
+    task, folder = cached(dedup_task, keys.dedup)
+    deduped = task.submit(futures, mix, keys.dedup, folder)
+    task, folder = cached(decontaminate_task, keys.decontaminate)
+    clean = task.submit(deduped, mix, keys.decontaminate, folder)
+    task, folder = cached(split_task, keys.split)
+    split = task.submit(clean, mix.spec, keys.split, folder)
+    task, folder = cached(mixture_task, keys.mixture)
+    mixed = task.submit(split, mix, tokenizer, keys.mixture, folder)
+    task, folder = cached(tokenize_task, keys.tokenize)
+    tokenized = task.submit(mixed, split, tokenizer, mix.spec, keys.tokenize, folder)
+    result = report_task.submit(mix, futures, deduped, clean, mixed, tokenized, stage_store.folder_for(root, name, None))
+    target = write_task.submit(result, keys.build, versioned).result()
+    stage_store.prune(root, name, [*keys.units, keys.dedup, keys.decontaminate, keys.split, keys.mixture,
+                                   keys.tokenize])
+    return target
 
 
 def _artifact_key(name: str) -> str:

@@ -105,6 +105,35 @@ def test_unchanged_rerun_stops_early_and_a_new_file_reprocesses_only_itself(tmp_
     assert BuildReport.model_validate_json((Path(out) / "report.json").read_bytes()).totals["input"] == 80
 
 
+def test_stage_outputs_live_in_files_and_a_lost_one_is_recomputed(tmp_path: Path, write_mix) -> None:
+    """Tasks pass handles, not frames: Prefect persists a few KB per task, the records are in the stage folders.
+    A stage folder that is gone makes its task compute again instead of failing on a dangling cached handle;
+    folders the current keys no longer name are removed after the build."""
+    from flows import stage_store
+    from flows.keys import build_keys
+
+    _parts(tmp_path, {"a.jsonl": 30, "b.jsonl": 30})
+    mix = write_mix({"name": "lost", "sources": [{"name": "s", "path": "parts/*.jsonl"}]})
+    _flow_run(mix)
+    keys = build_keys(load_mix(mix))
+    folders = stage_store.state_root() / "lost"
+    expected = {*keys.units, keys.dedup, keys.decontaminate, keys.split, keys.mixture, keys.tokenize}
+    assert {p.name for p in folders.iterdir()} == expected  # the report's own folder went with the write
+    shard = folders / keys.units[0]
+    assert stage_store.complete(shard) and sorted(p.suffix for p in shard.iterdir()) == ["", ".arrow", ".arrow"]
+
+    shutil.rmtree(shard)
+    _parts(tmp_path, {"c.jsonl": 20})
+    out, run = _flow_run(mix)
+    shards = [s for s in _task_states(run, 10) if s[0] == "shard"]
+    assert shards == [("shard", "Cached"), ("shard", "Completed"), ("shard", "Completed")]  # b cached; a, c computed
+    assert BuildReport.model_validate_json((Path(out) / "report.json").read_bytes()).totals["input"] == 80
+    now = build_keys(load_mix(mix))
+    assert {p.name for p in folders.iterdir()} == {*now.units, now.dedup, now.decontaminate, now.split, now.mixture,
+                                                   now.tokenize}
+    assert keys.dedup not in {p.name for p in folders.iterdir()}  # the old build's stages were pruned
+
+
 def test_a_failed_build_resumes_from_the_shards_it_finished(tmp_path: Path, write_mix) -> None:
     from pipeline.io.json_stream import MalformedJSONError
 

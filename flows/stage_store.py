@@ -1,0 +1,137 @@
+"""Stage outputs on disk for the build flow: a task returns a small handle, its frames stay in files.
+
+Why: a Prefect future keeps its task's result alive where the task ran (a Dask worker's memory) for as long as
+the flow holds the future, and the flow holds every stage's future until the report is written. Passing the
+frames themselves, a 2-worker Dask build of the 1M-record corpus kept every stage's output in one worker at once
+(20.7 GB) and pickled each into Prefect's result storage. So each task writes the frames of its output to Arrow
+IPC files in ``<root>/<build name>/<cache key>/`` and returns a ``StageHandle``: the folder and the output's
+skeleton (everything that is not a frame: counters, reports, settings) with each frame replaced by its file name.
+Prefect persists only the handle; the next task reads the frames it needs, memory-mapped.
+
+Contract: ``put(value, folder)`` -> handle; ``get(handle, without=...)`` -> the value, with the named fields of
+its top-level dataclass(es) left out (empty frames of their schema: what the direct build's ``finish`` drops
+before the report). ``complete(folder)`` tells whether a folder holds a finished output: the flow refreshes a
+task's Prefect cache when its handle would point at a folder that is gone. Every worker needs ``root`` at the
+same path (a shared file system on a cluster, like Prefect's result storage).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import shutil
+import uuid
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+DONE = "done"  # written last: the folder is complete
+
+
+@dataclass(frozen=True)
+class FrameFile:
+    name: str
+
+
+@dataclass(frozen=True)
+class StageHandle:
+    folder: str
+    skeleton: Any
+
+
+def folder_for(root: Path, build: str, key: str | None) -> Path:
+    """Where a task's output lives: by its cache key, or (a task that cannot be cached) a folder of its own."""
+    return root / build / (key or f"run-{uuid.uuid4().hex}")
+
+
+def complete(folder: Path) -> bool:
+    return (folder / DONE).is_file()
+
+
+def put(value: Any, folder: Path) -> StageHandle:
+    """Write ``value``'s frames under ``folder`` (replacing what is there) and return its handle."""
+    tmp = folder.with_name(f".{folder.name}.tmp-{uuid.uuid4().hex}")
+    tmp.mkdir(parents=True)
+    try:
+        skeleton = _strip(value, tmp, itertools.count())
+        (tmp / DONE).touch()
+        if folder.exists():  # a refreshed cache: the same key, computed again
+            old = folder.with_name(f".{folder.name}.old-{uuid.uuid4().hex}")
+            folder.rename(old)
+            shutil.rmtree(old, ignore_errors=True)
+        tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return StageHandle(str(folder), skeleton)
+
+
+def get(handle: StageHandle, without: Collection[str] = ()) -> Any:
+    """The value ``put`` wrote; the top-level dataclass fields named in ``without`` come back as empty frames."""
+    folder = Path(handle.folder)
+    if not complete(folder):
+        raise FileNotFoundError(f"{folder}: a build stage's output is missing; run the build again to recompute it")
+    skeleton = handle.skeleton
+    if without and dataclasses.is_dataclass(skeleton):
+        skeleton = dataclasses.replace(skeleton, **{  # type: ignore[type-var]
+            name: _empty(folder, getattr(skeleton, name)) for name in without})
+    return _fill(skeleton, folder)
+
+
+def prune(root: Path, build: str, keep: Iterable[str | None]) -> None:
+    """Remove the outputs of ``build`` that the current keys no longer name (older inputs, settings or code)."""
+    folder = root / build
+    if not folder.is_dir():
+        return
+    kept = {key for key in keep if key}
+    for child in folder.iterdir():
+        if child.name not in kept:
+            shutil.rmtree(child, ignore_errors=True)
+
+
+def remove(handle: StageHandle) -> None:
+    shutil.rmtree(handle.folder, ignore_errors=True)
+
+
+def _strip(value: Any, folder: Path, numbers: Any) -> Any:
+    if isinstance(value, pl.DataFrame):
+        name = f"{next(numbers)}.arrow"
+        value.write_ipc(folder / name, compression="uncompressed")  # uncompressed: read back memory-mapped
+        return FrameFile(name)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.replace(value, **{  # type: ignore[type-var]
+            f.name: _strip(getattr(value, f.name), folder, numbers) for f in dataclasses.fields(value)})
+    if isinstance(value, (list, tuple)):
+        return type(value)(_strip(v, folder, numbers) for v in value)
+    if isinstance(value, dict):
+        return {k: _strip(v, folder, numbers) for k, v in value.items()}
+    return value
+
+
+def _fill(value: Any, folder: Path) -> Any:
+    if isinstance(value, FrameFile):
+        return pl.read_ipc(folder / value.name)  # memory-mapped: uncompressed files are not read into memory
+    if isinstance(value, pl.DataFrame):  # an empty frame ``get`` put in place of a field
+        return value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.replace(value, **{  # type: ignore[type-var]
+            f.name: _fill(getattr(value, f.name), folder) for f in dataclasses.fields(value)})
+    if isinstance(value, (list, tuple)):
+        return type(value)(_fill(v, folder) for v in value)
+    if isinstance(value, dict):
+        return {k: _fill(v, folder) for k, v in value.items()}
+    return value
+
+
+def _empty(folder: Path, value: Any) -> Any:
+    return pl.DataFrame(schema=pl.read_ipc_schema(folder / value.name)) if isinstance(value, FrameFile) else value
+
+
+def state_root() -> Path:
+    from flows import state_folder
+
+    return Path(os.environ.get("INSTRUCT_PIPELINE_STAGES") or state_folder() / "stages")
