@@ -132,6 +132,7 @@ def _empty(folder: Path, value: Any) -> Any:
 
 
 def state_root() -> Path:
+    """Where stage folders go: $INSTRUCT_PIPELINE_STAGES, else <state folder>/stages (absolute: tasks get paths)."""
     from flows import state_folder
 
-    return Path(os.environ.get("INSTRUCT_PIPELINE_STAGES") or state_folder() / "stages")
+    return Path(os.environ.get("INSTRUCT_PIPELINE_STAGES") or state_folder() / "stages").resolve()

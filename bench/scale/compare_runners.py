@@ -27,8 +27,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from flows import server as prefect_server  # noqa: E402
-from run import MB, Sampler, code_state  # noqa: E402
+from run import MB, Sampler, code_state
+
+from flows import server as prefect_server
 
 WORK = ROOT / "bench" / "work" / "scale"
 PIPELINE = str(Path(sys.executable).with_name("pipeline"))
