@@ -53,3 +53,26 @@ def test_nested_values_replace_and_prune(tmp_path: Path) -> None:
     stage_store.remove(second)
     with pytest.raises(FileNotFoundError, match="missing; run the build again"):
         stage_store.get(second)
+
+
+def test_output_bytes_do_not_depend_on_how_frames_are_chunked(tmp_path: Path) -> None:
+    """A frame read back from a stage file is one chunk; the same frame computed in memory is several. The
+    outputs must be the same bytes either way (polars' own Parquet writer paged nested columns by chunk)."""
+    from pipeline.io import writers
+
+    whole = pl.DataFrame({
+        "id": [f"r{k}" for k in range(250_000)],
+        "history": [[{"user": str(k), "assistant": "b" * (k % 7)}] if k % 3 else None for k in range(250_000)],
+        "input_ids": [[k, k + 1, k % 5] for k in range(250_000)],
+    })
+    pieces = pl.concat([whole.slice(0, 12_345), whole.slice(12_345, 100_000), whole.slice(112_345)], rechunk=False)
+    assert pieces.n_chunks() == 3 and whole.n_chunks() == 1
+    for name, frame in (("whole", whole), ("pieces", pieces)):
+        writers.write_parquet(frame, tmp_path / f"{name}.parquet", "zstd", 1)
+        writers.write_dataset_dict({"train": frame.select("id", "input_ids")}, tmp_path / name, "0" * 64)
+    assert (tmp_path / "whole.parquet").read_bytes() == (tmp_path / "pieces.parquet").read_bytes()
+    arrow = "train/data-00000-of-00001.arrow"
+    assert (tmp_path / "whole" / arrow).read_bytes() == (tmp_path / "pieces" / arrow).read_bytes()
+    assert pl.read_parquet(tmp_path / "pieces.parquet").equals(whole)
+    writers.write_parquet(whole.head(0), tmp_path / "empty.parquet")
+    assert pl.read_parquet(tmp_path / "empty.parquet").schema == whole.schema

@@ -19,6 +19,7 @@ import orjson
 import polars as pl
 
 from pipeline import minhash
+from pipeline.io import writers
 from schemas.mix import DedupSpec
 
 FOLDER = "dedup_index"
@@ -36,7 +37,7 @@ def params(settings: DedupSpec) -> dict[str, Any]:
 def write(folder: Path, ids: pl.Series, signatures: np.ndarray, settings: DedupSpec, compression: str) -> None:
     folder.mkdir()
     frame = pl.DataFrame({"id": ids, "signature": signatures})
-    frame.write_parquet(folder / "signatures.parquet", compression=compression, statistics=False)  # type: ignore[arg-type]
+    writers.write_parquet(frame, folder / "signatures.parquet", compression, statistics=False)
     (folder / "params.json").write_bytes(orjson.dumps(params(settings), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
 
 

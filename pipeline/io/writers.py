@@ -38,9 +38,22 @@ def atomic_folder(target: Path) -> Iterator[Path]:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def write_parquet(frame: pl.DataFrame, path: Path, compression: str = "zstd", level: int | None = None) -> None:
-    frame.write_parquet(path, compression=compression, compression_level=level,  # type: ignore[arg-type]
-                        statistics=True, row_group_size=100_000)
+ROW_GROUP = 100_000
+PYARROW_CODECS = {"uncompressed": "none"}  # mix.yaml's names (polars') where pyarrow's differ
+
+
+def write_parquet(frame: pl.DataFrame, path: Path, compression: str = "zstd", level: int | None = None,
+                  statistics: bool = True) -> None:
+    """One row group per ``ROW_GROUP`` rows, each written from one contiguous copy of its rows, so the bytes
+    depend on the rows alone, never on how the frame happens to be chunked in memory (the same train split
+    computed in this process or read back from the flow's stage files is chunked differently, and Parquet
+    pages follow chunks). Only one row group's rows are copied at a time."""
+    import pyarrow.parquet as pq
+
+    with pq.ParquetWriter(path, frame.head(0).to_arrow().schema, compression=PYARROW_CODECS.get(compression, compression),
+                          compression_level=level, write_statistics=statistics) as writer:
+        for start in range(0, frame.height, ROW_GROUP):
+            writer.write_table(frame.slice(start, ROW_GROUP).rechunk().to_arrow(), row_group_size=ROW_GROUP)
 
 
 def write_json(data: Any, path: Path) -> None:
@@ -54,20 +67,30 @@ def sha256_file(path: Path) -> str:
 
 def write_dataset_dict(splits: dict[str, pl.DataFrame], path: Path, fingerprint: str) -> None:
     """Save the splits as an HF ``DatasetDict`` (``datasets.load_from_disk`` reads it). Fingerprints are fixed
-    (from the spec hash) and lists and strings use the plain Arrow types trainers expect, so the same frames
-    give the same bytes."""
+    (from the spec hash) and lists and strings use the plain Arrow types trainers expect, so the same rows give
+    the same bytes, however the frames happen to be chunked: each split is first streamed to a staging Arrow
+    file in batches of exactly datasets' batch size, and ``save_to_disk`` copies those batches, memory-mapped
+    (Arrow's IPC writer lays out a batch cut from the middle of a chunk differently from one that is a chunk of
+    its own, so batches taken straight from the frame made the bytes depend on where its chunks ended)."""
     import datasets
     import pyarrow as pa
-    from datasets.table import InMemoryTable
+    from datasets.table import MemoryMappedTable
 
     datasets.disable_progress_bars()
+    rows = datasets.config.DEFAULT_MAX_BATCH_SIZE
+    staging = path.with_name(f".{path.name}.staging")
+    staging.mkdir()
     built = {}
     for name, frame in splits.items():
-        table = frame.to_arrow()
-        table = table.cast(pa.schema([pa.field(f.name, _plain(f.type)) for f in table.schema]))
-        built[name] = datasets.Dataset(InMemoryTable(table), fingerprint=f"{fingerprint[:16]}-{name}")
+        schema = pa.schema([pa.field(f.name, _plain(f.type)) for f in frame.head(0).to_arrow().schema])
+        with pa.OSFile(str(staging / f"{name}.arrow"), "wb") as sink, pa.ipc.new_stream(sink, schema) as stream:
+            for start in range(0, frame.height, rows):  # one batch at a time is copied
+                stream.write_table(frame.slice(start, rows).rechunk().to_arrow().cast(schema))
+        table = MemoryMappedTable.from_file(str(staging / f"{name}.arrow"))
+        built[name] = datasets.Dataset(table, fingerprint=f"{fingerprint[:16]}-{name}")
     # one shard per split: with none, an empty split is written without a file and cannot be loaded back
     datasets.DatasetDict(built).save_to_disk(str(path), num_shards={name: 1 for name in built})
+    shutil.rmtree(staging)  # the datasets still map its files: they go when those close
 
 
 def _plain(arrow_type):  # type: ignore[no-untyped-def]
