@@ -68,10 +68,12 @@ def sha256_file(path: Path) -> str:
 def write_dataset_dict(splits: dict[str, pl.DataFrame], path: Path, fingerprint: str) -> None:
     """Save the splits as an HF ``DatasetDict`` (``datasets.load_from_disk`` reads it). Fingerprints are fixed
     (from the spec hash) and lists and strings use the plain Arrow types trainers expect, so the same rows give
-    the same bytes, however the frames happen to be chunked: each split is first streamed to a staging Arrow
-    file in batches of exactly datasets' batch size, and ``save_to_disk`` copies those batches, memory-mapped
-    (Arrow's IPC writer lays out a batch cut from the middle of a chunk differently from one that is a chunk of
-    its own, so batches taken straight from the frame made the bytes depend on where its chunks ended)."""
+    the same bytes, however the frames happen to be chunked or their lists laid out: each split is first
+    streamed to a staging Arrow file in batches of exactly datasets' batch size, each batch a fresh contiguous
+    copy, and ``save_to_disk`` copies those batches, memory-mapped. (Arrow's IPC writer lays out a slice of a
+    larger array, or a list whose values buffer holds more than its rows, differently from a contiguous array;
+    batches taken straight from the frame made the bytes depend on where its chunks ended and on whether it was
+    read back from a stage file.)"""
     import datasets
     import pyarrow as pa
     from datasets.table import MemoryMappedTable
@@ -85,7 +87,8 @@ def write_dataset_dict(splits: dict[str, pl.DataFrame], path: Path, fingerprint:
         schema = pa.schema([pa.field(f.name, _plain(f.type)) for f in frame.head(0).to_arrow().schema])
         with pa.OSFile(str(staging / f"{name}.arrow"), "wb") as sink, pa.ipc.new_stream(sink, schema) as stream:
             for start in range(0, frame.height, rows):  # one batch at a time is copied
-                stream.write_table(frame.slice(start, rows).rechunk().to_arrow().cast(schema))
+                batch = frame.slice(start, rows).to_arrow().cast(schema)
+                stream.write_table(pa.table([pa.concat_arrays(column.chunks) for column in batch.columns], schema=schema))
         table = MemoryMappedTable.from_file(str(staging / f"{name}.arrow"))
         built[name] = datasets.Dataset(table, fingerprint=f"{fingerprint[:16]}-{name}")
     # one shard per split: with none, an empty split is written without a file and cannot be loaded back
