@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import random
 from collections import Counter
 from pathlib import Path
 
@@ -55,24 +56,40 @@ def test_nested_values_replace_and_prune(tmp_path: Path) -> None:
         stage_store.get(second)
 
 
-def test_output_bytes_do_not_depend_on_how_frames_are_chunked(tmp_path: Path) -> None:
-    """A frame read back from a stage file is one chunk; the same frame computed in memory is several. The
-    outputs must be the same bytes either way (polars' own Parquet writer paged nested columns by chunk)."""
+def test_output_bytes_do_not_depend_on_how_frames_are_laid_out(tmp_path: Path) -> None:
+    """The same rows, laid out as the direct build has them (several chunks), gathered by a join, or read back
+    from a stage file (one memory-mapped chunk), must give the same bytes: polars' Parquet writer paged nested
+    columns by chunk, and Arrow's IPC writer lays out a slice of a larger list array differently. Both failed
+    here before the writers copied each row group / batch contiguously."""
+    from datasets import load_from_disk
+
     from pipeline.io import writers
 
-    whole = pl.DataFrame({
-        "id": [f"r{k}" for k in range(250_000)],
-        "history": [[{"user": str(k), "assistant": "b" * (k % 7)}] if k % 3 else None for k in range(250_000)],
-        "input_ids": [[k, k + 1, k % 5] for k in range(250_000)],
-    })
-    pieces = pl.concat([whole.slice(0, 12_345), whole.slice(12_345, 100_000), whole.slice(112_345)], rechunk=False)
-    assert pieces.n_chunks() == 3 and whole.n_chunks() == 1
-    for name, frame in (("whole", whole), ("pieces", pieces)):
+    rng = random.Random(0)
+    n = 5_000
+    rows = pl.DataFrame({
+        "id": [f"r{k}" for k in range(n)],
+        "history": [[{"user": str(k), "assistant": "b" * (k % 7)}] if k % 3 else None for k in range(n)],
+        "input_ids": [[rng.randrange(32_000) for _ in range(rng.randrange(20, 600))] for _ in range(n)],
+    }, schema_overrides={"input_ids": pl.List(pl.Int32)})
+    rows = rows.with_columns(attention_mask=pl.lit(1, dtype=pl.Int8).repeat_by(pl.col("input_ids").list.len()))
+    writers.write_dataset_dict({"train": rows}, tmp_path / "first", "0" * 64)
+    chunked = pl.concat([rows.select("id", "history"), pl.from_arrow(  # one chunk per 1,000-row batch
+        load_from_disk(str(tmp_path / "first"))["train"].data.table.drop_columns(["id", "history"]))],
+        how="horizontal").with_columns(pl.col("input_ids").cast(pl.List(pl.Int32)),
+                                       pl.col("attention_mask").cast(pl.List(pl.Int8)))
+    assert chunked.n_chunks("all")[-1] == 5 and chunked.equals(rows)
+    chunked.write_ipc(tmp_path / "stage.arrow", compression="uncompressed")
+    layouts = {"chunked": chunked, "stage": pl.read_ipc(tmp_path / "stage.arrow"),
+               "joined": chunked.select("id").join(chunked, on="id", how="left", maintain_order="left")}
+    for name, frame in layouts.items():
         writers.write_parquet(frame, tmp_path / f"{name}.parquet", "zstd", 1)
-        writers.write_dataset_dict({"train": frame.select("id", "input_ids")}, tmp_path / name, "0" * 64)
-    assert (tmp_path / "whole.parquet").read_bytes() == (tmp_path / "pieces.parquet").read_bytes()
+        writers.write_dataset_dict({"train": frame.select("id", "input_ids", "attention_mask")}, tmp_path / name,
+                                   "0" * 64)
     arrow = "train/data-00000-of-00001.arrow"
-    assert (tmp_path / "whole" / arrow).read_bytes() == (tmp_path / "pieces" / arrow).read_bytes()
-    assert pl.read_parquet(tmp_path / "pieces.parquet").equals(whole)
-    writers.write_parquet(whole.head(0), tmp_path / "empty.parquet")
-    assert pl.read_parquet(tmp_path / "empty.parquet").schema == whole.schema
+    for name in layouts:
+        assert (tmp_path / f"{name}.parquet").read_bytes() == (tmp_path / "chunked.parquet").read_bytes(), name
+        assert (tmp_path / name / arrow).read_bytes() == (tmp_path / "chunked" / arrow).read_bytes(), name
+    assert pl.read_parquet(tmp_path / "stage.parquet").equals(rows)
+    writers.write_parquet(rows.head(0), tmp_path / "empty.parquet")
+    assert pl.read_parquet(tmp_path / "empty.parquet").schema == rows.schema
