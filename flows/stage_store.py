@@ -22,7 +22,7 @@ import itertools
 import os
 import shutil
 import uuid
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,32 +98,30 @@ def remove(handle: StageHandle) -> None:
 
 
 def _strip(value: Any, folder: Path, numbers: Any) -> Any:
-    if isinstance(value, pl.DataFrame):
+    def save(frame: pl.DataFrame) -> FrameFile:
         name = f"{next(numbers)}.arrow"
-        value.write_ipc(folder / name, compression="uncompressed")  # uncompressed: read back memory-mapped
+        frame.write_ipc(folder / name, compression="uncompressed")  # uncompressed: read back memory-mapped
         return FrameFile(name)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.replace(value, **{  # type: ignore[type-var]
-            f.name: _strip(getattr(value, f.name), folder, numbers) for f in dataclasses.fields(value)})
-    if isinstance(value, (list, tuple)):
-        return type(value)(_strip(v, folder, numbers) for v in value)
-    if isinstance(value, dict):
-        return {k: _strip(v, folder, numbers) for k, v in value.items()}
-    return value
+
+    return _replace(value, pl.DataFrame, save)
 
 
 def _fill(value: Any, folder: Path) -> Any:
-    if isinstance(value, FrameFile):
-        return pl.read_ipc(folder / value.name)  # memory-mapped: uncompressed files are not read into memory
-    if isinstance(value, pl.DataFrame):  # an empty frame ``get`` put in place of a field
-        return value
+    # memory-mapped: uncompressed files are not read into memory; an empty frame ``get`` put in place stays
+    return _replace(value, FrameFile, lambda file: pl.read_ipc(folder / file.name))
+
+
+def _replace(value: Any, kind: type, replace: Callable[[Any], Any]) -> Any:
+    """``value`` with every ``kind`` inside its dataclasses, lists, tuples and dicts replaced."""
+    if isinstance(value, kind):
+        return replace(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.replace(value, **{  # type: ignore[type-var]
-            f.name: _fill(getattr(value, f.name), folder) for f in dataclasses.fields(value)})
+            f.name: _replace(getattr(value, f.name), kind, replace) for f in dataclasses.fields(value)})
     if isinstance(value, (list, tuple)):
-        return type(value)(_fill(v, folder) for v in value)
+        return type(value)(_replace(v, kind, replace) for v in value)
     if isinstance(value, dict):
-        return {k: _fill(v, folder) for k, v in value.items()}
+        return {k: _replace(v, kind, replace) for k, v in value.items()}
     return value
 
 

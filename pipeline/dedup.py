@@ -35,6 +35,7 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import polars as pl
@@ -43,6 +44,8 @@ from scipy.sparse.csgraph import connected_components
 
 from pipeline import minhash
 from schemas.mix import DedupSpec
+
+T = TypeVar("T")
 
 STAGE = "dedup"
 DUPLICATE_SCHEMA: dict[str, pl.DataType] = {
@@ -204,15 +207,11 @@ def keys_and_shingles(texts: pl.Series, ngram: int) -> tuple[pl.DataFrame, minha
     (a 128-bit fingerprint: equal keys always match, different ones collide with probability ~n^2 / 2^129), so
     a million keys take 16 MB instead of the texts' size. Shards run on all cores (polars and numpy release the
     GIL); a shard's token lists are dropped once it is hashed, which bounds memory."""
-    threads = os.cpu_count() or 1
-    rows = max(1, min(SHARD_ROWS, -(-len(texts) // threads)))
-
-    def shard(start: int) -> tuple[pl.DataFrame, minhash.ShingleSets]:
+    def shard(start: int, rows: int) -> tuple[pl.DataFrame, minhash.ShingleSets]:
         tokens = minhash.token_series(texts.slice(start, rows))
         return _fingerprints(tokens), minhash.shingle_sets_of_tokens(tokens, ngram)
 
-    with ThreadPoolExecutor(threads) as pool:
-        parts = list(pool.map(shard, range(0, len(texts), rows)))
+    parts = _by_slices(len(texts), shard)
     keys = pl.concat([k for k, _ in parts]) if parts else pl.DataFrame(schema=FINGERPRINT_SCHEMA)
     return keys, minhash.ShingleSets.concat([sets for _, sets in parts])
 
@@ -229,15 +228,20 @@ def exact_fingerprints(records: pl.DataFrame, key: str = "record") -> pl.DataFra
     """The 128-bit fingerprint (key_a, key_b) of each record's exact-dedup key, as ``deduplicate`` computes it,
     a slice of records at a time on all cores: only a slice's folded text and tokens are held at once, never
     the whole frame's (a million records' folded text is about a gigabyte)."""
-    threads = os.cpu_count() or 1
-    rows = max(1, min(SHARD_ROWS, -(-records.height // threads)))
-
-    def shard(start: int) -> pl.DataFrame:
+    def shard(start: int, rows: int) -> pl.DataFrame:
         return _fingerprints(minhash.token_series(records.slice(start, rows).select(key_text(key)).to_series()))
 
-    with ThreadPoolExecutor(threads) as pool:
-        parts = list(pool.map(shard, range(0, records.height, rows)))
+    parts = _by_slices(records.height, shard)
     return pl.concat(parts) if parts else pl.DataFrame(schema=FINGERPRINT_SCHEMA)
+
+
+def _by_slices(n: int, work: Callable[[int, int], T]) -> list[T]:
+    """``work(start, rows)`` over slices of ``n`` records, in order, on all cores (polars and numpy release the
+    GIL); at most ``SHARD_ROWS`` records a slice, which bounds what one slice holds."""
+    threads = os.cpu_count() or 1
+    rows = max(1, min(SHARD_ROWS, -(-n // threads)))
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(lambda start: work(start, rows), range(0, n, rows)))
 
 
 def _universe(records: pl.DataFrame, settings: DedupSpec, priority: Sequence[str],

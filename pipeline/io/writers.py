@@ -50,10 +50,11 @@ def write_parquet(frame: pl.DataFrame, path: Path, compression: str = "zstd", le
     pages follow chunks). Only one row group's rows are copied at a time."""
     import pyarrow.parquet as pq
 
-    with pq.ParquetWriter(path, frame.head(0).to_arrow().schema, compression=PYARROW_CODECS.get(compression, compression),
+    schema = frame.head(0).to_arrow().schema
+    with pq.ParquetWriter(path, schema, compression=PYARROW_CODECS.get(compression, compression),
                           compression_level=level, write_statistics=statistics) as writer:
-        for start in range(0, frame.height, ROW_GROUP):
-            writer.write_table(frame.slice(start, ROW_GROUP).rechunk().to_arrow(), row_group_size=ROW_GROUP)
+        for table in _contiguous_batches(frame, ROW_GROUP, schema):
+            writer.write_table(table, row_group_size=ROW_GROUP)
 
 
 def write_json(data: Any, path: Path) -> None:
@@ -86,14 +87,24 @@ def write_dataset_dict(splits: dict[str, pl.DataFrame], path: Path, fingerprint:
     for name, frame in splits.items():
         schema = pa.schema([pa.field(f.name, _plain(f.type)) for f in frame.head(0).to_arrow().schema])
         with pa.OSFile(str(staging / f"{name}.arrow"), "wb") as sink, pa.ipc.new_stream(sink, schema) as stream:
-            for start in range(0, frame.height, rows):  # one batch at a time is copied
-                batch = frame.slice(start, rows).to_arrow().cast(schema)
-                stream.write_table(pa.table([pa.concat_arrays(column.chunks) for column in batch.columns], schema=schema))
+            for table in _contiguous_batches(frame, rows, schema):
+                stream.write_table(table)
         table = MemoryMappedTable.from_file(str(staging / f"{name}.arrow"))
         built[name] = datasets.Dataset(table, fingerprint=f"{fingerprint[:16]}-{name}")
     # one shard per split: with none, an empty split is written without a file and cannot be loaded back
     datasets.DatasetDict(built).save_to_disk(str(path), num_shards={name: 1 for name in built})
     shutil.rmtree(staging)  # the datasets still map its files: they go when those close
+
+
+def _contiguous_batches(frame: pl.DataFrame, rows: int, schema):  # type: ignore[no-untyped-def]
+    """Arrow tables of ``rows`` rows each (the last shorter) cast to ``schema``, every column a fresh contiguous
+    copy (``concat_arrays`` copies even a single chunk), one batch at a time: what a writer gets then depends on
+    the rows alone, not on how the frame's arrays are chunked, sliced or shared."""
+    import pyarrow as pa
+
+    for start in range(0, frame.height, rows):
+        batch = frame.slice(start, rows).to_arrow().cast(schema)
+        yield pa.table([pa.concat_arrays(column.chunks) for column in batch.columns], schema=schema)
 
 
 def _plain(arrow_type):  # type: ignore[no-untyped-def]
