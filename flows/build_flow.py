@@ -38,6 +38,7 @@ from flows.keys import BuildKeys, build_keys, current_output
 from flows.stage_store import StageHandle
 from pipeline import build, report_markdown, versions
 from pipeline.config import Mix, load_mix
+from pipeline.io import output_folder
 from schemas.mix import MixSpec
 
 log = logging.getLogger(__name__)
@@ -124,17 +125,28 @@ def _shard_options(unit: build.WorkUnit) -> dict[str, Any]:
 
 
 @flow(name=FLOW_NAME, persist_result=False, validate_parameters=False)
-def build_flow(mix_path: str, versioned: bool = False) -> str:
+def build_flow(mix_path: str, versioned: bool = False, verify: bool = False) -> str:
     """Build ``mix_path`` (a mix.yaml) into its output folder; ``versioned`` writes <out>/<name>/<UTC time>/ and
-    points <out>/<name>/latest at it, with what changed since the previous version in its report."""
+    points <out>/<name>/latest at it, with what changed since the previous version in its report. ``verify``
+    checks an unchanged output's files by their sha256 (else by their sizes) before trusting it.
+
+    The output folder and the build's stage folders are held (``output_folder.hold``) for the whole run, so two
+    builds of one name never write or prune under each other."""
     mix = load_mix(Path(mix_path))
+    output_folder.check(mix, versioned)
+    root = stage_store.state_root()
+    with output_folder.hold(mix.out_dir), output_folder.hold(root / mix.spec.name):
+        return _build(mix, versioned, verify, root)
+
+
+def _build(mix: Mix, versioned: bool, verify: bool, root: Path) -> str:
     keys: BuildKeys = build_keys(mix)
-    unchanged = current_output(mix, keys.build, versioned)
+    unchanged = current_output(mix, keys.build, versioned, verify)
     if unchanged is not None:
         log.warning("%s: inputs, settings and code unchanged since %s; nothing to do", mix.spec.name, unchanged)
         return str(unchanged)
     units = build.work_units(mix)
-    root, name = stage_store.state_root(), mix.spec.name
+    name = mix.spec.name
 
     def cached(stage: Any, key: str | None) -> tuple[Any, Path]:
         """The task, told to recompute when the output its cached handle points at is gone, and its folder."""

@@ -10,6 +10,7 @@ never dedup. Every key includes ``CODE``, a hash of the pipeline's own source: a
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
@@ -21,11 +22,13 @@ import orjson
 from pipeline import versions
 from pipeline.build import WorkUnit, work_units
 from pipeline.config import Mix, ResolvedReference, ResolvedSource
+from pipeline.io import output_folder
 from pipeline.io.readers import display_path
 from pipeline.io.tokenizer import tokenizer_source
 from pipeline.io.writers import sha256_file
 from schemas.mix import MixSpec
 
+log = logging.getLogger(__name__)
 PACKAGES = ("pipeline", "schemas")
 PER_RECORD_SECTIONS = ("validate", "normalize", "filters", "quality", "pii")  # what shard_unit reads of the spec
 
@@ -129,10 +132,18 @@ def build_keys(mix: Mix) -> BuildKeys:
     return BuildKeys(units, dedup, decontaminate, split, mixture, tokenize, build)
 
 
-def current_output(mix: Mix, key: str | None, versioned: bool) -> Path | None:
-    """The output folder when it was written from exactly these inputs, settings and code (else None)."""
+def current_output(mix: Mix, key: str | None, versioned: bool, verify: bool = False) -> Path | None:
+    """The output folder when it was written from exactly these inputs, settings and code and its files are
+    intact (sizes against the manifest; with ``verify`` the sha256 too), else None: the build runs again, from
+    its cached stages where their outputs are still there."""
     folder = versions.latest(mix.out_dir) if versioned else mix.out_dir
     manifest = folder / "manifest.json" if folder is not None else None
-    if key is None or manifest is None or not manifest.is_file():
+    if key is None or folder is None or manifest is None or not manifest.is_file():
         return None
-    return folder if orjson.loads(manifest.read_bytes()).get("build_key") == key else None
+    if orjson.loads(manifest.read_bytes()).get("build_key") != key:
+        return None
+    problem = output_folder.damaged(folder, verify)
+    if problem is not None:
+        log.warning("%s: %s; rebuilding it", folder, problem)
+        return None
+    return folder

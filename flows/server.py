@@ -69,3 +69,46 @@ def start(home: Path, port: int | None = None) -> LocalServer:
         time.sleep(0.5)
     server.stop()
     raise RuntimeError(f"the Prefect server did not answer in {START_TIMEOUT_S} s: {log.read_text()[-2000:]}")
+
+
+WATCHDOG = """
+import os, signal, sys, time
+parent, server = int(sys.argv[1]), int(sys.argv[2])
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+while os.getppid() == parent and alive(server):
+    time.sleep(0.2)
+if alive(server):
+    os.kill(server, signal.SIGTERM)
+    for _ in range(50):
+        time.sleep(0.1)
+        if not alive(server):
+            break
+    else:
+        os.kill(server, signal.SIGKILL)
+"""
+
+
+def tie_temporary_server() -> int | None:
+    """When no PREFECT_API_URL is set, start the temporary server Prefect would start for the flow, now, and
+    tie its life to this process: a watchdog (its own session, so Ctrl-C in the terminal does not reach it)
+    stops the server when this process is gone, even after ``kill -9``, which Prefect's own exit handler never
+    sees. Returns the server's PID (None: a server was configured)."""
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_ALLOW_EPHEMERAL_MODE
+
+    if PREFECT_API_URL.value() or not PREFECT_SERVER_ALLOW_EPHEMERAL_MODE.value():
+        return None
+    temporary = SubprocessASGIServer()  # the instance Prefect's client uses: started once per process
+    temporary.start()
+    assert temporary.server_process is not None
+    pid = temporary.server_process.pid
+    subprocess.Popen([sys.executable, "-c", WATCHDOG, str(os.getpid()), str(pid)], start_new_session=True,
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return pid

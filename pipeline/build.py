@@ -46,7 +46,7 @@ from pipeline import (
     validate,
 )
 from pipeline.config import Mix, ResolvedReference, ResolvedSource
-from pipeline.io import heap, readers, signature_index, writers
+from pipeline.io import heap, output_folder, readers, signature_index, writers
 from pipeline.io.readers import Chunk
 from pipeline.io.tokenizer import load_tokenizer, tokenizer_source
 from pipeline.quarantine import (
@@ -769,6 +769,8 @@ def write(result: BuildResult, target: Path | None = None, build_key: str | None
     flow's content hash of everything the build read, goes into the manifest so an unchanged re-run can stop."""
     mix, spec = result.mix, result.mix.spec
     target = target or mix.out_dir
+    if result.train.height == 0:
+        raise output_folder.EmptyBuildError(result.report, target)
     with writers.atomic_folder(target) as tmp:
         compression, level = spec.output.compression, spec.output.compression_level
         writers.write_parquet(result.train, tmp / "train.parquet", compression, level)
@@ -783,11 +785,13 @@ def write(result: BuildResult, target: Path | None = None, build_key: str | None
         (tmp / "report.html").write_text(report_html.render(result.report), encoding="utf-8")
         if result.tokenized:
             writers.write_dataset_dict(result.tokenized, tmp / "tokenized", fingerprint=result.report.spec_hash)
-        outputs = {p.relative_to(tmp).as_posix(): writers.sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+        files = [p for p in sorted(tmp.rglob("*")) if p.is_file()]
         manifest = Manifest(
             name=spec.name, seed=spec.seed, spec=spec.model_dump(mode="json", by_alias=True),
             spec_hash=result.report.spec_hash, inputs=input_files(mix), packages=package_versions(),
-            counts=result.report.totals, outputs=outputs, build_key=build_key,
+            counts=result.report.totals, build_key=build_key,
+            outputs={p.relative_to(tmp).as_posix(): writers.sha256_file(p) for p in files},
+            output_bytes={p.relative_to(tmp).as_posix(): p.stat().st_size for p in files},
         )
         writers.write_json(manifest.model_dump(mode="json"), tmp / "manifest.json")  # last: marks completion
     return target

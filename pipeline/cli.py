@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import signal
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import typer
@@ -25,6 +27,7 @@ from rich.text import Text
 
 from pipeline import build as build_stage
 from pipeline.config import ConfigError, Mix, load_mix
+from pipeline.io import output_folder
 from pipeline.io.json_stream import MalformedJSONError
 from pipeline.io.tokenizer import TokenizerError
 from pipeline.mixture import MixtureError
@@ -95,6 +98,64 @@ def _build_errors_exit() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
+def _stop_on_signals(target: Path) -> None:
+    """Ctrl-C (SIGINT) and SIGTERM stop a build at once, with one line and exit 130: the processes this one
+    started (workers, Dask, the temporary Prefect server) are stopped, this process's temporary output folder
+    is removed, and the previous output stays as it was. Nothing waits for running stages to notice (Prefect's
+    and Dask's own shutdown took minutes); what a stage left half-written (a stage folder, a temporary output
+    elsewhere) is cleared by the next build of the same name, and its lock goes with this process."""
+
+    def stop(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        console.print(f"\ninterrupted ({signal.Signals(signum).name}): build stopped; {target} is as it was",
+                      soft_wrap=True, highlight=False)
+        _stop_children()
+        for folder in (target.parent, target):
+            shutil.rmtree(folder / f".{target.name}.tmp-{os.getpid()}", ignore_errors=True)
+        os._exit(130)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+
+def _stop_children(grace_s: float = 0.5) -> None:
+    import psutil
+
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        with suppress(psutil.Error):
+            child.terminate()
+    _, alive = psutil.wait_procs(children, timeout=grace_s)
+    for child in alive:
+        with suppress(psutil.Error):
+            child.kill()
+
+
+@contextmanager
+def _output_errors_exit() -> Iterator[None]:
+    """Output and file-system problems as one line: an unsafe or unwritable target (2, nothing done), a build
+    that kept nothing (1, its summary first, the previous output untouched), any other OSError naming its path
+    (1: disk full, unreadable input, a read-only folder)."""
+    try:
+        yield
+    except output_folder.EmptyBuildError as err:
+        console.print(_summary(err.report))
+        _error(str(err))
+        raise typer.Exit(1) from None
+    except output_folder.OutputError as err:
+        _error(str(err))
+        raise typer.Exit(2) from None
+    except OSError as err:
+        _error(_os_error(err))
+        raise typer.Exit(1) from None
+
+
+def _os_error(err: OSError) -> str:
+    where = f"{err.filename}: " if err.filename else ""
+    return f"{where}{err.strerror or err}" + (f" ({err.filename2})" if err.filename2 else "")
+
+
 def _summary(report: BuildReport) -> Table:
     table = Table(title=f"{report.name}: {report.totals['input']:,} records in, "
                         f"{report.totals['train']:,} train, {report.totals['eval']:,} eval, "
@@ -119,19 +180,20 @@ RUNNERS = ("local", "dask", "direct")
 
 
 def _run_flow(mix_path: Path, mix: Mix, runner: str, dask_address: str | None, workers: int | None,
-              versioned: bool) -> Path:
+              versioned: bool, verify: bool) -> Path:
     """The build flow (flows/build_flow.py) with a progress bar over its shards; returns the output folder.
     An output written from the same inputs, settings and code is returned before Prefect is even imported."""
     from flows import keys
 
-    unchanged = keys.current_output(mix, keys.build_keys(mix).build, versioned)
+    unchanged = keys.current_output(mix, keys.build_keys(mix).build, versioned, verify)
     if unchanged is not None:
         console.print(f"unchanged: inputs, settings and code are those of {unchanged}; nothing to do",
                       soft_wrap=True, highlight=False)
         return unchanged
     from flows import build_flow as flows_build
-    from flows import progress
+    from flows import progress, server
 
+    server.tie_temporary_server()
     flow = flows_build.with_runner(runner, dask_address, workers)
     with _files_bar(mix, f"{runner} flow") as (bar, task), _build_errors_exit():
 
@@ -140,7 +202,7 @@ def _run_flow(mix_path: Path, mix: Mix, runner: str, dask_address: str | None, w
 
         progress.hook = advance
         try:
-            return Path(flow(str(mix_path.resolve()), versioned=versioned))
+            return Path(flow(str(mix_path.resolve()), versioned=versioned, verify=verify))
         finally:
             progress.hook = None
 
@@ -149,8 +211,13 @@ def _run_flow(mix_path: Path, mix: Mix, runner: str, dask_address: str | None, w
 def build(mix: Path = MIX_OPTION, workers: int | None = WORKERS_OPTION, runner: str = RUNNER_OPTION,
           dask_address: str | None = DASK_OPTION,
           versioned: bool = typer.Option(False, "--versioned", help="Write <out>/<name>/<UTC time>/ and point "
-                                         "<out>/<name>/latest at it; the report says what changed.")) -> None:
-    """Build the dataset: read every source, run the stages, write <output.dir>/<name>/ atomically."""
+                                         "<out>/<name>/latest at it; the report says what changed."),
+          verify: bool = typer.Option(False, "--verify", help="Before trusting an unchanged output, check its "
+                                      "files' sha256 against the manifest (by default their sizes).")) -> None:
+    """Build the dataset: read every source, run the stages, write <output.dir>/<name>/ atomically.
+
+    The output folder is checked before any work: it must be absent, empty or an earlier build, and must not hold
+    any input; one build at a time holds it."""
     if runner not in RUNNERS:
         _error(f"--runner {runner!r}: use one of {', '.join(RUNNERS)}")
         raise typer.Exit(2)
@@ -158,10 +225,14 @@ def build(mix: Path = MIX_OPTION, workers: int | None = WORKERS_OPTION, runner: 
         _error("--versioned needs the flow (--runner local or dask)")
         raise typer.Exit(2)
     spec = _load(mix)
-    if runner == "direct":
-        out = build_stage.write(_run(spec, workers, cache=True))
-    else:
-        out = _run_flow(mix, spec, runner, dask_address, workers, versioned)
+    _stop_on_signals(spec.out_dir)
+    with _output_errors_exit():
+        output_folder.check(spec, versioned)
+        if runner == "direct":
+            with output_folder.hold(spec.out_dir):
+                out = build_stage.write(_run(spec, workers, cache=True))
+        else:
+            out = _run_flow(mix, spec, runner, dask_address, workers, versioned, verify)
     report = BuildReport.model_validate_json((out / "report.json").read_bytes())
     _print_build(report, out)
 

@@ -28,4 +28,5 @@ class Manifest(BaseModel):
     packages: dict[str, str]
     counts: dict[str, int]
     outputs: dict[str, str]  # file name -> sha256, every output file but the manifest itself
+    output_bytes: dict[str, int] = {}  # file name -> size: checked before an unchanged build is trusted
     build_key: str | None = None  # flows/keys.py: the hash of all inputs, settings and code (None: built directly)

@@ -114,7 +114,7 @@ def test_rebuild_replaces_the_previous_output(demo):
 def test_a_killed_build_leaves_no_complete_looking_output(tmp_path, write_mix):
     """SIGKILL while the output is being written: the target keeps the previous build, and the half-written
     folder is hidden, has no manifest, and is not where any reader looks."""
-    rows = [{"instruction": f"Repeat {i}", "input": "", "output": "word " * 40} for i in range(300_000)]
+    rows = [{"instruction": f"Repeat {i}", "input": "", "output": f"Step {i}: add {i} apples to {i + 1} pears and count {2 * i + 1} fruits in the basket."} for i in range(300_000)]
     write_jsonl(tmp_path / "big.jsonl", rows)
     write_jsonl(tmp_path / "small.jsonl", rows[:10])
     mix = write_mix({"name": "t", "sources": [{"name": "s", "path": "small.jsonl"}]})

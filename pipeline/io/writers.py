@@ -18,10 +18,14 @@ from typing import Any
 import orjson
 import polars as pl
 
+from pipeline.io import output_folder
+
 
 @contextmanager
 def atomic_folder(target: Path) -> Iterator[Path]:
-    """Yield an empty temporary folder; on success it replaces ``target``, on failure it is removed."""
+    """Yield an empty temporary folder beside ``target``; on success it replaces ``target`` in one atomic step
+    (``output_folder.replace``), on failure it is removed. A kill leaves the temporary folder, which the next
+    build of the same target clears (``output_folder.hold``)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -31,11 +35,7 @@ def atomic_folder(target: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    old = target.parent / f".{target.name}.old-{os.getpid()}"
-    if target.exists():
-        target.rename(old)
-    tmp.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
+    output_folder.replace(tmp, target)
 
 
 ROW_GROUP = 100_000
@@ -50,9 +50,14 @@ def write_parquet(frame: pl.DataFrame, path: Path, compression: str = "zstd", le
     pages follow chunks). Only one row group's rows are copied at a time."""
     import pyarrow.parquet as pq
 
+    import pyarrow as pa
+
+    codec = PYARROW_CODECS.get(compression, compression)
+    if codec == "none" or not pa.Codec.supports_compression_level(codec):
+        level = None  # mix.yaml's compression_level applies to the codecs that have levels (zstd)
     schema = frame.head(0).to_arrow().schema
-    with pq.ParquetWriter(path, schema, compression=PYARROW_CODECS.get(compression, compression),
-                          compression_level=level, write_statistics=statistics) as writer:
+    with pq.ParquetWriter(path, schema, compression=codec, compression_level=level,
+                          write_statistics=statistics) as writer:
         for table in _contiguous_batches(frame, ROW_GROUP, schema):
             writer.write_table(table, row_group_size=ROW_GROUP)
 
