@@ -21,9 +21,11 @@ Near, over the records that survive exact dedup:
    ones, so a family of thousands does not cost millions of pairs.
 3. Verification: a pair whose signature estimate is far below the threshold (``PREFILTER_SIGMAS`` standard
    deviations) is dropped; the rest count when their true Jaccard similarity (``verify: jaccard``, default) or
-   their estimate (``verify: signature``) reaches the threshold. Pairs are measured in two rounds: each record
-   with its best-ranked candidate, then only the pairs whose records are not yet in one cluster (measuring a
-   pair inside a cluster cannot change the clusters), which at 1M records measures 1.2M of 2M candidates.
+   their estimate (``verify: signature``) reaches the threshold; two records of one shingle each (at most
+   ``ngram`` tokens) are similar only when their exact fingerprints are equal, never by a shingle hash
+   collision. Pairs are measured in two rounds: each record with its best-ranked candidate, then only the pairs
+   whose records are not yet in one cluster (measuring a pair inside a cluster cannot change the clusters),
+   which at 1M records measures 1.2M of 2M candidates.
 4. Clusters are the connected components of the verified pairs (union-find); every record but the best-ranked
    one of a cluster is removed, with ``kept_id`` naming that one and ``similarity`` their true Jaccard.
 """
@@ -277,10 +279,12 @@ class NearClusters:
 
 
 def near_clusters(sets: minhash.ShingleSets, is_ref: np.ndarray, group: np.ndarray | None, settings: DedupSpec,
-                  known: tuple[np.ndarray, np.ndarray] | None = None) -> NearClusters:
+                  known: tuple[np.ndarray, np.ndarray] | None = None,
+                  fingerprints: np.ndarray | None = None) -> NearClusters:
     """Steps 1-4 of the module docstring over records in rank order, given their shingles (and the signatures
     already ``known`` for some, by position). Pairs of two reference records are never compared; with ``group``
-    (the source of each record when ``across_sources`` is off) only pairs within a group are."""
+    (the source of each record when ``across_sources`` is off) only pairs within a group are. With their 128-bit
+    exact ``fingerprints``, two records of one shingle each are similar only when those are equal."""
     bands, rows = (settings.bands, settings.rows) if settings.bands and settings.rows else lsh_params(
         settings.threshold, settings.num_perm)
     n = len(sets)
@@ -299,13 +303,16 @@ def near_clusters(sets: minhash.ShingleSets, is_ref: np.ndarray, group: np.ndarr
     sigma = math.sqrt(settings.threshold * (1 - settings.threshold) / settings.num_perm)
     pairs = pairs[estimated_similarity(signatures, pairs) >= settings.threshold - PREFILTER_SIGMAS * sigma]
     measure = index.jaccard if settings.verify == "jaccard" else lambda p: estimated_similarity(signatures, p)
+    jaccard = index.jaccard
+    if fingerprints is not None:
+        measure, jaccard = (_one_shingle_exact(m, sets.counts, fingerprints) for m in (measure, jaccard))
     component, verified, checked = _verified_components(n, pairs, measure, settings.threshold)
     best = np.full(component.max() + 1, n, dtype=np.int64)
     np.minimum.at(best, component, np.arange(n))
     keeper = best[component]
     similarity = np.ones(n)
     moved = np.flatnonzero(keeper != np.arange(n))
-    similarity[moved] = _similarity_to_keepers(moved, keeper[moved], verified, index.jaccard)
+    similarity[moved] = _similarity_to_keepers(moved, keeper[moved], verified, jaccard)
     sizes = np.bincount(keeper)
     stats: dict[str, int | float | None] = {
         "bands": bands, "rows": rows, "candidate_pairs": candidates, "checked_pairs": checked,
@@ -313,6 +320,18 @@ def near_clusters(sets: minhash.ShingleSets, is_ref: np.ndarray, group: np.ndarr
         "clusters": int((sizes > 1).sum()), "largest_cluster": int(sizes.max()),
     }
     return NearClusters(keeper, similarity, signatures, stats)
+
+
+def _one_shingle_exact(measure: Callable[[np.ndarray], np.ndarray], counts: np.ndarray,
+                       fingerprints: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """``measure``, except for pairs of one-shingle records (at most ``ngram`` tokens: the shingle is all of the
+    text, and a 32-bit collision of it would be a Jaccard of 1.0): 1.0 when their fingerprints are equal, else 0."""
+    def exact(pairs: np.ndarray) -> np.ndarray:
+        out = measure(pairs)
+        one = (counts[pairs[:, 0]] == 1) & (counts[pairs[:, 1]] == 1)
+        out[one] = (fingerprints[pairs[one, 0]] == fingerprints[pairs[one, 1]]).all(axis=1)
+        return out
+    return exact
 
 
 def _verified_components(n: int, pairs: np.ndarray, measure: Callable[[np.ndarray], np.ndarray],
@@ -363,8 +382,9 @@ def deduplicate(records: pl.DataFrame, settings: DedupSpec, priority: Sequence[s
     if settings.exact:
         exact_keeper = pl.concat([universe.select("row", "source"), keys], how="horizontal").select(
             pl.col("row").first().over("key_a", "key_b", *scope)).to_series().to_numpy().astype(np.int64)
-    del keys
     survivors = np.flatnonzero(exact_keeper == itself)
+    fingerprints = keys.to_numpy()[survivors]
+    del keys
     sets = sets.take(survivors)
     keeper, similarity, signatures = exact_keeper, np.ones(n), None
     stats: dict[str, int | float | None] = {"records": records.height, "references": n - records.height}
@@ -373,7 +393,7 @@ def deduplicate(records: pl.DataFrame, settings: DedupSpec, priority: Sequence[s
         if scope:
             group = universe["source"].gather(survivors).cast(pl.Categorical).to_physical().to_numpy()
         near = near_clusters(sets, universe["ref"].is_not_null().to_numpy()[survivors],
-                             group, settings, _known_signatures(universe, survivors, references))
+                             group, settings, _known_signatures(universe, survivors, references), fingerprints)
         final, near_similarity = itself.copy(), np.ones(n)
         final[survivors], near_similarity[survivors] = survivors[near.keeper], near.similarity
         keeper, similarity = final[exact_keeper], near_similarity[exact_keeper]  # an exact copy shares its twin's fate
