@@ -3,16 +3,22 @@ GitHub pull request. Tables are GitHub tables (numeric columns right-aligned); c
 fenced blocks, with their numbers, so nothing is lost without a browser.
 
 Contract: ``render(report)`` is a pure function of the report (no timestamps, no paths of this machine beyond
-what the report holds), so the same build or audit gives the same file.
+what the report holds), so the same build or audit gives the same file. Text from the data (an audit's
+instruction previews, file names) can never become HTML or a link in a viewer that renders Markdown: table cells
+have ``&``, ``<``, ``>`` as entities and ``[`` escaped; in prose every ``<`` that could open a tag (or an
+autolink, a comment) is ``&lt;``, so "3 < 4" and ">= 0.8" stay as written. Chart labels sit in fenced blocks,
+shown as code.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from pipeline.report_sections import (
     Block,
     Bullets,
+    Cell,
     Chart,
     Document,
     Table,
@@ -28,6 +34,18 @@ from schemas.report import BuildReport
 BAR_WIDTH = 40  # characters of the longest bar
 EIGHTHS = " ▏▎▍▌▋▊▉"
 STACK_GLYPHS = "█▓▒░▚▞▖▗▘▝"  # one per part of a stacked bar, in order
+CELL_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "[": "\\[", "|": "\\|", "\n": " ", "\r": " "})
+TAG_START = re.compile(r"<(?=[A-Za-z/!?])")  # where CommonMark starts raw HTML or an autolink
+
+
+def cell(value: Cell) -> str:
+    """A table cell on one line, shown as the characters it holds by any Markdown viewer."""
+    return cell_text(value).translate(CELL_ESCAPES)
+
+
+def prose(text: str) -> str:
+    """A heading, paragraph or bullet with no tag, comment or autolink a viewer could render."""
+    return TAG_START.sub("&lt;", text)
 
 
 def render(report: BuildReport | AuditReport) -> str:
@@ -35,9 +53,9 @@ def render(report: BuildReport | AuditReport) -> str:
 
 
 def render_document(doc: Document) -> str:
-    out = [f"# {doc.title}", "", f"**{doc.lead}** {doc.byline}"]
+    out = [f"# {prose(doc.title)}", "", f"**{prose(doc.lead)}** {prose(doc.byline)}"]
     for section in doc.sections:
-        out += ["", f"## {section.title}"]
+        out += ["", f"## {prose(section.title)}"]
         for block in section.blocks:
             out += ["", *render_block(block)]
     return "\n".join(out) + "\n"
@@ -45,18 +63,18 @@ def render_document(doc: Document) -> str:
 
 def render_block(block: Block) -> list[str]:
     if isinstance(block, Text):
-        return [block.text]
+        return [prose(block.text)]
     if isinstance(block, Bullets):
-        return [f"- {item}" for item in block.items]
+        return [f"- {prose(item)}" for item in block.items]
     if isinstance(block, Table):
         return table(block)
     return chart(block)
 
 
 def table(block: Table) -> list[str]:
-    header = [c.name for c in block.columns]
+    header = [cell(c.name) for c in block.columns]
     align = ["---:" if c.numeric else "---" for c in block.columns]
-    rows = [[cell_text(v).replace("|", "\\|").replace("\n", " ") for v in row] for row in block.rows]
+    rows = [[cell(v) for v in row] for row in block.rows]
     return [f"| {' | '.join(header)} |", f"|{'|'.join(align)}|", *[f"| {' | '.join(r)} |" for r in rows]]
 
 
@@ -91,7 +109,7 @@ def chart(block: Chart) -> list[str]:
                 name = f"{s.name.ljust(names)}  " if grouped else ""
                 shown = label if i == 0 else ""
                 lines.append(f"{pad(shown, width)}  {name}{bar(s.values[k], top)} {number(s.values[k])}".rstrip())
-    return [f"_{block.title} ({block.unit})_", "", "```text", *lines, "```"]
+    return [f"_{prose(block.title)} ({prose(block.unit)})_", "", "```text", *lines, "```"]
 
 
 def _stack(values: Sequence[float], top: float) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import build, report_html, report_markdown, report_sections
+from pipeline import audit, build, report_html, report_markdown, report_sections
 from pipeline.config import load_mix
 from pipeline.report_sections import Chart, Share, Table, table
 from tests.conftest import write_jsonl
@@ -91,3 +91,42 @@ def test_text_bars_scale_to_the_largest_value(kind):
     widest = body[1].split("  ")[1]
     assert widest.startswith("█" * report_markdown.BAR_WIDTH if kind != "stacked" else "█" * 30 + "▓" * 10)
     assert body[0].count("█") == report_markdown.BAR_WIDTH // 4 and body[2].endswith(" 0" if kind != "stacked" else "(none)")
+
+
+SCRIPT, IMG = "<script>alert(1)</script>", "<img src=x onerror=alert(1)>"
+
+
+def _no_raw_html(text: str) -> None:
+    """No tag from the data in the Markdown, and none in the HTML a Markdown viewer makes of it."""
+    lowered = text.lower()
+    assert "<script" not in lowered and "<img" not in lowered
+    markdown = pytest.importorskip("markdown")
+    parsed = Tags()
+    parsed.feed(markdown.markdown(text, extensions=["tables", "fenced_code"]))
+    assert "script" not in parsed.tags and "img" not in parsed.tags and "table" in parsed.tags
+
+
+def test_audit_markdown_escapes_html_from_the_data(tmp_path):
+    """Instructions (shown as duplicate previews and in the verdicts) and a file name that are HTML."""
+    rows = [{"instruction": text, "input": "", "output": f"Answer {k}: it shows a dialog."}
+            for k, text in enumerate([SCRIPT, SCRIPT, IMG, IMG, f"{IMG} & more", "Say <b>hi</b> & [x](js:y)"])]
+    write_jsonl(tmp_path / "data" / f"{IMG}.jsonl", rows)
+    report = audit.run([str(tmp_path / "data")], root=tmp_path)
+    text = report_markdown.render(report)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text and "&lt;img src=x onerror=alert(1)&gt;" in text
+    _no_raw_html(text)
+
+
+def test_every_markdown_block_escapes_html():
+    doc = report_sections.Document(
+        title=f"Build report: {IMG}", lead=f"lead {SCRIPT}", byline="`a <= b`, 3 < 4 & 5 > 2",
+        sections=(report_sections.Section(f"Section {IMG}", (
+            report_sections.Text(f"text {SCRIPT}"), report_sections.Bullets((f"bullet {IMG}",)),
+            table(["name", "why"], [(SCRIPT, f"a | b\nc & {IMG} [x](javascript:alert(1))")]),
+            Chart("bar", f"chart {SCRIPT}", (IMG,), (report_sections.Series("records", (1.0,)),)),
+        )),))
+    text = report_markdown.render_document(doc)
+    _no_raw_html(text.replace(f"```text\n{IMG}", "```text\n"))  # a fenced block shows it as code
+    assert "| &lt;script&gt;alert(1)&lt;/script&gt; | a \\| b c &amp; &lt;img src=x onerror=alert(1)&gt; " \
+           "\\[x](javascript:alert(1)) |" in text
+    assert "`a <= b`, 3 < 4 & 5 > 2" in text  # comparisons in prose stay readable: no tag can start there
