@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import difflib
 import glob as globlib
+import logging
 import re
+import stat
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -21,6 +24,10 @@ from schemas.mix import MixSpec, SourceSpec
 READABLE_SUFFIXES = (".json", ".jsonl", ".parquet", ".csv")
 HF_FOLDER_MARKERS = ("dataset_info.json", "dataset_dict.json", "state.json")
 GLOB_CHARS = set("*?[")
+NOT_REGULAR = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+               (stat.S_ISSOCK, "socket"))
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
@@ -75,9 +82,14 @@ def load_mix(path: str | Path) -> Mix:
     if not path.is_file():
         raise ConfigError(f"{path}: mix file not found")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path)
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}); "
+                          "save the mix file as UTF-8") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the mix file ({err.strerror or err})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
     try:
@@ -91,6 +103,43 @@ def load_mix(path: str | Path) -> Mix:
     evals = tuple(resolve_reference(f"{path}: decontaminate.against[{i}]", text, root)
                   for i, text in enumerate(spec.decontaminate.against))
     return Mix(spec=spec, path=path.resolve(), sources=sources, references=references, evals=evals)
+
+
+def load_yaml(path: Path) -> Any:
+    """The YAML document in ``path``; a key given twice in one mapping is a ConfigError (YAML itself keeps the
+    last value without a word)."""
+    loader = yaml.SafeLoader(path.read_text(encoding="utf-8"))
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _refuse_duplicate_keys(path, node, ())
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _refuse_duplicate_keys(path: Path, node: yaml.Node, loc: tuple[Any, ...]) -> None:
+    """Walk the composed document (iteratively: a deeply nested file must not overflow the stack)."""
+    todo, seen = [(node, loc)], set()
+    while todo:
+        node, loc = todo.pop()
+        if id(node) in seen:  # an alias to a node already checked (or a recursive one)
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            todo += [(child, (*loc, i)) for i, child in enumerate(node.value)]
+        elif isinstance(node, yaml.MappingNode):
+            first: dict[tuple[str, str], int] = {}
+            for key, child in node.value:
+                if not isinstance(key, yaml.ScalarNode) or key.value == "<<":
+                    continue  # a merge key or a complex key: left to the schema
+                line = key.start_mark.line + 1
+                if (key.tag, key.value) in first:
+                    raise ConfigError(f"{path}: line {line}: duplicate key '{_loc_text((*loc, key.value))}' "
+                                      f"(first given on line {first[key.tag, key.value]}); give each key once")
+                first[key.tag, key.value] = line
+                todo.append((child, (*loc, key.value)))
 
 
 def resolve_reference(where: str, text: str, root: Path) -> ResolvedReference:
@@ -112,25 +161,56 @@ def resolve_source(where: str, source: SourceSpec, root: Path) -> ResolvedSource
     pattern = source.path
     target = (root / pattern).resolve() if not Path(pattern).is_absolute() else Path(pattern)
     if GLOB_CHARS & set(pattern):
-        matches = sorted(Path(p) for p in globlib.glob(str(target), recursive=True) if Path(p).is_file())
+        base = _glob_base(target)
+        matches = _regular_files(where, sorted(Path(p) for p in globlib.glob(str(target), recursive=True)), base)
         if not matches:
             raise ConfigError(f"{where}: glob '{pattern}' matched no files (looked in {target.parent})")
         unreadable = [m for m in matches if m.suffix not in READABLE_SUFFIXES]
         if unreadable:
             raise ConfigError(f"{where}: glob '{pattern}' matched unreadable file {unreadable[0]}; {_suffix_hint()}")
-        return ResolvedSource(spec=source, kind="files", files=tuple(matches), base=_glob_base(target))
+        return ResolvedSource(spec=source, kind="files", files=tuple(matches), base=base)
     if not target.exists():
         raise ConfigError(f"{where}: file not found: {pattern} (resolved to {target})")
     if target.is_dir():
         if any((target / m).exists() for m in HF_FOLDER_MARKERS):
             return ResolvedSource(spec=source, kind="hf_folder", folder=target)
-        files = tuple(sorted(p for p in target.iterdir() if p.is_file() and p.suffix in READABLE_SUFFIXES))
+        readable = sorted(p for p in target.iterdir() if p.suffix in READABLE_SUFFIXES)
+        files = tuple(_regular_files(where, readable, target))
         if not files:
             raise ConfigError(f"{where}: folder '{pattern}' holds no readable files; {_suffix_hint()}")
         return ResolvedSource(spec=source, kind="files", files=files, base=target)
+    if (kind := _not_regular(target)) is not None:
+        raise ConfigError(f"{where}: '{pattern}' is a {kind}, not a regular file")
     if target.suffix not in READABLE_SUFFIXES:
         raise ConfigError(f"{where}: cannot read '{pattern}'; {_suffix_hint()}")
     return ResolvedSource(spec=source, kind="files", files=(target,))
+
+
+def _regular_files(where: str, paths: Iterable[Path], base: Path) -> list[Path]:
+    """The regular files among ``paths`` (found in the folder or by the glob of ``base``), in order; folders are
+    passed over. A link is followed only when it resolves inside ``base``: one that leaves it (a ``passwd.jsonl
+    -> /etc/passwd``), a broken or looping link, and a FIFO, device or socket (reading one blocks the build)
+    are skipped with a logged warning."""
+    found, inside = [], base.resolve()
+    for path in paths:
+        try:
+            real = path.resolve(strict=True)
+        except (OSError, RuntimeError):
+            log.warning("%s: skipped %s: a broken or looping link", where, path)
+            continue
+        if not real.is_relative_to(inside):
+            log.warning("%s: skipped %s: a link to %s, outside %s", where, path, real, inside)
+        elif (kind := _not_regular(real)) is not None:
+            log.warning("%s: skipped %s: a %s, not a regular file", where, path, kind)
+        elif real.is_file():
+            found.append(path)
+    return found
+
+
+def _not_regular(path: Path) -> str | None:
+    """What ``path`` is when it is a FIFO, a device or a socket; None for a file or folder."""
+    mode = path.stat().st_mode
+    return next((name for test, name in NOT_REGULAR if test(mode)), None)
 
 
 def _suffix_hint() -> str:

@@ -8,16 +8,33 @@ build that sets them says so in its report.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 SourceFormat = Literal["auto", "alpaca", "sharegpt", "openai", "self_instruct", "mt_bench"]
 CANONICAL_FIELDS = ("instruction", "input", "output", "system", "history", "conversations", "messages")
 
 
+def _numeric(annotation: Any) -> bool:
+    """Whether a field takes numbers: int or float, alone, optional, or as a dict's values."""
+    return annotation in (int, float) or any(_numeric(arg) for arg in get_args(annotation))
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _booleans_are_not_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """YAML's true and false are not numbers (pydantic would read ``size: true`` as 1); a whole number is
+        still a valid float."""
+        if info.field_name and _numeric(cls.model_fields[info.field_name].annotation):
+            for key, item in value.items() if isinstance(value, dict) else [(None, value)]:
+                if isinstance(item, bool):
+                    where = "" if key is None else f" for '{key}'"
+                    raise ValueError(f"expected a number{where}, got the boolean {str(item).lower()}")
+        return value
 
 
 class SourceSpec(Section):
@@ -104,6 +121,9 @@ class PiiSpec(Section):
 
     action: Literal["flag", "redact", "quarantine"] = "redact"
     types: list[PiiType] = Field(default_factory=lambda: ["email", "phone", "cn_id", "credit_card", "ip"])
+    redact_rejected: bool = Field(
+        False, description="also redact the PII in rejected.parquet's original and detail (they keep the record as "
+        "read by default)")
 
 
 class DedupSpec(Section):

@@ -198,3 +198,83 @@ def test_malformed_json_error_survives_pickling(tmp_path):
     error = pickle.loads(pickle.dumps(MalformedJSONError(tmp_path / "a.jsonl", 3, 7, "unexpected end of data")))
     assert (error.line, error.column, error.problem) == (3, 7, "unexpected end of data")
     assert str(error).startswith(f"{tmp_path / 'a.jsonl'}: line 3, column 7: unexpected end of data")
+
+
+GOOD = ['{"instruction": "Say hi", "input": "", "output": "hi"}', '{"instruction": "Say ho", "input": "", "output": "ho"}']
+
+
+def _nested(depth: int) -> str:
+    return '{"instruction": "x", "input": "", "output": ' + "[" * depth + "]" * depth + "}"
+
+
+SURROGATE = '{"instruction": "a \\ud800 b", "input": "", "output": "c"}'  # a lone surrogate escape
+
+
+@pytest.mark.parametrize("bad, problem, offset", [
+    (SURROGATE, "no low surrogate in string", SURROGATE.index("\\ud800")),
+    (_nested(5_000), "depth limit exceeded", 0),
+], ids=["lone-surrogate", "nested-5000"])
+def test_lone_surrogate_and_deep_nesting_in_a_list_are_malformed_elements(tmp_path, block, bad, problem, offset):
+    """The standard library decodes "\\ud800" into a string nothing can encode (UnicodeEncodeError later) and
+    recurses once per level (RecursionError): JSON Lines (orjson) already calls both malformed; a list must too."""
+    path = tmp_path / "a.json"
+    path.write_text("[\n  " + ",\n  ".join([GOOD[0], bad, GOOD[1]]) + "\n]\n", encoding="utf-8")
+    with pytest.raises(MalformedJSONError) as err:
+        list(iter_json_items(path))
+    assert (err.value.line, err.value.column, err.value.problem) == (3, 3 + offset, problem)
+    items = list(iter_json_items(path, lenient=True))
+    assert [i.value for i in items] == [json.loads(GOOD[0]), None, json.loads(GOOD[1])]
+    assert items[1].text == bad and items[1].error == f"line 3, column {3 + offset}: {problem}"
+
+
+def test_lone_surrogate_in_a_one_line_list_quarantines_only_its_element(tmp_path, block):
+    path = tmp_path / "a.json"
+    path.write_text("[" + ", ".join([GOOD[0], SURROGATE, GOOD[1]]) + "]", encoding="utf-8")
+    items = list(iter_json_items(path, lenient=True))
+    assert [i.value for i in items] == [json.loads(GOOD[0]), None, json.loads(GOOD[1])]
+    assert items[1].text == SURROGATE
+
+
+def test_a_surrogate_pair_is_still_read(tmp_path, block):
+    path = tmp_path / "a.json"
+    path.write_text('[\n  {"output": "\\ud83d\\ude00"},\n  {"output": "\\\\ud800 is text"}\n]\n')
+    assert [i.value for i in iter_json_items(path)] == [{"output": "😀"}, {"output": "\\ud800 is text"}]
+
+
+@pytest.mark.parametrize("suffix", [".json", ".jsonl"])
+def test_original_text_of_a_value_nested_deeper_than_orjson_writes(tmp_path, suffix):
+    """orjson writes at most 254 levels; the quarantine's copy of a 600-deep record must not crash the build."""
+    line = _nested(600)
+    path = tmp_path / f"deep{suffix}"
+    path.write_text(f"[\n  {GOOD[0]},\n  {line}\n]\n" if suffix == ".json" else f"{GOOD[0]}\n{line}\n")
+    (batch,) = iter_json_batches(path)
+    assert json.loads(batch.original(1)) == json.loads(line)
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["lenient", "strict"])
+def test_build_and_audit_quarantine_a_lone_surrogate_and_a_100000_deep_element(tmp_path, write_mix, cli, strict):
+    """Through ``pipeline build`` and ``pipeline audit``: one bad element used to crash the whole run
+    (UnicodeEncodeError building the records frame, RecursionError in the decoder)."""
+    from pipeline import audit, build
+    from pipeline.config import load_mix
+
+    deep = _nested(100_000)
+    path = tmp_path / "bad.json"
+    path.write_text("[\n  " + ",\n  ".join([GOOD[0], SURROGATE, deep, GOOD[1]]) + "\n]\n", encoding="utf-8")
+    mix = write_mix({"name": "t", "sources": [{"name": "s", "path": "bad.json", "lenient": not strict}]})
+    if strict:
+        result = cli("build", "--mix", str(mix))
+        assert result.exit_code == 1
+        assert f"{path}: line 3, column {3 + SURROGATE.index(chr(92))}: no low surrogate in string" in result.output
+        return
+    result = build.run(load_mix(mix))
+    assert result.train.height == 2 and result.report.ledger[0].balanced
+    bad = result.rejected.select("reason", "origin", "detail").to_dicts()
+    assert bad == [
+        {"reason": "malformed_json", "origin": "bad.json:3",
+         "detail": f"line 3, column {3 + SURROGATE.index(chr(92))}: no low surrogate in string"},
+        {"reason": "malformed_json", "detail": "line 4, column 3: depth limit exceeded", "origin": "bad.json:4"},
+    ]
+    assert result.rejected["original"].to_list() == [SURROGATE, deep]
+    report = audit.run(["bad.json"], None, None, tmp_path)
+    assert report.totals["items"] == 4 and report.totals["records"] == 2

@@ -72,3 +72,41 @@ def test_glob_of_files_names_each_file_in_ids(tmp_path, write_mix):
     write_json(tmp_path / "d" / "b.json", ROWS[2:])
     train = _train(write_mix, {"path": "d/*.json*"})
     assert train["id"].to_list() == ["s/a.jsonl#0", "s/a.jsonl#1", "s/b.json#0"]
+
+
+def _write_csv(path, rows: list[dict]) -> None:
+    """A plain CSV as csv.writer (and pandas) write it: an empty string is an empty cell, not a quoted ""."""
+    import csv
+
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(CANONICAL)
+        writer.writerows([r[k] for k in CANONICAL] for r in rows)
+
+
+def test_csv_empty_cells_are_empty_strings(tmp_path, write_mix, expected):
+    _write_csv(tmp_path / "rows.csv", ROWS)
+    assert '"",' not in (tmp_path / "rows.csv").read_text() and ",," in (tmp_path / "rows.csv").read_text()
+    assert _train(write_mix, {"path": "rows.csv"}).select(CANONICAL).equals(expected)
+
+
+def test_real_alpaca_rows_written_by_csv_writer_all_pass(tmp_path, write_mix, shared_data):
+    """2,000 real Alpaca rows: 1,119 have an empty input, which a plain CSV writes as an empty cell; every one
+    of them must read as "" (the README: every cell is a string), in a build and in an audit alike."""
+    import json
+
+    from pipeline import audit
+
+    rows = json.loads((shared_data / "alpaca-en" / "alpaca_data-00000-03252.json").read_text(encoding="utf-8"))
+    rows = [{k: r.get(k, "") for k in CANONICAL} for r in rows[:2000]]
+    assert sum(r["input"] == "" for r in rows) == 1119
+    _write_csv(tmp_path / "alpaca.csv", rows)
+    result = build.run(load_mix(write_mix({"name": "t", "sources": [{"name": "s", "path": "alpaca.csv"}],
+                                           "dedup": {"near": False}})))
+    reasons = result.rejected["reason"].to_list()
+    assert not [r for r in reasons if r.startswith("wrong_type")], sorted(set(reasons))
+    assert result.report.totals["input"] == 2000 and result.report.ledger[0].balanced
+    sources = audit.resolve(["alpaca.csv"], tmp_path)
+    readout = audit.read(sources, audit.audit_spec(sources), tmp_path)
+    assert readout.records.height + readout.rejected.height == 2000
+    assert set(readout.rejected["reason"]) == {"empty_output"}  # 4 real empty outputs, not wrong types

@@ -7,7 +7,9 @@ objects cost more than the parsing.
 
 Malformed JSON raises ``MalformedJSONError`` with the file, line and column, unless the source is lenient: then
 a trailing comma before ``]`` is accepted, and an element or line that cannot be parsed becomes a bad item
-(value ``None``, its text and the error kept for the quarantine) and reading goes on with the next one.
+(value ``None``, its text and the error kept for the quarantine) and reading goes on with the next one. Both
+readers call the same things malformed: a lone surrogate escape (``"\\ud800"``, which no UTF-8 writer takes)
+and nesting deeper than the parser goes (orjson: 1024 levels; a list element: Python's recursion limit).
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ import codecs
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 import orjson
+
+from pipeline.io.items import ItemBatch
 
 BLOCK_CHARS = 1 << 18  # characters per read; 256K measured fastest (4M was ~30% slower: cache misses)
 MAX_ELEMENT_CHARS = 1 << 26  # an element larger than this is malformed, not cut by the block boundary
@@ -29,6 +32,7 @@ RUN_ATTEMPTS = 3  # candidate cuts tried in a one-line list before decoding elem
 _WS = re.compile(r"[ \t\n\r]*")
 _AFTER_ELEMENT = re.compile(r"[ \t\n\r]*(,?)[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 class MalformedJSONError(ValueError):
@@ -42,26 +46,6 @@ class MalformedJSONError(ValueError):
     def __reduce__(self) -> tuple[type, tuple[Path, int, int, str]]:
         """Pickled by its fields: a worker process (or a Dask worker) sends it back to the build."""
         return type(self), (self.path, self.line, self.column, self.problem)
-
-
-@dataclass
-class ItemBatch:
-    """Consecutive items of one file: item ``first_index + i`` has value ``values[i]``, starting on ``lines[i]``
-    (a row number for columnar files). ``bad`` maps the position of each unparsable item to (text, error)."""
-
-    first_index: int
-    values: list[Any] = field(default_factory=list)
-    lines: list[int] = field(default_factory=list)
-    bad: dict[int, tuple[str, str]] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    def original(self, pos: int) -> str:
-        """The item as JSON text: the source text of a bad item, the re-serialized value otherwise."""
-        if pos in self.bad:
-            return self.bad[pos][0]
-        return orjson.dumps(self.values[pos], default=str).decode()
 
 
 def iter_json_batches(path: Path, lenient: bool = False, batch_size: int = 50_000) -> Iterator[ItemBatch]:
@@ -221,7 +205,7 @@ def _list_batches(path: Path, fh: TextIO, lenient: bool, batch_size: int) -> Ite
                 start = pos
                 if end == len(buf) and not sc.eof:  # a number cut by the block's end decodes, shortened
                     raise json.JSONDecodeError("element may go on in the next block", buf, end)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 pos = sc.skip_ws(pos)
                 if _at_list_end(sc, pos, after_comma, lenient):
                     break
@@ -233,6 +217,12 @@ def _list_batches(path: Path, fh: TextIO, lenient: bool, batch_size: int) -> Ite
                     pos, after_comma = _quarantine(sc, bad, batch), False
                     continue
                 buf = sc.buf
+            if _SURROGATE_ESCAPE.search(buf, start, end) and (lone := _lone_surrogate(value, buf, start, end)):
+                if not lenient:
+                    raise sc.error(lone[0], lone[1])
+                line = sc.line_at(start) + buf.count("\n", start, lone[0])
+                batch.bad[len(values)] = (buf[start:end], f"line {line}, column {sc.column_at(lone[0])}: {lone[1]}")
+                value = None
             values.append(value)
             lines.append(sc.line_at(start))
         sep = after(buf, end)
@@ -303,6 +293,22 @@ def _decode_run(sc: _ListScanner, pos: int) -> tuple[list[Any], list[int], int] 
     return None
 
 
+def _lone_surrogate(value: Any, buf: str, start: int, end: int) -> tuple[int, str] | None:
+    """(position, problem) of a lone surrogate escape ("\\ud800") in the element ``buf[start:end]``: the standard
+    library decodes it into a string no UTF-8 writer takes; orjson (and so the JSON Lines reader) rejects it."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode()
+        return None
+    except UnicodeEncodeError:
+        pass
+    try:  # orjson's words and position, as for a JSON Lines line
+        orjson.loads(buf[start:end])
+    except orjson.JSONDecodeError as err:
+        if "surrogate" in err.msg:
+            return start + err.pos, err.msg
+    return _SURROGATE_ESCAPE.search(buf, start, end).start(), "lone surrogate in string"  # type: ignore[union-attr]
+
+
 def _parse_span(buf: str, start: int, end: int) -> list[Any] | None:
     try:
         return orjson.loads("[" + buf[start:end] + "]")  # type: ignore[no-any-return]
@@ -338,6 +344,8 @@ def _decode_element(sc: _ListScanner, start: int) -> tuple[Any, int, int]:
             if end < len(sc.buf) or sc.eof:
                 return value, start, end
             start = sc.refill(start)
+        except RecursionError:  # orjson's limit is 1024 levels; this one, Python's recursion limit
+            raise _BadElement(start, json.JSONDecodeError("depth limit exceeded", sc.buf, start)) from None
         except json.JSONDecodeError as err:
             cut_short = err.msg.startswith("Unterminated string") or err.pos >= len(sc.buf) - 16
             if sc.eof or not cut_short or len(sc.buf) - start > MAX_ELEMENT_CHARS:

@@ -55,7 +55,8 @@ def _file_batches(path: Path, lenient: bool, chunk_size: int) -> Iterator[ItemBa
     if path.suffix == ".csv":
         import polars as pl
 
-        frame = pl.read_csv(path, infer_schema=False)  # every cell a string, as written
+        # Every cell a string, as written; an empty cell is "" (csv.writer and pandas write "" as nothing).
+        frame = pl.read_csv(path, infer_schema=False, empty_string_is_null=False)
         return _row_batches((s.to_dicts() for s in frame.iter_slices(10_000)), chunk_size)
     raise ValueError(f"{path}: unsupported file type")
 
