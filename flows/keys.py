@@ -73,7 +73,7 @@ def source_content(source: ResolvedSource, files: Iterable[Path], root: Path) ->
 
 
 def unit_key(unit: WorkUnit) -> str | None:
-    files = (unit.file,) if unit.file is not None else unit.source.files
+    files = unit.files or unit.source.files
     content = source_content(unit.source, files, unit.root)
     if content is None:
         return None

@@ -43,6 +43,7 @@ from pipeline import (
     report_html,
     report_markdown,
     tokenize,
+    file_units,
     validate,
 )
 from pipeline.config import Mix, ResolvedReference, ResolvedSource
@@ -112,8 +113,10 @@ class BuildResult:
     signatures: pl.DataFrame | None = None  # id, signature of every kept record: the dedup index
 
 
-def process_chunk(chunk: Chunk, spec: MixSpec) -> ChunkResult:
-    """All per-record stages over one chunk; rejects carry the raw text of their source row."""
+def process_chunk(chunk: Chunk | file_units.Merged, spec: MixSpec) -> ChunkResult:
+    """All per-record stages over one chunk (or several read as one); rejects carry the raw text of their row."""
+    merged = chunk if isinstance(chunk, file_units.Merged) else file_units.Merged(chunk, [chunk], np.zeros(1, int))
+    chunk = merged.chunk
     fmt, adapted = ingest.records_from_chunk(chunk)
     name = chunk.source.spec.name
     n_input = len(adapted.records) + len(adapted.rejects)
@@ -121,7 +124,7 @@ def process_chunk(chunk: Chunk, spec: MixSpec) -> ChunkResult:
     frame = validate.records_frame(adapted.records, adapted.positions, adapted.subs, skip=invalid,
                                    may_have_history=adapted.may_have_history)
     frame, input_rejects, filled = validate.fill_missing_input(frame, spec.validate_.require_input_key)
-    frame, fixes = normalize.normalize(ingest.identify(frame, chunk), spec.normalize)
+    frame, fixes = normalize.normalize(file_units.identify(frame, merged), spec.normalize)
     kept, content_rejects = validate.check_content(frame)
     early = pl.concat([
         pl.DataFrame([(pos, None, ingest.STAGE, reason, detail) for pos, reason, detail in adapted.rejects],
@@ -130,7 +133,7 @@ def process_chunk(chunk: Chunk, spec: MixSpec) -> ChunkResult:
                       for i, (reason, detail) in invalid.items()], schema=EARLY_REJECT_SCHEMA, orient="row"),
         input_rejects,
     ])
-    rejected = pl.concat([ingest.identify(early, chunk).select(STAGE_REJECT_SCHEMA.keys()), content_rejects])
+    rejected = pl.concat([file_units.identify(early, merged).select(STAGE_REJECT_SCHEMA.keys()), content_rejects])
     originals = [chunk.batch.original(p) for p in rejected["_pos"]]
     rejected = rejected.drop("_pos").with_columns(pl.Series("original", originals, dtype=pl.String))
     repairs = Counter({(name, fix): n for fix, n in adapted.repairs.items()})
@@ -142,27 +145,26 @@ def process_chunk(chunk: Chunk, spec: MixSpec) -> ChunkResult:
 
 @dataclass(frozen=True)
 class WorkUnit:
-    """One file of a source (or a whole dataset): the unit of parallel work."""
+    """Files of one source (``files``; empty for a whole dataset): the unit of parallel work and of the flow's
+    task cache. A file of 1 MiB or more is a unit of its own; consecutive smaller files share one
+    (``file_units.file_groups``), so the per-unit cost (the record filters, a flow task) is paid per ~64 files."""
 
     source: ResolvedSource
-    file: Path | None
+    files: tuple[Path, ...]
     root: Path
     spec: MixSpec
 
 
 def work_units(mix: Mix) -> list[WorkUnit]:
-    return [
-        WorkUnit(source, path, mix.root, mix.spec)
-        for source in mix.sources
-        for path in (source.files or (None,))
-    ]
+    return [WorkUnit(source, files, mix.root, mix.spec) for source in mix.sources
+            for files in (file_units.file_groups(source.files, source.base) if source.files else [()])]
 
 
 def process_unit(unit: WorkUnit) -> list[ChunkResult]:
     source = unit.source
-    if unit.file is not None:
-        source = dataclasses.replace(source, files=(unit.file,))
-    return [process_chunk(chunk, unit.spec) for chunk in readers.iter_chunks(source, unit.root)]
+    if unit.files:
+        source = dataclasses.replace(source, files=unit.files)
+    return [process_chunk(merged, unit.spec) for merged in file_units.merge(readers.iter_chunks(source, unit.root))]
 
 
 _worker_detections: dict[Path | None, language.DetectionCache] = {}  # per worker process: read once
@@ -173,15 +175,14 @@ def _shard_to_files(unit: WorkUnit, folder: str, number: int,
     """``shard_unit`` in a worker process. Its frames go back as Arrow IPC files (a third of the cost of
     pickling them through the pipe), with the language detections it added to the cache it read."""
     if cache not in _worker_detections:
-        _worker_detections[cache] = language.DetectionCache(cache)
+        _worker_detections[cache] = language.DetectionCache(cache, journal=True)
     detections = _worker_detections[cache]
-    known = detections.known.height
     result = shard(unit, process_unit(unit), detections)
     kept, rejected = Path(folder) / f"{number:06d}-kept.arrow", Path(folder) / f"{number:06d}-rejected.arrow"
     result.kept.write_ipc(kept, compression="uncompressed")
     result.rejected.write_ipc(rejected, compression="uncompressed")
     emptied = dataclasses.replace(result, kept=result.kept.clear(), rejected=result.rejected.clear())
-    return emptied, kept, rejected, detections.known.slice(known)
+    return emptied, kept, rejected, detections.take_journal()
 
 
 def iter_shards(mix: Mix, workers: int, progress: ProgressCallback | None = None,
@@ -294,10 +295,11 @@ def shard(unit: WorkUnit, results: list[ChunkResult], detections: language.Detec
     repairs: Counter[tuple[str, str]] = Counter()
     for result in results:
         repairs.update(result.repairs)
+    rejected = pl.concat([pl.DataFrame(schema=REJECT_SCHEMA), *(r.rejected for r in results), rejected])
+    if unit.spec.pii.redact_rejected:  # here, so no stage file of a flow holds the PII either
+        rejected = pii.redact_rejected(rejected, unit.spec.pii)
     return Shard(source=name, formats={r.format for r in results}, n_input=sum(r.n_input for r in results),
-                 kept=kept, rejected=pl.concat([pl.DataFrame(schema=REJECT_SCHEMA), *(r.rejected for r in results),
-                                                rejected]),
-                 repairs=repairs, pii=pii_found)
+                 kept=kept, rejected=rejected, repairs=repairs, pii=pii_found)
 
 
 def shard_unit(unit: WorkUnit) -> Shard:
@@ -358,10 +360,27 @@ def decontaminate_stage(records: pl.DataFrame, mix: Mix) -> tuple[pl.DataFrame, 
 
 
 def split_stage(records: pl.DataFrame, spec: MixSpec) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(train pool, eval records): stratified by task, before any upsampling."""
+    """(train pool, eval records): stratified by task, before any upsampling. A split that leaves train empty
+    or smaller than eval is logged as a warning, or stops the build (MixtureError) under ``mixture.strict``."""
     if not spec.split.eval:
         return records, records.clear()
-    return mixture.split_eval(records, spec.split.eval, _seed(spec.split.seed, spec))
+    pool, eval_ = mixture.split_eval(records, spec.split.eval, _seed(spec.split.seed, spec))
+    warnings = split_warnings(spec, pool.height, eval_.height)
+    if warnings and spec.mixture.strict:
+        raise mixture.MixtureError("split guard failed (mixture.strict: true):\n  " + "\n  ".join(warnings))
+    for warning in warnings:
+        log.warning("split: %s", warning)
+    return pool, eval_
+
+
+def split_warnings(spec: MixSpec, train: int, eval_: int) -> list[str]:
+    """The split guard: train (distinct records) empty, or smaller than eval."""
+    if train >= eval_:
+        return []
+    setting = f"split.eval: {spec.split.eval:g}"
+    if not train:
+        return [f"{setting} puts all {eval_:,} records in eval: train is empty"]
+    return [f"{setting} leaves {train:,} records in train, fewer than the {eval_:,} in eval"]
 
 
 @dataclass
@@ -439,7 +458,9 @@ def assemble(mix: Mix, shards: list[Shard], deduped: Deduplicated, leaks: pl.Dat
         repairs.update(part.repairs)
         pii_found.update(part.pii)
         formats[part.source] |= part.formats
-    all_rejected = pl.concat([*(s.rejected for s in shards), leaks, mixed.rejected, tokenized.rejected])
+    later = pl.concat([leaks, mixed.rejected, tokenized.rejected])  # the shards' rows are redacted by ``shard``
+    later = pii.redact_rejected(later, spec.pii) if spec.pii.redact_rejected else later
+    all_rejected = pl.concat([*(s.rejected for s in shards), later])
     all_rejected = all_rejected.sort(pl.col("stage").replace_strict(STAGE_RANK, default=len(STAGES)),
                                      maintain_order=True)
     ledger_rows = ledger.reconcile(
@@ -562,16 +583,19 @@ def _split_report(spec: MixSpec, train: pl.DataFrame, eval_: pl.DataFrame) -> Sp
     shared_keys = dedup.exact_fingerprints(eval_).unique().join(
         dedup.exact_fingerprints(train).unique(), on=["key_a", "key_b"], how="semi").height
     near = spec.dedup.near
+    train_records = int((train["repeat"] == 0).sum())
+    warnings = "".join(f"warning: {w}. " for w in split_warnings(spec, train_records, eval_.height))
     return SplitReport(
-        eval_setting=spec.split.eval, eval=eval_.height, train_records=int((train["repeat"] == 0).sum()),
+        eval_setting=spec.split.eval, eval=eval_.height, train_records=train_records,
         by_task=dict(sorted(Counter(eval_["task"].to_list()).items())),
         shared_ids=shared, shared_exact_keys=shared_keys,
         near_duplicates_across=(0 if near else None),
-        note=(f"near dedup (Jaccard >= {spec.dedup.threshold}) ran over all records before the split, so no "
-              "near-duplicate pair at that threshold can straddle it; repeats are drawn after the split, "
-              "from train only" if near else
-              "near dedup is off: near-duplicates across the split are not checked; repeats are drawn after "
-              "the split, from train only"),
+        note=warnings + (
+            f"near dedup (Jaccard >= {spec.dedup.threshold}) ran over all records before the split, so no "
+            "near-duplicate pair at that threshold can straddle it; repeats are drawn after the split, "
+            "from train only" if near else
+            "near dedup is off: near-duplicates across the split are not checked; repeats are drawn after "
+            "the split, from train only"),
     )
 
 
@@ -617,7 +641,8 @@ def load_reference(ref: ResolvedReference, mix: Mix) -> dedup.Reference:
             signatures = None if aligned.null_count() else aligned.to_numpy()
         return dedup.Reference(ref.name, records, signatures)
     assert ref.source is not None
-    chunks = [process_chunk(chunk, mix.spec) for chunk in readers.iter_chunks(ref.source, mix.root)]
+    merged = file_units.merge(readers.iter_chunks(ref.source, mix.root))
+    chunks = [process_chunk(part, mix.spec) for part in merged]
     unusable = sum(c.rejected.height for c in chunks)
     if unusable:
         log.warning("dedup.against %s: %d record(s) are invalid and cannot be compared", ref.name, unusable)

@@ -40,6 +40,8 @@ SHORT = 10
 FASTTEXT_MIN_SCORE = 0.2
 LANGDETECT_CHARS = 400
 DETECTION_SCHEMA: dict[str, pl.DataType] = {"lang": pl.String(), "lang_score": pl.Float64(), "lang_method": pl.String()}
+CACHE_SCHEMA: dict[str, pl.DataType] = {"key": pl.UInt64(), **DETECTION_SCHEMA}
+TAIL_ROWS = 4096  # recent detections kept unsorted (each lookup joins them) before they are merged in
 
 # Scripts that name their language: (code, character class, the share of the text's letters that decides it),
 # checked in this order. Japanese mixes Kanji into its Kana, so a little Kana already decides it.
@@ -169,36 +171,85 @@ def text_keys(texts: pl.Series) -> np.ndarray:
 class DetectionCache:
     """Detections keyed by the xxh3 hash of the text, read from ``path`` once and written back by ``save`` (no
     path: in memory only). Each distinct text is detected once: a corpus that repeats itself costs what its
-    distinct texts cost."""
+    distinct texts cost, and each key is held once (a detection already known is not added again).
 
-    def __init__(self, path: Path | None = None) -> None:
+    A lookup costs the texts looked up, not the cache: the cache is one frame sorted by key (binary search)
+    plus a tail of recent detections (at most ``TAIL_ROWS``, joined), merged into it when it fills, so a
+    build of ten thousand one-record files against a cache of a million texts stays linear. With ``journal``,
+    the detections added since ``take_journal`` was last called are kept for it (a worker process sends them
+    back to the build's cache)."""
+
+    def __init__(self, path: Path | None = None, journal: bool = False) -> None:
         self.path, self.added = path, False
-        self.known = pl.DataFrame(schema={"key": pl.UInt64(), **DETECTION_SCHEMA})
-        if path is not None and path.is_file():
-            self.known = pl.read_parquet(path)
+        self._sorted = pl.DataFrame(schema=CACHE_SCHEMA)
+        if path is not None and path.is_file():  # unique: caches written before learn() skipped known keys
+            self._sorted = pl.read_parquet(path).select(*CACHE_SCHEMA).unique("key", keep="first").sort("key")
+        self._tail = pl.DataFrame(schema=CACHE_SCHEMA)
+        self._journal: list[pl.DataFrame] | None = [] if journal else None
+
+    @property
+    def size(self) -> int:
+        """Distinct texts known."""
+        return self._sorted.height + self._tail.height
 
     def identify(self, texts: pl.Series) -> pl.DataFrame:
-        keys = pl.DataFrame({"key": text_keys(texts)})
-        missing = keys.with_row_index("row").join(self.known, on="key", how="anti").unique("key", keep="first",
-                                                                                         maintain_order=True)
-        if missing.height:
-            fresh = detect(texts.gather(missing["row"])).with_columns(key=missing["key"])
-            self.known = pl.concat([self.known, fresh.select(self.known.columns)])
-            self.added = True
-        return keys.join(self.known, on="key", how="left", maintain_order="left").select(*DETECTION_SCHEMA)
+        """(lang, lang_score, lang_method) for each text, in order: looked up, else detected and added."""
+        keys = pl.Series("key", text_keys(texts), dtype=pl.UInt64)
+        found = self._lookup(keys)
+        missing = found["lang"].is_null()
+        if missing.any():
+            rows = pl.DataFrame({"key": keys}).with_row_index("row").filter(missing).unique(
+                "key", keep="first", maintain_order=True)
+            self._add(detect(texts.gather(rows["row"])).with_columns(key=rows["key"]))
+            found = self._lookup(keys)
+        return found.select(*DETECTION_SCHEMA)
+
+    def _lookup(self, keys: pl.Series) -> pl.DataFrame:
+        """The cache's row for each key, in order (detections null where the key is not known)."""
+        n = self._sorted.height
+        if n:
+            found = self._sorted.gather(self._sorted["key"].search_sorted(keys, side="left").clip(upper_bound=n - 1))
+            hit = found["key"] == keys
+            found = found.select(pl.lit(keys), *(pl.when(hit).then(pl.col(c)).alias(c) for c in DETECTION_SCHEMA))
+        else:
+            found = pl.DataFrame({"key": keys}).with_columns(pl.lit(None, dtype).alias(c)
+                                                             for c, dtype in DETECTION_SCHEMA.items())
+        if self._tail.height:
+            recent = pl.DataFrame({"key": keys}).join(self._tail, on="key", how="left", maintain_order="left")
+            found = found.select("key", *(pl.coalesce(pl.col(c), recent[c]).alias(c) for c in DETECTION_SCHEMA))
+        return found
+
+    def _add(self, rows: pl.DataFrame) -> None:
+        """Add detections (rows shaped like CACHE_SCHEMA) whose keys are not known yet."""
+        rows = rows.select(*CACHE_SCHEMA).unique("key", keep="first", maintain_order=True)
+        rows = rows.filter(self._lookup(rows["key"])["lang"].is_null())
+        if not rows.height:
+            return
+        self.added = True
+        if self._journal is not None:
+            self._journal.append(rows)
+        self._tail = pl.concat([self._tail, rows], rechunk=True)
+        if self._tail.height > TAIL_ROWS:
+            self._sorted = self._sorted.merge_sorted(self._tail.sort("key"), key="key").rechunk()
+            self._tail = self._tail.clear()
 
     def learn(self, detected: pl.DataFrame) -> None:
-        """Add detections made elsewhere (a worker process's), rows shaped like ``known``."""
-        if detected.height:
-            self.known = pl.concat([self.known, detected.select(self.known.columns)])
-            self.added = True
+        """Add detections made elsewhere (a worker process's ``take_journal``); keys already known are skipped."""
+        self._add(detected)
+
+    def take_journal(self) -> pl.DataFrame:
+        """The detections added since the last call (needs ``journal``)."""
+        assert self._journal is not None, "DetectionCache(journal=True) keeps a journal"
+        taken = pl.concat([pl.DataFrame(schema=CACHE_SCHEMA), *self._journal])
+        self._journal.clear()
+        return taken
 
     def save(self) -> None:
         if self.path is None or not self.added:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        self.known.write_parquet(tmp)
+        pl.concat([self._sorted, self._tail]).write_parquet(tmp)
         tmp.replace(self.path)
 
 
@@ -215,7 +266,7 @@ def language_filter(records: pl.DataFrame, wanted_by_source: dict[str, list[str]
     """(records with lang, lang_score; quarantined rows: id, source, reason, detail). A record stays when the
     language of its instruction + output is wanted for its source, or when (a translation task) its instruction
     or its output alone is; ``und`` (no letters) always stays. The caller saves ``cache`` when it is done."""
-    cache = cache or DetectionCache()
+    cache = DetectionCache() if cache is None else cache
     both = pl.concat_str([pl.col("instruction"), pl.col("output")], separator="\n")
     found = cache.identify(records.select(both).to_series())
     records = records.with_columns(found["lang"], found["lang_score"])
