@@ -160,9 +160,7 @@ def _build(mix: Mix, versioned: bool, verify: bool, root: Path) -> str:
     tokenizer = build.needed_tokenizer(mix.spec)  # loads while the shards run; they are cached if it fails
     source_of = {id(future): unit.source.spec.name for future, unit in zip(futures, units, strict=True)}
     for future in as_completed(futures):  # only states come here; the data is in the stage folders
-        future.wait()  # sets the final state on the future (without it, .state asks the server, which may lag)
-        if not future.state.is_completed():
-            future.result()  # raises the shard's own error (a malformed file names its line)
+        _raise_failure(future)  # the shard's own error (a malformed file names its line)
         if progress.hook is not None:
             progress.hook(source_of[id(future)], 0, True)
     task, folder = cached(dedup_task, keys.dedup)
@@ -176,10 +174,19 @@ def _build(mix: Mix, versioned: bool, verify: bool, root: Path) -> str:
     task, folder = cached(tokenize_task, keys.tokenize)
     tokenized = task.submit(mixed, split, tokenizer, mix.spec, keys.tokenize, folder)
     result = report_task.submit(mix, futures, deduped, clean, mixed, tokenized, stage_store.folder_for(root, name, None))
-    target = write_task.submit(result, keys.build, versioned).result()
+    written = write_task.submit(result, keys.build, versioned)
+    for stage in (deduped, clean, split, mixed, tokenized, result, written):
+        _raise_failure(stage)  # the failed stage's own error: a later task only sees "upstream failed"
+    target = written.result()
     stage_store.prune(root, name, [*keys.units, keys.dedup, keys.decontaminate, keys.split, keys.mixture,
                                    keys.tokenize])
     return target
+
+
+def _raise_failure(future: Any) -> None:
+    future.wait()
+    if future.state.is_failed() or future.state.is_crashed():
+        future.result()
 
 
 def _artifact_key(name: str) -> str:

@@ -12,6 +12,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,44 +73,35 @@ def start(home: Path, port: int | None = None) -> LocalServer:
     raise RuntimeError(f"the Prefect server did not answer in {START_TIMEOUT_S} s: {log.read_text()[-2000:]}")
 
 
+
 WATCHDOG = """
-import os, signal, sys, time
-parent, server = int(sys.argv[1]), int(sys.argv[2])
+import os, sys, time
+import psutil
 
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-while os.getppid() == parent and alive(server):
-    time.sleep(0.2)
-if alive(server):
-    os.kill(server, signal.SIGTERM)
-    for _ in range(50):
-        time.sleep(0.1)
-        if not alive(server):
-            break
-    else:
-        os.kill(server, signal.SIGKILL)
+parent, known = psutil.Process(int(sys.argv[1])), {}
+try:
+    while parent.is_running():
+        known.update((c.pid, c) for c in parent.children(recursive=True) if c.pid != os.getpid())
+        time.sleep(0.2)
+except psutil.NoSuchProcess:
+    pass
+left = [c for c in known.values() if c.is_running()]  # is_running also compares start times: no reused PID
+for child in left:
+    child.terminate()
+for child in psutil.wait_procs(left, timeout=2)[1]:
+    child.kill()
 """
 
 
-def tie_temporary_server() -> int | None:
-    """When no PREFECT_API_URL is set, start the temporary server Prefect would start for the flow, now, and
-    tie its life to this process: a watchdog (its own session, so Ctrl-C in the terminal does not reach it)
-    stops the server when this process is gone, even after ``kill -9``, which Prefect's own exit handler never
-    sees. Returns the server's PID (None: a server was configured)."""
-    from prefect.server.api.server import SubprocessASGIServer
-    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_ALLOW_EPHEMERAL_MODE
-
-    if PREFECT_API_URL.value() or not PREFECT_SERVER_ALLOW_EPHEMERAL_MODE.value():
-        return None
-    temporary = SubprocessASGIServer()  # the instance Prefect's client uses: started once per process
-    temporary.start()
-    assert temporary.server_process is not None
-    pid = temporary.server_process.pid
-    subprocess.Popen([sys.executable, "-c", WATCHDOG, str(os.getpid()), str(pid)], start_new_session=True,
-                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return pid
+@contextmanager
+def children_die_with_this_process() -> Iterator[None]:
+    """While inside, a watchdog (its own session, so Ctrl-C in the terminal does not reach it) notes the
+    processes this one starts (the temporary Prefect server, Dask workers) and stops those still running when
+    this process is gone, even after ``kill -9``, which no exit handler of this process sees."""
+    watchdog = subprocess.Popen([sys.executable, "-c", WATCHDOG, str(os.getpid())], start_new_session=True,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        watchdog.kill()
+        watchdog.wait()

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import signal
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -26,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pipeline import build as build_stage
+from pipeline import stopping
 from pipeline.config import ConfigError, Mix, load_mix
 from pipeline.io import output_folder
 from pipeline.io.json_stream import MalformedJSONError
@@ -79,9 +78,9 @@ def _run(mix: Mix, workers: int | None, cache: bool = False) -> build_stage.Buil
 
 @contextmanager
 def _files_bar(mix: Mix, description: str) -> Iterator[tuple[Progress, TaskID]]:
-    """A transient progress bar over the mix's files (work units)."""
+    """A transient progress bar over the mix's work units (a file, or up to ~64 small files of one source)."""
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("files"), TimeElapsedColumn(), console=console, transient=True) as bar:
+                  TextColumn("units"), TimeElapsedColumn(), console=console, transient=True) as bar:
         yield bar, bar.add_task(description, total=len(build_stage.work_units(mix)))
 
 
@@ -96,40 +95,6 @@ def _build_errors_exit() -> Iterator[None]:
     except MalformedJSONError as err:
         _error(str(err))
         raise typer.Exit(1) from None
-
-
-def _stop_on_signals(target: Path) -> None:
-    """Ctrl-C (SIGINT) and SIGTERM stop a build at once, with one line and exit 130: the processes this one
-    started (workers, Dask, the temporary Prefect server) are stopped, this process's temporary output folder
-    is removed, and the previous output stays as it was. Nothing waits for running stages to notice (Prefect's
-    and Dask's own shutdown took minutes); what a stage left half-written (a stage folder, a temporary output
-    elsewhere) is cleared by the next build of the same name, and its lock goes with this process."""
-
-    def stop(signum: int, frame: object) -> None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        console.print(f"\ninterrupted ({signal.Signals(signum).name}): build stopped; {target} is as it was",
-                      soft_wrap=True, highlight=False)
-        _stop_children()
-        for folder in (target.parent, target):
-            shutil.rmtree(folder / f".{target.name}.tmp-{os.getpid()}", ignore_errors=True)
-        os._exit(130)
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-
-
-def _stop_children(grace_s: float = 0.5) -> None:
-    import psutil
-
-    children = psutil.Process().children(recursive=True)
-    for child in children:
-        with suppress(psutil.Error):
-            child.terminate()
-    _, alive = psutil.wait_procs(children, timeout=grace_s)
-    for child in alive:
-        with suppress(psutil.Error):
-            child.kill()
 
 
 @contextmanager
@@ -193,9 +158,9 @@ def _run_flow(mix_path: Path, mix: Mix, runner: str, dask_address: str | None, w
     from flows import build_flow as flows_build
     from flows import progress, server
 
-    server.tie_temporary_server()
     flow = flows_build.with_runner(runner, dask_address, workers)
-    with _files_bar(mix, f"{runner} flow") as (bar, task), _build_errors_exit():
+    with server.children_die_with_this_process(), _files_bar(mix, f"{runner} flow") as (bar, task), \
+            _build_errors_exit():
 
         def advance(source: str, records: int, file_done: bool) -> None:
             bar.update(task, advance=1, description=f"{runner} flow: {source}")
@@ -225,8 +190,7 @@ def build(mix: Path = MIX_OPTION, workers: int | None = WORKERS_OPTION, runner: 
         _error("--versioned needs the flow (--runner local or dask)")
         raise typer.Exit(2)
     spec = _load(mix)
-    _stop_on_signals(spec.out_dir)
-    with _output_errors_exit():
+    with stopping.on_signals(spec.out_dir, console), _output_errors_exit():
         output_folder.check(spec, versioned)
         if runner == "direct":
             with output_folder.hold(spec.out_dir):

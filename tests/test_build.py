@@ -143,3 +143,45 @@ def test_manifest_names_spec_hash_and_versions(demo):
     assert manifest["spec"]["name"] == "demo" and manifest["seed"] == 42
     assert len(manifest["spec_hash"]) == 64 and manifest["packages"]["polars"] == pl.__version__
     assert all(len(i["sha256"]) == 64 and i["bytes"] > 0 for i in manifest["inputs"])
+
+
+def _split_mix(tmp_path, write_mix, split: dict, strict: bool = False):
+    rows = [{"instruction": f"Question number {i} about topic {i * 7}", "input": "", "output": f"Answer {i}"}
+            for i in range(20)]
+    write_jsonl(tmp_path / "rows.jsonl", rows)
+    return write_mix({"name": "t", "sources": [{"name": "s", "path": "rows.jsonl"}], "split": split,
+                      "mixture": {"strict": strict}})
+
+
+@pytest.mark.parametrize("split, warning", [
+    ({"eval": 50000}, "split.eval: 50000 puts all 20 records in eval: train is empty"),
+    ({"eval": 0.6}, "split.eval: 0.6 leaves 8 records in train, fewer than the 12 in eval"),
+])
+def test_a_split_that_empties_train_warns_and_stops_under_strict(tmp_path, write_mix, cli, caplog, split, warning):
+    """`split.eval: 50000` on 2,000 records used to empty train without a word."""
+    result = build.run(load_mix(_split_mix(tmp_path, write_mix, split)))
+    assert f"split: {warning}" in [r.getMessage() for r in caplog.records]
+    assert result.report.split.note.startswith(f"warning: {warning}. ")
+    assert result.report.ledger[0].balanced
+    for runner in ("direct", "local"):  # the flow raises the failed stage's own error, not "upstream failed"
+        strict = cli("build", "--mix", str(_split_mix(tmp_path, write_mix, split, strict=True)), "--runner", runner)
+        assert strict.exit_code == 2, strict.output
+        assert "split guard failed (mixture.strict: true)" in strict.output and warning in strict.output
+        assert not (tmp_path / "out" / "t").exists()
+
+
+def test_a_split_that_keeps_train_larger_says_nothing(tmp_path, write_mix, caplog):
+    result = build.run(load_mix(_split_mix(tmp_path, write_mix, {"eval": 0.5}, strict=True)))
+    assert result.train.height == 10 and result.eval.height == 10
+    assert not result.report.split.note.startswith("warning") and not [r for r in caplog.records if "split:" in r.getMessage()]
+
+
+def test_a_fifo_in_an_hf_dataset_folder_cannot_hang_the_manifest(tmp_path, write_mix):
+    """input_files hashes every file of an HF save_to_disk folder: a FIFO there must be passed over."""
+    import datasets
+
+    datasets.Dataset.from_list([{"instruction": "Say hi.", "input": "", "output": "Hi!"}]).save_to_disk(str(tmp_path / "ds"))
+    os.mkfifo(tmp_path / "ds" / "pipe")
+    mix = load_mix(write_mix({"name": "t", "sources": [{"name": "s", "path": "ds"}]}))
+    assert [Path(f.path).name for f in build.input_files(mix)] == sorted(
+        p.name for p in (tmp_path / "ds").iterdir() if p.name != "pipe")

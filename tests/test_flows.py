@@ -213,3 +213,34 @@ def test_cli_runs_the_flow_on_dask_with_its_progress_bar(cli, tmp_path: Path, wr
     assert result.exit_code == 0, result.output
     report = BuildReport.model_validate_json((tmp_path / "out" / "cli-dask" / "report.json").read_bytes())
     assert report.totals["input"] == 20 and report.totals["train"] == 20
+
+
+def test_a_damaged_output_is_rebuilt_not_trusted(tmp_path: Path, write_mix) -> None:
+    """Truncating train.parquet and deleting tokenized/ after a flow build gave "unchanged: nothing to do"."""
+    _parts(tmp_path, {"a.jsonl": 30})
+    mix = write_mix({"name": "dmg", "sources": [{"name": "s", "path": "parts/*.jsonl"}]})
+    out, _ = _flow_run(mix)
+    before = _hashes(Path(out))
+    train = Path(out) / "train.parquet"
+    train.write_bytes(train.read_bytes()[:200])
+    again, second = _flow_run(mix)
+    assert _hashes(Path(again)) == before  # rewritten from the cached stages
+    assert ("write", "Completed") in _task_states(second, 1)
+    data = train.read_bytes()
+    train.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # same size: only --verify sees it
+    assert _flow_run(mix)[0] == out and _hashes(Path(out))["train.parquet"] != before["train.parquet"]
+    _flow_run(mix, verify=True)
+    assert _hashes(Path(out)) == before
+
+
+def test_a_flow_build_that_keeps_nothing_says_why_and_leaves_the_previous_build(cli, tmp_path: Path,
+                                                                             write_mix) -> None:
+    _parts(tmp_path, {"a.jsonl": 10})
+    mix = write_mix({"name": "empty", "sources": [{"name": "s", "path": "parts/*.jsonl"}]})
+    assert cli("build", "--mix", str(mix)).exit_code == 0
+    before = _hashes(tmp_path / "out" / "empty")
+    write_jsonl(tmp_path / "parts" / "a.jsonl", [{"instruction": "Say it.", "input": "", "output": ""}] * 10)
+    result = cli("build", "--mix", str(mix))
+    assert result.exit_code == 1 and "no train record left: 10 records in, 10 rejected (empty_output 10)" in \
+        result.output, result.output
+    assert _hashes(tmp_path / "out" / "empty") == before

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import polars as pl
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -247,3 +248,86 @@ def test_a_full_disk_is_one_line_and_the_previous_build_survives(tmp_path: Path)
         assert code == 1 and "No space left on device" in output and "Traceback" not in output, output
         assert _tree(small / "t") == before
         assert sorted(p.name for p in small.iterdir()) == [".cache", ".t.lock", "t"]  # no temporary folder left
+
+
+def _descendants(pid: int) -> list:  # type: ignore[type-arg]
+    import psutil
+
+    return psutil.Process(pid).children(recursive=True)
+
+
+def _flow_cli(mix: Path, state: Path) -> subprocess.Popen[str]:
+    """`pipeline build` on the default flow runner, with no PREFECT_API_URL: Prefect starts a temporary server.
+    Its output goes to a file: a pipe would be held open by any process that outlives the build."""
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    state.mkdir(parents=True, exist_ok=True)
+    with open(state / "cli.log", "w") as log:
+        return subprocess.Popen([sys.executable, "-m", "pipeline.cli", "build", "--mix", str(mix)],
+                                env={**env, "PYTHONPATH": str(ROOT), "INSTRUCT_PIPELINE_STATE": str(state)},
+                                stdout=log, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for_server(proc: subprocess.Popen[str]) -> list:  # type: ignore[type-arg]
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None:
+        children = _descendants(proc.pid)
+        if any("uvicorn" in " ".join(c.cmdline()) for c in children):
+            return children
+        time.sleep(0.2)
+    proc.wait()
+    raise AssertionError("no temporary Prefect server appeared: " + Path(proc.args[-1]).parent.joinpath(
+        "state", "cli.log").read_text())
+
+
+def test_ctrl_c_on_the_flow_runner_stops_at_once_with_its_processes(tmp_path: Path) -> None:
+    """It took ~150 s, exited 1 with a 221-line log and a traceback."""
+    import psutil
+
+    rows = [{"instruction": f"Repeat {i}", "input": "", "output": f"Step {i}: count {i} apples and {i + 1} pears."}
+            for i in range(60_000)]
+    write_jsonl(tmp_path / "a.jsonl", rows)
+    mix = _mix(tmp_path, {"name": "t", "sources": [{"name": "s", "path": "a.jsonl"}], "output": {"dir": "out"}})
+    proc = _flow_cli(mix, tmp_path / "state")
+    children = _wait_for_server(proc)
+    proc.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    proc.wait(timeout=30)
+    print(f"exit {time.monotonic() - started:.2f} s after SIGINT")
+    output = (tmp_path / "state" / "cli.log").read_text()
+    assert proc.returncode == 130, output
+    assert "interrupted (SIGINT): build stopped" in output and "Traceback" not in output, output
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert alive == [], alive
+    assert not (tmp_path / "out" / "t").exists()
+
+
+def test_kill_9_of_a_flow_build_takes_the_temporary_server_with_it(tmp_path: Path) -> None:
+    import psutil
+
+    write_jsonl(tmp_path / "a.jsonl", ROWS * 500)
+    mix = _mix(tmp_path, {"name": "t", "sources": [{"name": "s", "path": "a.jsonl"}], "output": {"dir": "out"}})
+    proc = _flow_cli(mix, tmp_path / "state")
+    server = [c for c in _wait_for_server(proc) if "uvicorn" in " ".join(c.cmdline())]
+    time.sleep(1)  # the watchdog looks for new processes every 0.2 s: one born just before the kill is missed
+    proc.kill()
+    proc.wait()
+    _, alive = psutil.wait_procs(server, timeout=15)  # the watchdog notices within 0.2 s; uvicorn then shuts down
+    assert alive == [], "the temporary Prefect server outlived its build"
+
+
+def test_a_mix_file_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "a.jsonl", ROWS)
+    mix = _mix(tmp_path, {"name": "t", "sources": [{"name": "s", "path": "a.jsonl"}]})
+    mix.write_bytes(mix.read_bytes() + "# café\n".encode("latin-1"))
+    code, output = _direct(mix)
+    assert code == 2 and output.count("\n") == 1 and "not UTF-8 text (byte 0xe9 at offset" in output, output
+
+
+def test_every_compression_writes(tmp_path: Path) -> None:
+    """`compression: uncompressed` and `snappy` crashed the writer (it passed zstd's level to every codec)."""
+    write_jsonl(tmp_path / "a.jsonl", ROWS)
+    for codec in ("zstd", "snappy", "lz4", "uncompressed"):
+        mix = _mix(tmp_path, {"name": codec, "sources": [{"name": "s", "path": "a.jsonl"}],
+                              "output": {"dir": "out", "compression": codec}})
+        assert _direct(mix)[0] == 0, codec
+        assert len(pl.read_parquet(tmp_path / "out" / codec / "train.parquet")) == 40
