@@ -1,9 +1,9 @@
 """The build: run every stage over a mix's sources, reconcile the ledger, and write the output folder.
 
 Per-record stages run chunk by chunk (``process_chunk``: ingest -> validate types -> normalize -> validate
-content), so only one chunk of raw rows is in memory at a time; global stages (dedup, mixture, split) will
-run on the concatenated result. This module orchestrates and holds no stage logic (flows/ will wrap the same
-functions as Prefect tasks, issue #7).
+content), so only one chunk of raw rows is in memory at a time; global stages (dedup, decontamination, split,
+mixture, tokenization) run on the concatenated result. This module orchestrates and holds no stage logic; the
+Prefect flow (flows/build_flow.py) runs the same stage functions as tasks.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ from pipeline.quarantine import (
     with_originals,
 )
 from schemas.manifest import InputFile, Manifest
-from schemas.mix import NOT_YET_APPLIED, MixSpec
+from schemas.mix import MixSpec
 from schemas.report import (
     BuildReport,
     DedupReport,
@@ -496,12 +496,9 @@ def assemble(mix: Mix, shards: list[Shard], deduped: Deduplicated, leaks: pl.Dat
         mixture=mixed.report,
         advice=mixture.base_model_advice(train.height, train["task"].n_unique(), _general_share(train, mix)),
         tokens=tokenized.report,
-        not_applied=not_applied(spec),
         profile=profile.build_profile(train, tokenized.rows),
         memory=memory_report.memory_report(spec.train, spec.tokenize.cutoff_len),
     )
-    for section in report.not_applied:
-        log.warning("mix.yaml sets '%s', whose stage has not landed yet: validated, not applied", section)
     return BuildResult(mix=mix, train=train, eval=eval_, rejected=all_rejected, duplicates=duplicates,
                        report=report, tokenized=tokenized.rows, signatures=signatures)
 
@@ -752,17 +749,6 @@ def _source_summary(source: ResolvedSource, inputs: Counter[str], train: pl.Data
 def spec_hash(spec: MixSpec) -> str:
     canonical = orjson.dumps(spec.model_dump(mode="json", by_alias=True), option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).hexdigest()
-
-
-def not_applied(spec: MixSpec) -> list[str]:
-    """The settings (``section`` or ``section.key``) of stages not built yet that differ from their defaults."""
-    found = []
-    for path in NOT_YET_APPLIED:
-        section, _, key = path.partition(".")
-        mine, theirs = getattr(spec, section), MixSpec.model_fields[section].get_default(call_default_factory=True)
-        if (getattr(mine, key) != getattr(theirs, key)) if key else (mine != theirs):
-            found.append(path)
-    return found
 
 
 def input_files(mix: Mix) -> list[InputFile]:

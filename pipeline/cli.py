@@ -239,9 +239,6 @@ def _print_build(report: BuildReport, out: Path) -> None:
                       f"removed, {c.changed:,} changed, {c.unchanged:,} unchanged", soft_wrap=True, highlight=False)
     for line in report.advice:
         console.print(f"advice: {line}", soft_wrap=True, highlight=False)
-    for section in report.not_applied:
-        console.print(f"[yellow]note:[/] '{section}' is set but its stage has not landed yet (not applied)",
-                      soft_wrap=True)
     console.print(f"wrote [bold]{out}[/] ({', '.join(sorted(p.name for p in out.iterdir()))})", soft_wrap=True)
 
 
@@ -336,8 +333,8 @@ def estimate(model: str = typer.Option("7B", "--model", "-m", help="7B, 13B, 30B
              targets: str = typer.Option("q_proj,k_proj,v_proj,o_proj", "--targets", help="comma-separated, or all-linear"),
              checkpointing: bool = typer.Option(True, "--checkpointing/--no-checkpointing")) -> None:
     """GPU memory to fine-tune a LLaMA-shaped model: full, LoRA and QLoRA, part by part (no torch needed)."""
+    from pipeline import memory
     from schemas.mix import TrainSpec
-    from trainer import memory
 
     shape = memory.model_shape(model)
     table = Table(title=f"GPU memory (GB): {model}, {seq_len} tokens x batch {batch}, LoRA r={lora_r} on {targets}")
@@ -353,7 +350,7 @@ def estimate(model: str = typer.Option("7B", "--model", "-m", help="7B, 13B, 30B
                       *(f"{values[k]:,.1f}" for k in ("weights", "gradients", "optimizer", "activations", "overhead",
                                                       "total")))
     console.print(table)
-    console.print("assumptions: trainer/memory.py (AdamW in mixed precision, NF4 + double quantization, "
+    console.print("assumptions: pipeline/memory.py (AdamW in mixed precision, NF4 + double quantization, "
                   "activations after Korthikanti et al., 20% overhead)", soft_wrap=True, highlight=False)
 
 

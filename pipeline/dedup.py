@@ -26,7 +26,7 @@ Near, over the records that survive exact dedup:
    collision. Pairs are measured in two rounds: each record with its best-ranked candidate, then only the pairs
    whose records are not yet in one cluster (measuring a pair inside a cluster cannot change the clusters),
    which at 1M records measures 1.2M of 2M candidates.
-4. Clusters are the connected components of the verified pairs (union-find); every record but the best-ranked
+4. Clusters are the connected components of the verified pairs (scipy.sparse.csgraph); every record but the best-ranked
    one of a cluster is removed, with ``kept_id`` naming that one and ``similarity`` their true Jaccard.
 """
 

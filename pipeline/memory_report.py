@@ -1,4 +1,4 @@
-"""The memory section of a build report: ``trainer.memory``'s estimate for the build's ``train:`` settings.
+"""The memory section of a build report: ``pipeline.memory``'s estimate for the build's ``train:`` settings.
 
 Contract: ``memory_report(train, seq_len)`` is a pure function (no torch; a local config.json is the only file
 it may read). The model is ``train.base_model`` when it names a size (``7B``, ``6.7e9``), a local config.json or
@@ -12,9 +12,9 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from pipeline import memory
 from schemas.mix import TrainSpec
 from schemas.report import MemoryMethod, MemoryReport
-from trainer import memory
 
 DEFAULT_MODEL = "7B"
 METHODS = ("full", "lora", "qlora")
@@ -40,7 +40,7 @@ def _size_in_name(model: str) -> str | None:
     return f"{found.group(1)}B" if found else None
 
 
-# How train.base_model becomes something trainer.memory.model_shape reads, tried in order.
+# How train.base_model becomes something memory.model_shape reads, tried in order.
 RESOLVERS: tuple[tuple[str, Callable[[str], str | None]], ...] = (
     ("a local config.json", _config_file),
     ("a local model folder", _model_folder),

@@ -206,7 +206,7 @@ def memory_section(memory: MemoryReport) -> Section:
                 *(getattr(m, p) for p in parts), m.total) for m in methods]),
         Chart("stacked", "GPU memory by part", tuple(m.method for m in methods),
               tuple(Series(p, tuple(getattr(m, p) for m in methods)) for p in parts), unit="GB"),
-        Text("Assumptions (trainer/memory.py):"),
+        Text("Assumptions (pipeline/memory.py):"),
         Bullets(tuple(memory.assumptions)),
     ))
 

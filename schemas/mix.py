@@ -2,8 +2,6 @@
 
 Unknown keys are errors (``extra="forbid"``); ``pipeline.config`` turns them into messages that name the key
 and the closest valid one. Paths are kept as written here and resolved against the mix file by the loader.
-Sections whose stage has not landed yet (see the README's stage table) are validated but not applied, and a
-build that sets them says so in its report.
 """
 
 from __future__ import annotations
@@ -324,7 +322,3 @@ class MixSpec(Section):
         if mixture.weights and not any(w > 0 for w in mixture.weights.values()):
             raise ValueError("mixture.weights: at least one task needs a positive weight")
         return self
-
-
-# Sections validated now but applied by stages that have not landed yet.
-NOT_YET_APPLIED: tuple[str, ...] = ()

@@ -12,8 +12,6 @@ faster than a BaseModel per record); the strict config means an int ``output`` i
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import ConfigDict, TypeAdapter
 from typing_extensions import NotRequired, TypedDict
 
@@ -39,14 +37,6 @@ class RecordFields(TypedDict):
     history: NotRequired[list[Turn]]
 
 
-class CanonicalRecord(RecordFields):
-    """A validated record as the stages after ingest see it (one row of train.parquet)."""
-
-    id: str
-    source: str
-    task: str
-
-
 # After normalization these fields must hold at least one character; an empty one is a reject reason
 # ``empty_<field>`` (``empty_output``, ``empty_instruction``).
 REQUIRED_TEXT_FIELDS: tuple[str, ...] = ("instruction", "output")
@@ -55,5 +45,3 @@ REQUIRED_TEXT_FIELDS: tuple[str, ...] = ("instruction", "output")
 TEXT_FIELDS: tuple[str, ...] = ("instruction", "input", "output", "system")
 
 RECORD_BATCH = TypeAdapter(list[RecordFields])
-
-Fate = Literal["kept", "rejected", "duplicate", "sampled_out"]

@@ -237,7 +237,7 @@ class DatasetProfile(Model):
 
 
 class MemoryMethod(Model):
-    """GPU memory (GB) to fine-tune with one method, part by part (trainer/memory.py)."""
+    """GPU memory (GB) to fine-tune with one method, part by part (pipeline/memory.py)."""
 
     method: str
     parameters: int

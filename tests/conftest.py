@@ -1,5 +1,5 @@
-"""Shared fixtures: the real data in ../shared/data, mix files written into tmp folders, the CLI runner, and one
-real Prefect server for the session."""
+"""Shared fixtures: the real data in ../shared/data, mix files written into tmp folders, the CLI runner (``cli``
+without a Prefect server, ``flow_cli`` with one), and one real Prefect server for the session."""
 
 from __future__ import annotations
 
@@ -89,11 +89,19 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def cli(prefect_api: str) -> Callable[..., Any]:
-    """The ``pipeline`` command in this process; a build runs its flow against the session's Prefect server."""
+def cli() -> Callable[..., Any]:
+    """The ``pipeline`` command in this process, with no Prefect server: for the commands that run no flow
+    (``estimate``, ``validate``, ``audit``, ``train``, ``build --runner direct``, errors found before a flow)."""
     runner = CliRunner()
 
     def invoke(*args: str) -> Any:
         return runner.invoke(app, list(args), catch_exceptions=False)
 
     return invoke
+
+
+@pytest.fixture
+def flow_cli(prefect_api: str, cli: Callable[..., Any]) -> Callable[..., Any]:
+    """The ``pipeline`` command for a build that runs its flow (``--runner local`` or ``dask``): against the
+    session's Prefect server."""
+    return cli

@@ -8,10 +8,8 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from typer.testing import CliRunner
 
 from pipeline import audit, memory_report, profile
-from pipeline.cli import app
 from pipeline.io.json_stream import MalformedJSONError, iter_json_batches
 from schemas.audit import AuditReport, json_schema
 from tests.test_report_html import small_dataset
@@ -104,13 +102,9 @@ def test_committed_schema_is_current():
     assert json.loads(SCHEMA.read_text()) == json_schema(), "regenerate: python -m schemas.audit > schemas/audit.schema.json"
 
 
-def test_audit_command_writes_the_formats_asked_for(tmp_path, monkeypatch):
-    """`pipeline audit` runs no flow, so it is invoked without the Prefect server the build tests start."""
+def test_audit_command_writes_the_formats_asked_for(tmp_path, monkeypatch, cli):
+    """`pipeline audit` runs no flow: the ``cli`` fixture starts no Prefect server."""
     paths = small_dataset(tmp_path / "data")
-
-    def cli(*args: str):  # type: ignore[no-untyped-def]
-        return CliRunner().invoke(app, list(args), catch_exceptions=False)
-
     monkeypatch.chdir(tmp_path)
     result = cli("audit", *paths, "--format", "md", "--format", "json", "--out", "report", "--no-tokens")
     assert result.exit_code == 0, result.output

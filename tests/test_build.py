@@ -37,8 +37,8 @@ def _hashes(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_demo_build_through_the_cli(demo, cli):
-    result = cli("build", "--mix", str(demo))
+def test_demo_build_through_the_cli(demo, flow_cli):
+    result = flow_cli("build", "--mix", str(demo))
     assert result.exit_code == 0, result.output
     out = demo.parent.parent / "out" / "demo"
     assert sorted(p.name for p in out.iterdir()) == OUTPUTS
@@ -85,9 +85,9 @@ def test_validate_command_writes_nothing(demo, cli):
     assert not (demo.parent.parent / "out").exists()
 
 
-def test_strict_source_with_broken_json_fails_with_line_and_column(demo, cli):
+def test_strict_source_with_broken_json_fails_with_line_and_column(demo, flow_cli):
     demo.write_text(demo.read_text().replace("    lenient: true\n", ""))
-    result = cli("build", "--mix", str(demo))
+    result = flow_cli("build", "--mix", str(demo))
     assert result.exit_code == 1
     assert "summarize_sharegpt.jsonl: line 40, column" in result.output and "lenient: true" in result.output
     assert not (demo.parent.parent / "out" / "demo").exists()
@@ -157,14 +157,16 @@ def _split_mix(tmp_path, write_mix, split: dict, strict: bool = False):
     ({"eval": 50000}, "split.eval: 50000 puts all 20 records in eval: train is empty"),
     ({"eval": 0.6}, "split.eval: 0.6 leaves 8 records in train, fewer than the 12 in eval"),
 ])
-def test_a_split_that_empties_train_warns_and_stops_under_strict(tmp_path, write_mix, cli, caplog, split, warning):
+def test_a_split_that_empties_train_warns_and_stops_under_strict(tmp_path, write_mix, flow_cli, caplog, split,
+                                                                 warning):
     """`split.eval: 50000` on 2,000 records used to empty train without a word."""
     result = build.run(load_mix(_split_mix(tmp_path, write_mix, split)))
     assert f"split: {warning}" in [r.getMessage() for r in caplog.records]
     assert result.report.split.note.startswith(f"warning: {warning}. ")
     assert result.report.ledger[0].balanced
     for runner in ("direct", "local"):  # the flow raises the failed stage's own error, not "upstream failed"
-        strict = cli("build", "--mix", str(_split_mix(tmp_path, write_mix, split, strict=True)), "--runner", runner)
+        strict = flow_cli("build", "--mix", str(_split_mix(tmp_path, write_mix, split, strict=True)), "--runner",
+                          runner)
         assert strict.exit_code == 2, strict.output
         assert "split guard failed (mixture.strict: true)" in strict.output and warning in strict.output
         assert not (tmp_path / "out" / "t").exists()

@@ -205,11 +205,11 @@ def test_served_deployment_runs_on_the_server_and_versions_its_output(tmp_path: 
     assert [(c.key, c.added, c.unchanged) for c in report.changes.by_source] == [("s", 5, 20)]
 
 
-def test_cli_runs_the_flow_on_dask_with_its_progress_bar(cli, tmp_path: Path, write_mix) -> None:
+def test_cli_runs_the_flow_on_dask_with_its_progress_bar(flow_cli, tmp_path: Path, write_mix) -> None:
     """The CLI's progress callback must not travel with the tasks to the Dask workers (it holds locks)."""
     _parts(tmp_path, {"a.jsonl": 10, "b.jsonl": 10})
     mix = write_mix({"name": "cli-dask", "sources": [{"name": "s", "path": "parts/*.jsonl"}]})
-    result = cli("build", "--mix", str(mix), "--runner", "dask", "--workers", "2")
+    result = flow_cli("build", "--mix", str(mix), "--runner", "dask", "--workers", "2")
     assert result.exit_code == 0, result.output
     report = BuildReport.model_validate_json((tmp_path / "out" / "cli-dask" / "report.json").read_bytes())
     assert report.totals["input"] == 20 and report.totals["train"] == 20
@@ -233,14 +233,14 @@ def test_a_damaged_output_is_rebuilt_not_trusted(tmp_path: Path, write_mix) -> N
     assert _hashes(Path(out)) == before
 
 
-def test_a_flow_build_that_keeps_nothing_says_why_and_leaves_the_previous_build(cli, tmp_path: Path,
-                                                                             write_mix) -> None:
+def test_a_flow_build_that_keeps_nothing_says_why_and_leaves_the_previous_build(flow_cli, tmp_path: Path,
+                                                                                  write_mix) -> None:
     _parts(tmp_path, {"a.jsonl": 10})
     mix = write_mix({"name": "empty", "sources": [{"name": "s", "path": "parts/*.jsonl"}]})
-    assert cli("build", "--mix", str(mix)).exit_code == 0
+    assert flow_cli("build", "--mix", str(mix)).exit_code == 0
     before = _hashes(tmp_path / "out" / "empty")
     write_jsonl(tmp_path / "parts" / "a.jsonl", [{"instruction": "Say it.", "input": "", "output": ""}] * 10)
-    result = cli("build", "--mix", str(mix))
+    result = flow_cli("build", "--mix", str(mix))
     assert result.exit_code == 1 and "no train record left: 10 records in, 10 rejected (empty_output 10)" in \
         result.output, result.output
     assert _hashes(tmp_path / "out" / "empty") == before

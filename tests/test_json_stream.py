@@ -252,7 +252,7 @@ def test_original_text_of_a_value_nested_deeper_than_orjson_writes(tmp_path, suf
 
 
 @pytest.mark.parametrize("strict", [False, True], ids=["lenient", "strict"])
-def test_build_and_audit_quarantine_a_lone_surrogate_and_a_100000_deep_element(tmp_path, write_mix, cli, strict):
+def test_build_and_audit_quarantine_a_lone_surrogate_and_a_100000_deep_element(tmp_path, write_mix, request, strict):
     """Through ``pipeline build`` and ``pipeline audit``: one bad element used to crash the whole run
     (UnicodeEncodeError building the records frame, RecursionError in the decoder)."""
     from pipeline import audit, build
@@ -263,7 +263,7 @@ def test_build_and_audit_quarantine_a_lone_surrogate_and_a_100000_deep_element(t
     path.write_text("[\n  " + ",\n  ".join([GOOD[0], SURROGATE, deep, GOOD[1]]) + "\n]\n", encoding="utf-8")
     mix = write_mix({"name": "t", "sources": [{"name": "s", "path": "bad.json", "lenient": not strict}]})
     if strict:
-        result = cli("build", "--mix", str(mix))
+        result = request.getfixturevalue("flow_cli")("build", "--mix", str(mix))  # the server only when a flow runs
         assert result.exit_code == 1
         assert f"{path}: line 3, column {3 + SURROGATE.index(chr(92))}: no low surrogate in string" in result.output
         return

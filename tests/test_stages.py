@@ -123,8 +123,3 @@ def test_funnel_counts_by_stage(build_rows):
         ("mixture", 1, 1, 0, {}),
         ("tokenize", 1, 1, 0, {}),
     ]
-
-
-def test_sections_of_stages_not_yet_built_are_reported(build_rows):
-    result = build_rows([GOOD], train={"lora_r": 8}, filters={"languages": ["en"], "max_tokens": 100})
-    assert result.report.not_applied == []  # every section is applied (train: by pipeline train)

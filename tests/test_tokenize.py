@@ -224,13 +224,13 @@ def test_build_writes_a_dataset_a_dataloader_can_iterate(tmp_path, write_mix, ll
     assert result.report.tokens.packing_efficiency is not None
 
 
-def test_missing_tokenizer_stops_before_reading(tmp_path, write_mix, monkeypatch, cli):
+def test_missing_tokenizer_stops_before_reading(tmp_path, write_mix, monkeypatch, flow_cli):
     monkeypatch.setenv(ENV, str(tmp_path / "no-such-tokenizer"))
     with pytest.raises(TokenizerError, match="set INSTRUCT_PIPELINE_TOKENIZER=/path/to/that/folder"):
         load_tokenizer("whatever")
     write_jsonl(tmp_path / "rows.jsonl", [{"instruction": "a", "input": "", "output": "b"}])
     mix = write_mix({"name": "t", "sources": [{"name": "s", "path": "rows.jsonl"}], "tokenize": {}})
-    result = cli("build", "--mix", str(mix))
+    result = flow_cli("build", "--mix", str(mix))
     assert result.exit_code == 2 and "cannot load the tokenizer" in result.output
 
 

@@ -21,7 +21,7 @@ from pipeline import build  # noqa: E402
 from pipeline.config import load_mix  # noqa: E402
 from schemas.mix import TrainSpec  # noqa: E402
 from tests.conftest import ROOT  # noqa: E402
-from trainer import memory, qlora  # noqa: E402
+from trainer import qlora  # noqa: E402
 
 TINY = LlamaConfig(vocab_size=32000, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                    num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=512)
@@ -87,40 +87,6 @@ def test_collate_pads_right_and_masks_labels():
     assert batch["labels"].tolist() == [[-100, 5, 6, -100, -100], [-100, -100, 8, 9, 2]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
     assert batch["position_ids"].tolist() == [[0, 1, 2, 0, 0], [0, 1, 0, 1, 2]]  # packed rows keep theirs
-
-
-RULES_OF_THUMB = {"7B": (6, 160), "13B": (12, 320), "30B": (24, 600), "65B": (48, 1200)}  # GB: QLoRA, full 16-bit
-
-
-@pytest.mark.parametrize("size", RULES_OF_THUMB)
-def test_memory_estimate_against_the_rules_of_thumb(size):
-    shape = memory.model_shape(size)
-    qlora_gb, full_gb = (memory.estimate(shape, TrainSpec(method=m, micro_batch_size=1), 1024).total_gb
-                         for m in ("qlora", "full"))
-    rule_qlora, rule_full = RULES_OF_THUMB[size]
-    assert abs(qlora_gb / rule_qlora - 1) < 0.25, qlora_gb
-    assert abs(full_gb / rule_full - 1) < 0.25, full_gb
-
-
-def test_model_sizes_from_a_count_or_a_config(tmp_path):
-    assert memory.estimate(memory.model_shape("20B"), TrainSpec(), 1024).parameters == pytest.approx(20e9, rel=0.05)
-    (tmp_path / "config.json").write_text(TINY.to_json_string())
-    assert memory.model_shape(str(tmp_path / "config.json")).hidden_size == 64
-
-
-def test_estimate_command(cli):
-    result = cli("estimate", "--model", "7B")
-    assert result.exit_code == 0 and "qlora" in result.output and "6.74B" in result.output
-
-
-def test_memory_estimate_orders_the_methods():
-    llama7b = LlamaConfig(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-                          num_attention_heads=32)
-    sizes = {m: memory.estimate(llama7b, TrainSpec(method=m, micro_batch_size=1), 1024).total_gb
-             for m in ("qlora", "lora", "full")}
-    assert sizes["qlora"] < sizes["lora"] < sizes["full"]
-    assert 4 < sizes["qlora"] < 10 and sizes["full"] > 100  # the field's rules of thumb: ~6 GB and ~160 GB
-    assert memory.estimate(llama7b, TrainSpec(), 1024).parameters == pytest.approx(6.74e9, rel=0.01)
 
 
 def test_train_without_the_extra_says_what_to_install(monkeypatch, cli, tmp_path):

@@ -33,8 +33,8 @@ from transformers import (
     get_cosine_schedule_with_warmup,
 )
 
+from pipeline.memory import MemoryEstimate, estimate
 from schemas.mix import TrainSpec
-from trainer.memory import MemoryEstimate, estimate, fits
 
 IGNORE = -100
 
@@ -129,7 +129,7 @@ def train(build: Path, settings: TrainSpec, base_model: str, output: Path, seed:
     seq_len = max(len(r["input_ids"]) for r in train_rows)
     memory = estimate(config, settings, seq_len)
     print(memory.summary())
-    if torch.cuda.is_available() and not fits(memory):
+    if torch.cuda.is_available() and memory.total > torch.cuda.mem_get_info()[0]:
         free = torch.cuda.mem_get_info()[0] / 2**30
         raise TrainError(f"the estimate ({memory.total_gb:.1f} GB) exceeds the free GPU memory ({free:.1f} GB): "
                          "use method qlora, a smaller micro_batch_size, gradient_checkpointing or a shorter cutoff")

@@ -1,4 +1,8 @@
-"""GPU memory estimate for fine-tuning a LLaMA-shaped model (first version; issue #6 grows it into a report).
+"""GPU memory estimate for fine-tuning a LLaMA-shaped model: pure arithmetic on the model's shape, no torch.
+
+Contract: ``estimate(shape, settings, seq_len)`` and ``model_shape(model)`` read nothing but their arguments (and
+a local config.json ``model_shape`` is pointed at). The build report (``memory_report.py``), ``pipeline estimate``
+and the trainer (which checks the estimate against the free GPU memory before it loads a model) all use them.
 
 Assumptions, stated because they decide the numbers:
 - mixed precision with AdamW: a trained weight keeps an fp32 copy (4 bytes), an fp32 gradient (4) and two fp32
@@ -10,7 +14,7 @@ Assumptions, stated because they decide the numbers:
   layer's full activations during its recomputation; plus the logits (4 bytes x vocab per token, fp32);
 - 20% on top for the CUDA context, the allocator's fragmentation and temporary buffers.
 
-Calibrated against the field's rules of thumb at micro-batch 1 and 1024 tokens (tests/test_trainer.py): 16-bit
+Calibrated against the field's rules of thumb at micro-batch 1 and 1024 tokens (tests/test_memory.py): 16-bit
 full fine-tuning ~160 / 320 / 600 / 1200 GB and 4-bit QLoRA ~6 / 12 / 24 / 48 GB for 7B / 13B / 30B / 65B.
 """
 
@@ -24,7 +28,6 @@ from schemas.mix import TrainSpec
 
 GB = 2**30
 OVERHEAD = 0.20
-MLP_MODULES = ("gate_proj", "up_proj", "down_proj")
 
 
 @dataclass(frozen=True)
@@ -136,11 +139,3 @@ def model_shape(model: str) -> Any:
     hidden = int(round((count / (layers * 12.3)) ** 0.5 / 128) * 128) or 128
     return Shape(hidden, int(hidden * i / h), layers, max(1, hidden // 128))
 
-
-def fits(memory: MemoryEstimate) -> bool:
-    """Whether the estimate fits the free memory of the current CUDA device (True without CUDA)."""
-    import torch
-
-    if not torch.cuda.is_available():
-        return True
-    return memory.total <= torch.cuda.mem_get_info()[0]
