@@ -105,3 +105,25 @@ def children_die_with_this_process() -> Iterator[None]:
     finally:
         watchdog.kill()
         watchdog.wait()
+
+
+def start_temporary_quietly() -> None:
+    """Start, now, the temporary server Prefect starts when no PREFECT_API_URL is set, with its output sent to
+    /dev/null: it shares the terminal's process group, so Ctrl-C reaches it too, and it printed "Aborted!" (and
+    shutdown noise) after the build's one line. A configured server is left alone."""
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_ALLOW_EPHEMERAL_MODE
+
+    if PREFECT_API_URL.value() or not PREFECT_SERVER_ALLOW_EPHEMERAL_MODE.value():
+        return
+    saved = [os.dup(fd) for fd in (1, 2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for fd in (1, 2):
+            os.dup2(devnull, fd)
+        SubprocessASGIServer().start()  # the instance Prefect's clients use (one per process)
+    finally:
+        for fd, copy in zip((1, 2), saved, strict=True):
+            os.dup2(copy, fd)
+            os.close(copy)
+        os.close(devnull)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from collections.abc import Iterator
@@ -98,7 +99,7 @@ def _build_errors_exit() -> Iterator[None]:
 
 
 @contextmanager
-def _output_errors_exit() -> Iterator[None]:
+def _output_errors_exit(target: Path) -> Iterator[None]:
     """Output and file-system problems as one line: an unsafe or unwritable target (2, nothing done), a build
     that kept nothing (1, its summary first, the previous output untouched), any other OSError naming its path
     (1: disk full, unreadable input, a read-only folder)."""
@@ -112,13 +113,17 @@ def _output_errors_exit() -> Iterator[None]:
         _error(str(err))
         raise typer.Exit(2) from None
     except OSError as err:
-        _error(_os_error(err))
+        _error(_os_error(err, target))
         raise typer.Exit(1) from None
 
 
-def _os_error(err: OSError) -> str:
-    where = f"{err.filename}: " if err.filename else ""
-    return f"{where}{err.strerror or err}" + (f" ({err.filename2})" if err.filename2 else "")
+def _os_error(err: OSError, target: Path) -> str:
+    """One line naming the path; pyarrow's write errors name none, so a full disk names the output's folder."""
+    if err.filename:
+        return f"{err.filename}: {err.strerror or err}" + (f" ({err.filename2})" if err.filename2 else "")
+    if err.errno == errno.ENOSPC or "No space left on device" in str(err):
+        return f"{target.parent}: No space left on device while writing {target.name} (nothing was replaced)"
+    return str(err)
 
 
 def _summary(report: BuildReport) -> Table:
@@ -148,6 +153,9 @@ def _run_flow(mix_path: Path, mix: Mix, runner: str, dask_address: str | None, w
               versioned: bool, verify: bool) -> Path:
     """The build flow (flows/build_flow.py) with a progress bar over its shards; returns the output folder.
     An output written from the same inputs, settings and code is returned before Prefect is even imported."""
+    # the CLI prints a failed build's own error in one line; Prefect's console would add its log and traceback
+    # (the server and its UI still get them; -v shows them here too)
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     from flows import keys
 
     unchanged = keys.current_output(mix, keys.build_keys(mix).build, versioned, verify)
@@ -161,6 +169,7 @@ def _run_flow(mix_path: Path, mix: Mix, runner: str, dask_address: str | None, w
     flow = flows_build.with_runner(runner, dask_address, workers)
     with server.children_die_with_this_process(), _files_bar(mix, f"{runner} flow") as (bar, task), \
             _build_errors_exit():
+        server.start_temporary_quietly()
 
         def advance(source: str, records: int, file_done: bool) -> None:
             bar.update(task, advance=1, description=f"{runner} flow: {source}")
@@ -190,13 +199,13 @@ def build(mix: Path = MIX_OPTION, workers: int | None = WORKERS_OPTION, runner: 
         _error("--versioned needs the flow (--runner local or dask)")
         raise typer.Exit(2)
     spec = _load(mix)
-    with stopping.on_signals(spec.out_dir, console), _output_errors_exit():
+    with stopping.on_signals(spec.out_dir), _output_errors_exit(spec.out_dir):
         output_folder.check(spec, versioned)
-        if runner == "direct":
-            with output_folder.hold(spec.out_dir):
+        with output_folder.hold(spec.out_dir):  # the flow holds it too (for serve); held here, its hold is free
+            if runner == "direct":
                 out = build_stage.write(_run(spec, workers, cache=True))
-        else:
-            out = _run_flow(mix, spec, runner, dask_address, workers, versioned, verify)
+            else:
+                out = _run_flow(mix, spec, runner, dask_address, workers, versioned, verify)
     report = BuildReport.model_validate_json((out / "report.json").read_bytes())
     _print_build(report, out)
 

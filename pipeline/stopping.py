@@ -1,6 +1,6 @@
 """Stopping a build on Ctrl-C or SIGTERM: at once, with one line, exit 130, and nothing left running.
 
-Contract: inside ``on_signals(target, console)``, SIGINT and SIGTERM print one line, stop every process this one
+Contract: inside ``on_signals(target)``, SIGINT and SIGTERM print one line, stop every process this one
 started (``stop_children``), remove this process's temporary output folder beside ``target`` and end the process
 with status 130. Leaving the block restores the previous handlers.
 """
@@ -16,11 +16,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from rich.console import Console
-
 
 @contextmanager
-def on_signals(target: Path, console: Console) -> Iterator[None]:
+def on_signals(target: Path) -> Iterator[None]:
     """Ctrl-C (SIGINT) and SIGTERM stop a build at once, with one line and exit 130: the processes this one
     started (workers, Dask, the temporary Prefect server) are stopped, this process's temporary output folder
     is removed, and the previous output stays as it was. Nothing waits for running stages to notice (Prefect's
@@ -30,6 +28,7 @@ def on_signals(target: Path, console: Console) -> Iterator[None]:
     Python runs a signal handler only between bytecodes of the main thread, which can sit seconds in one
     fastText or tokenizer call; so the C-level handler's wakeup byte (``signal.set_wakeup_fd``) wakes a
     thread that stops the build from there."""
+    terminal = os.dup(2)  # stderr as it is now: fd 2 may point elsewhere for a while (the server's start)
     reader, writer = socket.socketpair()
     writer.setblocking(False)
     signals = (signal.SIGINT, signal.SIGTERM)
@@ -39,8 +38,10 @@ def on_signals(target: Path, console: Console) -> Iterator[None]:
     def watch() -> None:
         while data := reader.recv(1):
             if data[0] in signals:
-                console.print(f"\ninterrupted ({signal.Signals(data[0]).name}): build stopped; {target} is as it "
-                              "was", soft_wrap=True, highlight=False)
+                # straight to the file descriptor: a live progress display would hold a console.print back
+                os.write(terminal, f"\ninterrupted ({signal.Signals(data[0]).name}): build stopped; {target} is as it "
+                            "was\n".encode())
+                _silence()  # what threads still log while the children stop is noise after that line
                 stop_children()
                 for folder in (target.parent, target):
                     shutil.rmtree(folder / f".{target.name}.tmp-{os.getpid()}", ignore_errors=True)
@@ -57,6 +58,7 @@ def on_signals(target: Path, console: Console) -> Iterator[None]:
         writer.close()  # ends the watcher: its recv returns b""
         watcher.join()
         reader.close()
+        os.close(terminal)
 
 
 def stop_children(grace_s: float = 0.5) -> None:
@@ -70,3 +72,9 @@ def stop_children(grace_s: float = 0.5) -> None:
     for child in alive:
         with suppress(psutil.Error):
             child.kill()
+
+
+def _silence() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for fd in (1, 2):
+        os.dup2(devnull, fd)
