@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
+from pipeline.io.items import json_text
 
 Record = dict[str, Any]
 RowAdapter = Callable[[Mapping[str, Any]], list[Record]]
@@ -224,7 +224,7 @@ def _from_turns(row: Mapping[str, Any], key: str, columns: Mapping[str, str]) ->
         raise FormatError("bad_conversation:no_answer", "the last turn is the user's: there is no answer to learn")
     tools = row.get("tools")
     if tools:
-        tools_text = tools if isinstance(tools, str) else orjson.dumps(tools).decode()
+        tools_text = tools if isinstance(tools, str) else json_text(tools)  # any depth (orjson stops at 254)
         system = f"{system}\n\nTools:\n{tools_text}" if system else f"Tools:\n{tools_text}"
         repairs.append("tools_in_system")
     record: Record = {

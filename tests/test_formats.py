@@ -112,3 +112,13 @@ def test_real_v1_messages_with_parts(shared_data):
     records = adapt_batch("openai", [json.loads(line) for line in lines], {}, {}).records
     assert len(records) == 500 and records[0]["instruction"] == "hi"
     assert all(isinstance(r["output"], str) for r in records)
+
+
+def test_tools_nested_past_orjsons_depth_limit_are_folded_into_the_system_prompt():
+    """A ShareGPT `tools` value 300 levels deep crashed the build (orjson writes at most 254 levels)."""
+    tools: list = []
+    for _ in range(300):
+        tools = [tools]
+    turns = [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello"}]
+    (record,) = adapt("sharegpt", {"conversations": turns, "tools": tools})
+    assert record["system"] == "Tools:\n" + "[" * 301 + "]" * 301

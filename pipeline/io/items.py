@@ -29,10 +29,15 @@ class ItemBatch:
         """The item as JSON text: the source text of a bad item, the re-serialized value otherwise."""
         if pos in self.bad:
             return self.bad[pos][0]
-        try:
-            return orjson.dumps(self.values[pos], default=str).decode()
-        except orjson.JSONEncodeError:  # nested deeper than orjson writes (254 levels)
-            return _deep_dumps(self.values[pos])
+        return json_text(self.values[pos])
+
+
+def json_text(value: Any) -> str:
+    """``value`` as compact JSON text at any depth (orjson's, or ``_deep_dumps`` past its 254 levels)."""
+    try:
+        return orjson.dumps(value, default=str).decode()
+    except orjson.JSONEncodeError:
+        return _deep_dumps(value)
 
 
 def _deep_dumps(value: Any) -> str:
