@@ -137,10 +137,9 @@ def current_output(mix: Mix, key: str | None, versioned: bool, verify: bool = Fa
     intact (sizes against the manifest; with ``verify`` the sha256 too), else None: the build runs again, from
     its cached stages where their outputs are still there."""
     folder = versions.latest(mix.out_dir) if versioned else mix.out_dir
-    manifest = folder / "manifest.json" if folder is not None else None
-    if key is None or folder is None or manifest is None or not manifest.is_file():
+    if key is None or folder is None or not (folder / "manifest.json").is_file():
         return None
-    if orjson.loads(manifest.read_bytes()).get("build_key") != key:
+    if orjson.loads((folder / "manifest.json").read_bytes()).get("build_key") != key:
         return None
     problem = output_folder.damaged(folder, verify)
     if problem is not None:

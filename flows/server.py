@@ -73,7 +73,6 @@ def start(home: Path, port: int | None = None) -> LocalServer:
     raise RuntimeError(f"the Prefect server did not answer in {START_TIMEOUT_S} s: {log.read_text()[-2000:]}")
 
 
-
 WATCHDOG = """
 import os, sys, time
 import psutil

@@ -29,6 +29,8 @@ from typing import Any
 
 import polars as pl
 
+from pipeline.io import output_folder
+
 DONE = "done"  # written last: the folder is complete
 
 
@@ -59,11 +61,7 @@ def put(value: Any, folder: Path) -> StageHandle:
     try:
         skeleton = _strip(value, tmp, itertools.count())
         (tmp / DONE).touch()
-        if folder.exists():  # a refreshed cache: the same key, computed again
-            old = folder.with_name(f".{folder.name}.old-{uuid.uuid4().hex}")
-            folder.rename(old)
-            shutil.rmtree(old, ignore_errors=True)
-        tmp.rename(folder)
+        output_folder.replace(tmp, folder)  # over a refreshed cache's folder (the same key, computed again) too
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -782,7 +782,7 @@ def write(result: BuildResult, target: Path | None = None, build_key: str | None
     target = target or mix.out_dir
     if result.train.height == 0:
         raise output_folder.EmptyBuildError(result.report, target)
-    with writers.atomic_folder(target) as tmp:
+    with output_folder.atomic_folder(target) as tmp:
         compression, level = spec.output.compression, spec.output.compression_level
         writers.write_parquet(result.train, tmp / "train.parquet", compression, level)
         writers.write_parquet(result.eval, tmp / "eval.parquet", compression, level)

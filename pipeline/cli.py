@@ -65,7 +65,7 @@ def _load(mix_path: Path) -> Mix:
 
 
 def _run(mix: Mix, workers: int | None, cache: bool = False) -> build_stage.BuildResult:
-    with _files_bar(mix, "reading") as (bar, task), _build_errors_exit():
+    with _files_bar(mix, "reading") as (bar, task), _build_errors_exit(mix.out_dir):
         seen = {"records": 0}
 
         def advance(source: str, records: int, file_done: bool) -> None:
@@ -86,32 +86,22 @@ def _files_bar(mix: Mix, description: str) -> Iterator[tuple[Progress, TaskID]]:
 
 
 @contextmanager
-def _build_errors_exit() -> Iterator[None]:
-    """A build's expected errors as a message and an exit status: 2 for set-up (tokenizer, mixture), 1 for data."""
-    try:
-        yield
-    except (TokenizerError, MixtureError) as err:
-        _error(str(err))
-        raise typer.Exit(2) from None
-    except MalformedJSONError as err:
-        _error(str(err))
-        raise typer.Exit(1) from None
-
-
-@contextmanager
-def _output_errors_exit(target: Path) -> Iterator[None]:
-    """Output and file-system problems as one line: an unsafe or unwritable target (2, nothing done), a build
-    that kept nothing (1, its summary first, the previous output untouched), any other OSError naming its path
-    (1: disk full, unreadable input, a read-only folder)."""
+def _build_errors_exit(target: Path) -> Iterator[None]:
+    """A build's expected errors as one line and an exit status: 2 for set-up (tokenizer, mixture guards, an
+    unsafe or unwritable output), 1 for data (malformed JSON; a build that kept nothing, its summary first, the
+    previous output untouched) and for any other OSError, named by its path (disk full, an unreadable input)."""
     try:
         yield
     except output_folder.EmptyBuildError as err:
         console.print(_summary(err.report))
         _error(str(err))
         raise typer.Exit(1) from None
-    except output_folder.OutputError as err:
+    except (TokenizerError, MixtureError, output_folder.OutputError) as err:
         _error(str(err))
         raise typer.Exit(2) from None
+    except MalformedJSONError as err:
+        _error(str(err))
+        raise typer.Exit(1) from None
     except OSError as err:
         _error(_os_error(err, target))
         raise typer.Exit(1) from None
@@ -168,7 +158,7 @@ def _run_flow(mix_path: Path, mix: Mix, runner: str, dask_address: str | None, w
 
     flow = flows_build.with_runner(runner, dask_address, workers)
     with server.children_die_with_this_process(), _files_bar(mix, f"{runner} flow") as (bar, task), \
-            _build_errors_exit():
+            _build_errors_exit(mix.out_dir):
         server.start_temporary_quietly()
 
         def advance(source: str, records: int, file_done: bool) -> None:
@@ -199,7 +189,7 @@ def build(mix: Path = MIX_OPTION, workers: int | None = WORKERS_OPTION, runner: 
         _error("--versioned needs the flow (--runner local or dask)")
         raise typer.Exit(2)
     spec = _load(mix)
-    with stopping.on_signals(spec.out_dir), _output_errors_exit(spec.out_dir):
+    with stopping.on_signals(spec.out_dir), _build_errors_exit(spec.out_dir):
         output_folder.check(spec, versioned)
         with output_folder.hold(spec.out_dir):  # the flow holds it too (for serve); held here, its hold is free
             if runner == "direct":

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from pipeline.io import output_folder
+
 
 @contextmanager
 def on_signals(target: Path) -> Iterator[None]:
@@ -43,8 +45,7 @@ def on_signals(target: Path) -> Iterator[None]:
                             "was\n".encode())
                 _silence()  # what threads still log while the children stop is noise after that line
                 stop_children()
-                for folder in (target.parent, target):
-                    shutil.rmtree(folder / f".{target.name}.tmp-{os.getpid()}", ignore_errors=True)
+                shutil.rmtree(output_folder.temporary(target), ignore_errors=True)
                 os._exit(130)
 
     watcher = threading.Thread(target=watch, name="stop-on-signals", daemon=True)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import fcntl
-import hashlib
 import os
 import re
 import shutil
@@ -33,6 +32,7 @@ from pathlib import Path
 import orjson
 
 from pipeline.config import Mix, ResolvedSource
+from pipeline.io.writers import sha256_file
 from schemas.report import BuildReport
 
 MANIFEST = "manifest.json"
@@ -173,13 +173,11 @@ _held: set[Path] = set()
 def recover(folder: Path) -> None:
     """Clear killed builds' leftovers of ``folder`` (and inside it, for a versioned root); restore a target that
     the fallback's two renames left missing. Call it only while holding the folder."""
-    leftovers = _leftovers(folder.parent, folder.name)
-    if not folder.exists():
-        complete = [p for kind in ("tmp", "old") for p in leftovers
-                    if LEFTOVER.match(p.name)["kind"] == kind and (p / MANIFEST).is_file()]  # type: ignore[index]
-        if complete:
-            complete[0].rename(folder)
-            leftovers.remove(complete[0])
+    leftovers = _leftovers(folder.parent, folder.name)  # newest first; a new build (tmp) before an old one
+    complete = [path for path in leftovers if (path / MANIFEST).is_file()]
+    if complete and not folder.exists():
+        complete[0].rename(folder)
+        leftovers.remove(complete[0])
     for path in leftovers:
         shutil.rmtree(path, ignore_errors=True)
     if folder.is_dir() and not folder.is_symlink():
@@ -191,8 +189,30 @@ def recover(folder: Path) -> None:
 def _leftovers(parent: Path, name: str) -> list[Path]:
     if not parent.is_dir():
         return []
-    found = [p for p in parent.iterdir() if (m := LEFTOVER.match(p.name)) and m["name"] == name and p.is_dir()]
-    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+    found = [(m["kind"], p) for p in parent.iterdir()
+             if (m := LEFTOVER.match(p.name)) and m["name"] == name and p.is_dir()]
+    return [p for _, p in sorted(found, key=lambda kp: (kp[0] != "tmp", -kp[1].stat().st_mtime))]
+
+
+def temporary(target: Path, pid: int | None = None) -> Path:
+    """Where this process (or ``pid``) writes ``target``'s next content: hidden beside it, named by the PID."""
+    return target.with_name(f".{target.name}.tmp-{os.getpid() if pid is None else pid}")
+
+
+@contextmanager
+def atomic_folder(target: Path) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``target``; on success it replaces ``target`` (``replace``), on
+    failure it is removed. A kill leaves it, and the next ``hold`` of the target clears it."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary(target)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    replace(tmp, target)
 
 
 RENAME_EXCHANGE = 2
@@ -261,11 +281,6 @@ def damaged(folder: Path, verify: bool = False) -> str | None:
             return f"{name} is missing"
         if name in sizes and path.stat().st_size != sizes[name]:
             return f"{name} has {path.stat().st_size:,} bytes, the manifest says {sizes[name]:,}"
-        if (verify or not sizes) and _sha256(path) != sha256:
+        if (verify or not sizes) and sha256_file(path) != sha256:
             return f"{name} does not match its sha256 in the manifest"
     return None
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()

@@ -1,42 +1,17 @@
-"""Write a build's output folder atomically and deterministically.
-
-Everything goes to a hidden temporary folder beside the target, and only a complete folder is renamed into
-place, so a crash leaves either the previous build or nothing, never a half-build that looks complete.
-Parquet files are written with fixed settings, JSON with sorted keys: the same frames give the same bytes.
+"""Write a build's files deterministically: Parquet with fixed settings, JSON with sorted keys, the HF DatasetDict
+from batches of a fixed size, so the same frames give the same bytes. (The folder they go into, and how it
+replaces the previous build, is ``output_folder``'s.)
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
 import polars as pl
-
-from pipeline.io import output_folder
-
-
-@contextmanager
-def atomic_folder(target: Path) -> Iterator[Path]:
-    """Yield an empty temporary folder beside ``target``; on success it replaces ``target`` in one atomic step
-    (``output_folder.replace``), on failure it is removed. A kill leaves the temporary folder, which the next
-    build of the same target clears (``output_folder.hold``)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    output_folder.replace(tmp, target)
-
 
 ROW_GROUP = 100_000
 PYARROW_CODECS = {"uncompressed": "none"}  # mix.yaml's names (polars') where pyarrow's differ
@@ -48,9 +23,8 @@ def write_parquet(frame: pl.DataFrame, path: Path, compression: str = "zstd", le
     depend on the rows alone, never on how the frame happens to be chunked in memory (the same train split
     computed in this process or read back from the flow's stage files is chunked differently, and Parquet
     pages follow chunks). Only one row group's rows are copied at a time."""
-    import pyarrow.parquet as pq
-
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
     codec = PYARROW_CODECS.get(compression, compression)
     if codec == "none" or not pa.Codec.supports_compression_level(codec):
