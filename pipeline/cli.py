@@ -25,7 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pipeline import build as build_stage
-from pipeline import stopping
+from pipeline import stopping, summaries
 from pipeline.config import ConfigError, Mix, load_mix
 from pipeline.io import output_folder
 from pipeline.io.json_stream import MalformedJSONError
@@ -93,7 +93,7 @@ def _build_errors_exit(target: Path) -> Iterator[None]:
     try:
         yield
     except output_folder.EmptyBuildError as err:
-        console.print(_summary(err.report))
+        console.print(summaries.build_table(err.report))
         _error(str(err))
         raise typer.Exit(1) from None
     except (TokenizerError, MixtureError, output_folder.OutputError) as err:
@@ -114,21 +114,6 @@ def _os_error(err: OSError, target: Path) -> str:
     if err.errno == errno.ENOSPC or "No space left on device" in str(err):
         return f"{target.parent}: No space left on device while writing {target.name} (nothing was replaced)"
     return str(err)
-
-
-def _summary(report: BuildReport) -> Table:
-    table = Table(title=f"{report.name}: {report.totals['input']:,} records in, "
-                        f"{report.totals['train']:,} train, {report.totals['eval']:,} eval, "
-                        f"{report.totals['rejected']:,} rejected, {report.totals.get('duplicates', 0):,} duplicates")
-    for column in ("source", "format", "input", "kept", "rejected", "duplicates", "rejected because", "repaired"):
-        numeric = column in ("input", "kept", "rejected", "duplicates")
-        table.add_column(column, justify="right" if numeric else "left", no_wrap=True)
-    for s in report.sources:
-        reasons = "\n".join(f"{k} {v:,}" for k, v in sorted(s.reasons.items(), key=lambda kv: -kv[1]))
-        repairs = "\n".join(f"{k} {v:,}" for k, v in s.repairs.items())
-        table.add_row(s.name, s.format, f"{s.input:,}", f"{s.kept:,}", f"{s.rejected:,}", f"{s.duplicates:,}",
-                      reasons, repairs)
-    return table
 
 
 RUNNER_OPTION = typer.Option("local", "--runner", "-r",
@@ -197,48 +182,7 @@ def build(mix: Path = MIX_OPTION, workers: int | None = WORKERS_OPTION, runner: 
             else:
                 out = _run_flow(mix, spec, runner, dask_address, workers, versioned, verify)
     report = BuildReport.model_validate_json((out / "report.json").read_bytes())
-    _print_build(report, out)
-
-
-def _print_build(report: BuildReport, out: Path) -> None:
-    console.print(_summary(report))
-    tokens = report.tokens
-    if tokens:
-        packed = f", packed {tokens.packing_efficiency:.1%} full" if tokens.packing_efficiency is not None else ""
-        console.print(f"tokenized with {tokens.tokenizer} ({tokens.template}, cutoff {tokens.cutoff_len}): "
-                      f"{tokens.train_tokens:,} train tokens in {tokens.train_rows:,} rows{packed}, "
-                      f"{tokens.eval_tokens:,} eval tokens", soft_wrap=True, highlight=False)
-    if report.dedup:
-        d = report.dedup
-        near = f", {d.near_removed:,} near (Jaccard >= {d.threshold}, {d.verified_pairs:,} of {d.candidate_pairs:,} " \
-               f"LSH candidate pairs verified)" if d.near else ""
-        console.print(f"dedup: {d.exact_removed:,} exact{near}; {d.cross_source:,} across sources, "
-                      f"{d.against_references:,} against references", soft_wrap=True, highlight=False)
-    if report.pii and report.pii.found:
-        verb = {"redact": "redacted", "quarantine": "quarantined", "flag": "flagged"}[report.pii.action]
-        console.print(f"pii: {verb} " + ", ".join(f"{k} {v:,}" for k, v in report.pii.found.items()),
-                      soft_wrap=True, highlight=False)
-    if report.split:
-        console.print(f"split: {report.split.eval:,} eval records "
-                      f"({', '.join(f'{k} {v:,}' for k, v in report.split.by_task.items())}); "
-                      f"{report.split.shared_ids} shared ids, {report.split.shared_exact_keys} shared exact keys",
-                      soft_wrap=True, highlight=False)
-    if report.mixture:
-        m = report.mixture
-        console.print(f"mixture: {m.achieved:,} of {m.size:,} {m.unit} ("
-                      + ", ".join(f"{t.task} {t.achieved:,}/{t.target:,}" for t in m.tasks)
-                      + f"); general share {m.general_share_achieved:.1%}; "
-                      f"{report.totals.get('sampled_out', 0):,} sampled out, {report.totals.get('repeats', 0):,} repeats",
-                      soft_wrap=True, highlight=False)
-        for warning in m.warnings:
-            console.print(f"[yellow]mixture warning:[/] {warning}", soft_wrap=True, highlight=False)
-    if report.changes:
-        c = report.changes
-        console.print(f"changes since {c.previous or 'nothing (first version)'}: {c.added:,} added, {c.removed:,} "
-                      f"removed, {c.changed:,} changed, {c.unchanged:,} unchanged", soft_wrap=True, highlight=False)
-    for line in report.advice:
-        console.print(f"advice: {line}", soft_wrap=True, highlight=False)
-    console.print(f"wrote [bold]{out}[/] ({', '.join(sorted(p.name for p in out.iterdir()))})", soft_wrap=True)
+    summaries.print_build(console, report, out)
 
 
 @app.command()
@@ -265,7 +209,7 @@ def validate(mix: Path = MIX_OPTION, workers: int | None = WORKERS_OPTION) -> No
     """Check the mix spec and read every source through validation, without writing anything."""
     spec = _load(mix)
     result = _run(spec, workers)
-    console.print(_summary(result.report))
+    console.print(summaries.build_table(result.report))
     console.print(f"[green]ok:[/] {mix} is valid and its {len(spec.sources)} source(s) are readable", soft_wrap=True)
 
 
@@ -369,26 +313,6 @@ class _AuditProgress:
         self.bar.update(self.task, description=f"{name} ({self.records:,} items)")
 
 
-def _audit_summary(report) -> list[Table]:  # type: ignore[no-untyped-def]
-    files = Table(title=f"{report.totals['items']:,} items in {len(report.files)} file(s): "
-                        f"{report.totals['records']:,} readable records, {report.totals['rejected']:,} rejected")
-    for column in ("file", "format", "items", "records", "rejected", "duplicates", "languages", "problem"):
-        files.add_column(column, justify="right" if column in ("items", "records", "rejected", "duplicates")
-                         else "left", no_wrap=column not in ("problem", "languages"))
-    for f in report.files:
-        languages = ", ".join(f"{k} {v:,}" for k, v in list(f.languages.items())[:2])
-        files.add_row(f.source, f.format, f"{f.items:,}", f"{f.records:,}", f"{sum(f.rejected.values()):,}",
-                      f"{f.duplicates:,}", languages, f.problem or "")
-    verdicts = Table(title="verdicts, worst first")
-    for column in ("severity", "problem", "count", "what"):
-        verdicts.add_column(column, justify="right" if column == "count" else "left",
-                            no_wrap=column != "what")
-    style = {"high": "bold red", "medium": "yellow", "low": "cyan", "info": "dim"}
-    for v in report.verdicts:
-        verdicts.add_row(Text(v.severity, style=style[v.severity]), v.code, f"{v.count:,}", v.message)
-    return [files, verdicts]
-
-
 @app.command()
 def audit(paths: list[str] = typer.Argument(..., help="Files, globs (quoted) or folders, in any format a source "
                                              "can have; each file is audited on its own and against the others."),
@@ -423,7 +347,7 @@ def audit(paths: list[str] = typer.Argument(..., help="Files, globs (quoted) or 
     folder = out or Path("out") / "audit" / (re.sub(r"[^A-Za-z0-9_.\-]+", "_", Path(paths[0]).name).strip("_.")
                                              or "dataset")
     written = audit_stage.write(report, folder, formats)
-    for summary in _audit_summary(report):
+    for summary in summaries.audit_tables(report):
         console.print(summary)
     console.print(f"wrote {', '.join(str(p) for p in written)}", soft_wrap=True, highlight=False)
 

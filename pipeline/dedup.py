@@ -26,8 +26,8 @@ Near, over the records that survive exact dedup:
    collision. Pairs are measured in two rounds: each record with its best-ranked candidate, then only the pairs
    whose records are not yet in one cluster (measuring a pair inside a cluster cannot change the clusters),
    which at 1M records measures 1.2M of 2M candidates.
-4. Clusters are the connected components of the verified pairs (scipy.sparse.csgraph); every record but the best-ranked
-   one of a cluster is removed, with ``kept_id`` naming that one and ``similarity`` their true Jaccard.
+4. Clusters are the connected components of the verified pairs (scipy.sparse.csgraph); every record but the
+   best-ranked one of a cluster is removed, with ``kept_id`` naming that one and ``similarity`` their true Jaccard.
 """
 
 from __future__ import annotations
@@ -383,7 +383,7 @@ def deduplicate(records: pl.DataFrame, settings: DedupSpec, priority: Sequence[s
         exact_keeper = pl.concat([universe.select("row", "source"), keys], how="horizontal").select(
             pl.col("row").first().over("key_a", "key_b", *scope)).to_series().to_numpy().astype(np.int64)
     survivors = np.flatnonzero(exact_keeper == itself)
-    fingerprints = keys.to_numpy()[survivors]
+    fingerprints = keys.to_numpy()[survivors] if settings.near else None  # only near dedup's check needs them
     del keys
     sets = sets.take(survivors)
     keeper, similarity, signatures = exact_keeper, np.ones(n), None

@@ -1,0 +1,91 @@
+"""What the CLI prints about a finished build or audit: rich tables and lines made from its report alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from schemas.audit import AuditReport
+from schemas.report import BuildReport
+
+
+def build_table(report: BuildReport) -> Table:
+    """The sources of a build: records in, kept, rejected and duplicates, with the reasons and repairs."""
+    table = Table(title=f"{report.name}: {report.totals['input']:,} records in, "
+                        f"{report.totals['train']:,} train, {report.totals['eval']:,} eval, "
+                        f"{report.totals['rejected']:,} rejected, {report.totals.get('duplicates', 0):,} duplicates")
+    for column in ("source", "format", "input", "kept", "rejected", "duplicates", "rejected because", "repaired"):
+        numeric = column in ("input", "kept", "rejected", "duplicates")
+        table.add_column(column, justify="right" if numeric else "left", no_wrap=True)
+    for s in report.sources:
+        reasons = "\n".join(f"{k} {v:,}" for k, v in sorted(s.reasons.items(), key=lambda kv: -kv[1]))
+        repairs = "\n".join(f"{k} {v:,}" for k, v in s.repairs.items())
+        table.add_row(s.name, s.format, f"{s.input:,}", f"{s.kept:,}", f"{s.rejected:,}", f"{s.duplicates:,}",
+                      reasons, repairs)
+    return table
+
+
+def print_build(console: Console, report: BuildReport, out: Path) -> None:
+    """What `pipeline build` prints when it has written ``out``."""
+    console.print(build_table(report))
+    tokens = report.tokens
+    if tokens:
+        packed = f", packed {tokens.packing_efficiency:.1%} full" if tokens.packing_efficiency is not None else ""
+        console.print(f"tokenized with {tokens.tokenizer} ({tokens.template}, cutoff {tokens.cutoff_len}): "
+                      f"{tokens.train_tokens:,} train tokens in {tokens.train_rows:,} rows{packed}, "
+                      f"{tokens.eval_tokens:,} eval tokens", soft_wrap=True, highlight=False)
+    if report.dedup:
+        d = report.dedup
+        near = f", {d.near_removed:,} near (Jaccard >= {d.threshold}, {d.verified_pairs:,} of {d.candidate_pairs:,} " \
+               f"LSH candidate pairs verified)" if d.near else ""
+        console.print(f"dedup: {d.exact_removed:,} exact{near}; {d.cross_source:,} across sources, "
+                      f"{d.against_references:,} against references", soft_wrap=True, highlight=False)
+    if report.pii and report.pii.found:
+        verb = {"redact": "redacted", "quarantine": "quarantined", "flag": "flagged"}[report.pii.action]
+        console.print(f"pii: {verb} " + ", ".join(f"{k} {v:,}" for k, v in report.pii.found.items()),
+                      soft_wrap=True, highlight=False)
+    if report.split:
+        console.print(f"split: {report.split.eval:,} eval records "
+                      f"({', '.join(f'{k} {v:,}' for k, v in report.split.by_task.items())}); "
+                      f"{report.split.shared_ids} shared ids, {report.split.shared_exact_keys} shared exact keys",
+                      soft_wrap=True, highlight=False)
+    if report.mixture:
+        m = report.mixture
+        console.print(f"mixture: {m.achieved:,} of {m.size:,} {m.unit} ("
+                      + ", ".join(f"{t.task} {t.achieved:,}/{t.target:,}" for t in m.tasks)
+                      + f"); general share {m.general_share_achieved:.1%}; "
+                      f"{report.totals.get('sampled_out', 0):,} sampled out, {report.totals.get('repeats', 0):,} repeats",
+                      soft_wrap=True, highlight=False)
+        for warning in m.warnings:
+            console.print(f"[yellow]mixture warning:[/] {warning}", soft_wrap=True, highlight=False)
+    if report.changes:
+        c = report.changes
+        console.print(f"changes since {c.previous or 'nothing (first version)'}: {c.added:,} added, {c.removed:,} "
+                      f"removed, {c.changed:,} changed, {c.unchanged:,} unchanged", soft_wrap=True, highlight=False)
+    for line in report.advice:
+        console.print(f"advice: {line}", soft_wrap=True, highlight=False)
+    console.print(f"wrote [bold]{out}[/] ({', '.join(sorted(p.name for p in out.iterdir()))})", soft_wrap=True)
+
+
+def audit_tables(report: AuditReport) -> list[Table]:
+    """The files of an audit and its verdicts, worst first."""
+    files = Table(title=f"{report.totals['items']:,} items in {len(report.files)} file(s): "
+                        f"{report.totals['records']:,} readable records, {report.totals['rejected']:,} rejected")
+    for column in ("file", "format", "items", "records", "rejected", "duplicates", "languages", "problem"):
+        files.add_column(column, justify="right" if column in ("items", "records", "rejected", "duplicates")
+                         else "left", no_wrap=column not in ("problem", "languages"))
+    for f in report.files:
+        languages = ", ".join(f"{k} {v:,}" for k, v in list(f.languages.items())[:2])
+        files.add_row(f.source, f.format, f"{f.items:,}", f"{f.records:,}", f"{sum(f.rejected.values()):,}",
+                      f"{f.duplicates:,}", languages, f.problem or "")
+    verdicts = Table(title="verdicts, worst first")
+    for column in ("severity", "problem", "count", "what"):
+        verdicts.add_column(column, justify="right" if column == "count" else "left",
+                            no_wrap=column != "what")
+    style = {"high": "bold red", "medium": "yellow", "low": "cyan", "info": "dim"}
+    for v in report.verdicts:
+        verdicts.add_row(Text(v.severity, style=style[v.severity]), v.code, f"{v.count:,}", v.message)
+    return [files, verdicts]
