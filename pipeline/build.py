@@ -800,7 +800,7 @@ def write(result: BuildResult, target: Path | None = None, build_key: str | None
         manifest = Manifest(
             name=spec.name, seed=spec.seed, spec=spec.model_dump(mode="json", by_alias=True),
             spec_hash=result.report.spec_hash, inputs=input_files(mix), packages=package_versions(),
-            counts=result.report.totals, build_key=build_key,
+            counts=result.report.totals, mix_file=str(mix.path.resolve()), build_key=build_key,
             outputs={p.relative_to(tmp).as_posix(): writers.sha256_file(p) for p in files},
             output_bytes={p.relative_to(tmp).as_posix(): p.stat().st_size for p in files},
         )

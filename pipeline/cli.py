@@ -213,61 +213,6 @@ def validate(mix: Path = MIX_OPTION, workers: int | None = WORKERS_OPTION) -> No
     console.print(f"[green]ok:[/] {mix} is valid and its {len(spec.sources)} source(s) are readable", soft_wrap=True)
 
 
-def _trainer():  # type: ignore[no-untyped-def]
-    """trainer.qlora, or a clear exit when the train extra (torch, peft, bitsandbytes) is not installed."""
-    import importlib
-
-    try:
-        qlora = importlib.import_module("trainer.qlora")
-    except ModuleNotFoundError as err:
-        _error(f"training needs the 'train' extra ({err.name} is missing): pip install torch "
-               "(your CUDA build, or torch==2.13.0 for CPU) and then pip install 'instruct-pipeline[train]'")
-        raise typer.Exit(2) from None
-    return qlora
-
-
-@app.command()
-def train(build: Path = typer.Option(..., "--build", "-b", help="A build's output folder (out/<name>)."),
-          base_model: str | None = typer.Option(None, "--base-model", help="Hub id or local folder; default: "
-                                                "train.base_model of the build's mix"),
-          output: Path | None = typer.Option(None, "--output", "-o", help="Default: <build>/train/"),
-          max_steps: int | None = typer.Option(None, "--max-steps", help="Override train.max_steps.")) -> None:
-    """Fine-tune a model on a build's tokenized data (QLoRA by default); the train: section gives the settings."""
-    import json
-
-    from schemas.mix import MixSpec
-
-    qlora = _trainer()
-    manifest = json.loads((build / "manifest.json").read_text())
-    spec = MixSpec.model_validate(manifest["spec"])
-    settings = spec.train if max_steps is None else spec.train.model_copy(update={"max_steps": max_steps})
-    model = base_model or settings.base_model
-    if model is None:
-        _error("no base model: pass --base-model or set train.base_model in mix.yaml")
-        raise typer.Exit(2)
-    try:
-        metrics = qlora.train(build, settings, model, output or build / "train",
-                              seed=settings.seed if settings.seed is not None else spec.seed)
-    except qlora.TrainError as err:
-        _error(str(err))
-        raise typer.Exit(2) from None
-    last_eval = f", eval loss {metrics.eval_loss[-1]:.4f}" if metrics.eval_loss else ""
-    console.print(f"trained {len(metrics.steps)} steps: loss {metrics.loss[0]:.4f} -> {metrics.loss[-1]:.4f}"
-                  f"{last_eval}; wrote {output or build / 'train'}", soft_wrap=True, highlight=False)
-
-
-@app.command()
-def generate(adapter: Path = typer.Option(..., "--adapter", "-a", help="The adapter/ folder pipeline train wrote."),
-             prompt: str = typer.Option(..., "--prompt", "-p"),
-             max_new_tokens: int = typer.Option(64, "--max-new-tokens"),
-             merge_to: Path | None = typer.Option(None, "--merge-to", help="Also save base + adapter merged here.")) -> None:
-    """Complete a prompt with the base model plus an adapter, in the build's template."""
-    qlora = _trainer()
-    print(qlora.generate(adapter, prompt, max_new_tokens))
-    if merge_to is not None:
-        console.print(f"merged into {qlora.merge(adapter, merge_to)}", soft_wrap=True)
-
-
 @app.command()
 def estimate(model: str = typer.Option("7B", "--model", "-m", help="7B, 13B, 30B, 65B, a parameter count (6.7e9, "
                                        "20B) or a config.json (or a model folder)"),
@@ -350,6 +295,16 @@ def audit(paths: list[str] = typer.Argument(..., help="Files, globs (quoted) or 
     for summary in summaries.audit_tables(report):
         console.print(summary)
     console.print(f"wrote {', '.join(str(p) for p in written)}", soft_wrap=True, highlight=False)
+
+
+def _add_training_commands() -> None:
+    """train, generate and eval live with the trainer (trainer/cli.py); torch loads only when one of them runs."""
+    from trainer import cli as training
+
+    training.register(app)
+
+
+_add_training_commands()
 
 
 @app.callback()

@@ -29,4 +29,5 @@ class Manifest(BaseModel):
     counts: dict[str, int]
     outputs: dict[str, str]  # file name -> sha256, every output file but the manifest itself
     output_bytes: dict[str, int] = {}  # file name -> size: checked before an unchanged build is trusted
+    mix_file: str | None = None  # the mix file's absolute path: train.retention_eval resolves against its folder
     build_key: str | None = None  # flows/keys.py: the hash of all inputs, settings and code (None: built directly)

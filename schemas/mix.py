@@ -268,7 +268,18 @@ class TrainSpec(Section):
     max_grad_norm: float = Field(1.0, gt=0)
     gradient_checkpointing: bool = True
     eval_steps: int = Field(50, ge=1, description="eval loss on the build's eval split every N steps")
+    save_steps: int | None = Field(None, ge=1, description="checkpoint every N steps; default: every eval_steps")
+    save_total_limit: int | None = Field(3, ge=1, description="checkpoints kept (the newest); null: all")
     seed: int | None = Field(None, description="default: the mix's seed")
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2", "flex_attention"] | None = Field(
+        None, description="default: flash_attention_2 on a GPU with the flash_attn package, else sdpa")
+    retention_eval: list[str] = Field(
+        default_factory=list, description="general held-out sets (files or folders, relative to the mix file), "
+        "evaluated like the eval split but never trained on: the forgetting report's general loss")
+    max_forgetting: float | None = Field(
+        None, gt=0, description="stop (keeping the best evaluated weights) when the general loss rises more than "
+        "this share over the base model's, e.g. 0.05")
+    report_to: list[str] = Field(default_factory=list, description="transformers loggers, e.g. [tensorboard]")
 
 
 class MixSpec(Section):
