@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import click
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
@@ -23,6 +24,7 @@ from rich.progress import (
 )
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperGroup
 
 from pipeline import build as build_stage
 from pipeline import stopping, summaries
@@ -33,7 +35,25 @@ from pipeline.io.tokenizer import TokenizerError
 from pipeline.mixture import MixtureError
 from schemas.report import BuildReport
 
+class _Commands(TyperGroup):
+    """The commands; ``train``, ``generate`` and ``eval`` live with the trainer (trainer/cli.py), imported only when
+    one of them runs or ``--help`` lists them, so a build never imports the trainer."""
+
+    TRAINING = ("train", "generate", "eval")
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*super().list_commands(ctx), *self.TRAINING]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.TRAINING:
+            return super().get_command(ctx, name)
+        from trainer import cli as training
+
+        return typer.main.get_group(training.app).get_command(ctx, name)
+
+
 app = typer.Typer(
+    cls=_Commands,
     help=(
         "Curate instruction (SFT) data for LLaMA-family fine-tuning. Describe your sources and policies in a "
         "mix.yaml (see data/mix.yaml and the README), then run `pipeline build --mix mix.yaml`."
@@ -295,16 +315,6 @@ def audit(paths: list[str] = typer.Argument(..., help="Files, globs (quoted) or 
     for summary in summaries.audit_tables(report):
         console.print(summary)
     console.print(f"wrote {', '.join(str(p) for p in written)}", soft_wrap=True, highlight=False)
-
-
-def _add_training_commands() -> None:
-    """train, generate and eval live with the trainer (trainer/cli.py); torch loads only when one of them runs."""
-    from trainer import cli as training
-
-    training.register(app)
-
-
-_add_training_commands()
 
 
 @app.callback()

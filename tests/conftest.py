@@ -105,3 +105,46 @@ def flow_cli(prefect_api: str, cli: Callable[..., Any]) -> Callable[..., Any]:
     """The ``pipeline`` command for a build that runs its flow (``--runner local`` or ``dask``): against the
     session's Prefect server."""
     return cli
+
+
+TINY_LLAMA = dict(vocab_size=32000, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=4, max_position_embeddings=512)
+RETENTION_TOPICS = ("the moon", "volcanoes", "honey bees", "the piano", "glaciers", "the printing press", "owls",
+                    "copper", "the Nile", "chess", "tides", "bamboo", "penguins", "the telescope", "salt", "comets")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialized two-layer LLaMA with LLaMA-2's 32,000-token vocabulary, saved to a folder."""
+    torch = pytest.importorskip("torch", reason="the trainer needs the train extra (torch)")
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(LlamaConfig(**TINY_LLAMA)).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def trainer_build(tmp_path_factory: pytest.TempPathFactory, llama_tokenizer: Any) -> Path:
+    """The demo data built packed (256-token rows) with a 15% eval split, and ``general/held_out.json``: 16
+    general records never trained on plus one copied from the train data, as ``train.retention_eval``."""
+    from pipeline import build
+    from pipeline.config import load_mix
+
+    root = tmp_path_factory.mktemp("trainer-build")
+    for folder in ("general", "tasks"):
+        (root / "data" / folder).mkdir(parents=True)
+        for path in (ROOT / "data" / folder).iterdir():
+            (root / "data" / folder / path.name).write_bytes(path.read_bytes())
+    general = json.loads((ROOT / "data" / "general" / "alpaca_general.json").read_text())
+    held_out = [{"instruction": f"Tell me one interesting fact about {topic}.", "input": "",
+                 "output": f"One interesting fact about {topic} is that people have studied it for centuries and "
+                           "still find new things to learn about it."} for topic in RETENTION_TOPICS]
+    (root / "data" / "general" / "held_out.json").write_text(json.dumps([*held_out, general[0]]))
+    spec = yaml.safe_load((ROOT / "data" / "mix.yaml").read_text())
+    spec["split"] = {"eval": 0.15}
+    spec["tokenize"].update(cutoff_len=256, overflow="truncate", packing=True)
+    spec["train"] = {"retention_eval": ["general/held_out.json"]}
+    (root / "data" / "mix.yaml").write_text(yaml.safe_dump(spec))
+    return build.write(build.run(load_mix(root / "data" / "mix.yaml"), tokenizer=llama_tokenizer))

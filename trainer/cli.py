@@ -1,4 +1,4 @@
-"""The training commands of ``pipeline``: ``train``, ``generate`` and ``eval``, added to the CLI by ``register``.
+"""The training commands of ``pipeline``: ``train``, ``generate`` and ``eval`` (``pipeline.cli`` loads them on use).
 
 Importing this module needs only the curation install: torch, peft and bitsandbytes (the ``train`` extra) are
 imported when a command runs, which otherwise exits with what to install.
@@ -24,6 +24,7 @@ from pipeline.config import ConfigError, format_validation_error
 from schemas.mix import MixSpec, TrainSpec
 
 console = Console(stderr=True)
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)  # read by pipeline.cli's command group
 
 # --option -> the train: field it overrides; the mix's train: section gives the defaults
 OVERRIDES = ("method", "learning_rate", "epochs", "max_steps", "micro_batch_size", "gradient_accumulation",
@@ -54,6 +55,7 @@ def settings_with(base: TrainSpec, overrides: dict[str, Any]) -> TrainSpec:
         raise ConfigError(format_validation_error(Path("command line"), err)) from None
 
 
+@app.command()
 def train(build: Path = typer.Option(..., "--build", "-b", help="A build's output folder (out/<name>)."),
           base_model: str | None = typer.Option(None, "--base-model", help="Hub id or local folder; default: "
                                                 "train.base_model of the build's mix"),
@@ -111,6 +113,7 @@ def train(build: Path = typer.Option(..., "--build", "-b", help="A build's outpu
                   f"wrote {target}", soft_wrap=True, highlight=False)
 
 
+@app.command()
 def generate(adapter: Path = typer.Option(..., "--adapter", "-a", help="The adapter/ folder pipeline train wrote."),
              prompt: str = typer.Option(..., "--prompt", "-p"),
              max_new_tokens: int = typer.Option(64, "--max-new-tokens"),
@@ -122,6 +125,7 @@ def generate(adapter: Path = typer.Option(..., "--adapter", "-a", help="The adap
         console.print(f"merged into {model.merge(adapter, merge_to)}", soft_wrap=True)
 
 
+@app.command("eval")
 def evaluate(data: list[str] = typer.Argument(..., help="Files, folders or builds, in any format a source can "
                                               "have."),
              model_name: str | None = typer.Option(None, "--model", "-m", help="Hub id or folder; default: the "
@@ -182,10 +186,3 @@ def _print_eval(rows: list[dict[str, Any]], model_name: str, adapter: Path | Non
         table.add_row(row["file"], row["task"], f"{row['examples']:,}", f"{row['tokens']:,}", f"{row['loss']:.4f}",
                       f"{row['perplexity']:,.2f}")
     Console().print(table)
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``train``, ``generate`` and ``eval`` to the ``pipeline`` command."""
-    app.command()(train)
-    app.command()(generate)
-    app.command("eval")(evaluate)

@@ -73,6 +73,7 @@ def build_eval_set(build: Path, dataset: Any) -> EvalSet:
             group = group_of[example_id]
             out.examples.append(Example(input_ids, labels, group))
             out.kinds.setdefault(group, kind_of[group])
+    out.kinds = dict(sorted(out.kinds.items()))
     return out
 
 

@@ -17,23 +17,24 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoConfig, AutoTokenizer, Trainer, TrainerCallback, TrainingArguments, set_seed
+from transformers import AutoConfig, AutoTokenizer, Trainer, TrainerCallback, set_seed
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
-from transformers.trainer_utils import get_last_checkpoint
 
 from pipeline.memory import estimate
 from schemas.mix import MixSpec, TrainSpec
 from trainer import report
+from trainer.arguments import arguments
 from trainer.batches import Collator
 from trainer.evaluation import EvalSet, GroupLoss, build_eval_set, group_losses, retention_eval_set
 from trainer.forgetting import Monitor, Point
-from trainer.model import compute_dtype, load_model, pad_token_id
+from trainer.model import load_model, pad_token_id
 
 STATE = "forgetting_state.json"  # the evaluations so far, beside checkpoints/: a resumed run keeps its base
 
@@ -55,28 +56,6 @@ class Run:
     tokens_per_s: list[float | None]
     monitor: Monitor
     output: Path
-
-
-def arguments(settings: TrainSpec, output: Path, seed: int, evaluate: bool) -> TrainingArguments:
-    """``train:`` as the library's TrainingArguments."""
-    cuda = torch.cuda.is_available()
-    bf16 = cuda and compute_dtype(settings.method) == torch.bfloat16
-    return TrainingArguments(
-        output_dir=str(output / "checkpoints"), seed=seed, data_seed=seed,
-        per_device_train_batch_size=settings.micro_batch_size,
-        gradient_accumulation_steps=settings.gradient_accumulation,
-        learning_rate=settings.learning_rate, weight_decay=0.0, max_grad_norm=settings.max_grad_norm,
-        num_train_epochs=settings.epochs, max_steps=settings.max_steps or -1,
-        lr_scheduler_type="cosine", warmup_steps=settings.warmup_ratio,
-        logging_steps=1, include_num_input_tokens_seen="all", report_to=settings.report_to or "none",
-        eval_strategy="steps" if evaluate else "no", eval_steps=settings.eval_steps,
-        save_strategy="steps", save_steps=settings.save_steps or settings.eval_steps,
-        save_total_limit=settings.save_total_limit,
-        bf16=bf16, fp16=cuda and not bf16 and settings.method != "full", use_cpu=not cuda,
-        remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=True,
-        ddp_find_unused_parameters=False,
-        ddp_backend="gloo" if not cuda and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
-    )
 
 
 class EvaluatingTrainer(Trainer):
@@ -130,6 +109,7 @@ class Progress(TrainerCallback):
     def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Any = None, **kwargs: Any) -> None:
         if self.bar is not None and self.monitor.points:
             self.bar.write(report.evaluation_line(self.monitor, self.monitor.points[-1]))
+            self.last = (time.perf_counter(), state.num_input_tokens_seen)  # tokens/s counts training time only
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.bar is not None:
@@ -152,14 +132,22 @@ def load_state(monitor: Monitor, path: Path, upto: int) -> None:
 
 
 def _checkpoint(output: Path, resume: bool) -> str | None:
+    """The newest complete checkpoint (its trainer_state.json is written last) to resume from; a newer one that
+    a kill left half-written is removed first."""
     folder = output / "checkpoints"
-    last = get_last_checkpoint(str(folder)) if folder.is_dir() else None
-    if resume and last is None:
-        raise TrainError(f"--resume: {folder} holds no checkpoint to resume from")
-    if not resume and last is not None:
+    found = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.rsplit("-", 1)[1])) if folder.is_dir() else []
+    while found and not (found[-1] / "trainer_state.json").is_file():
+        if resume:
+            print(f"note: {found[-1]} is incomplete (the run was stopped while writing it): removed")
+            shutil.rmtree(found.pop())
+        else:
+            found.pop()
+    if resume and not found:
+        raise TrainError(f"--resume: {folder} holds no complete checkpoint to resume from")
+    if not resume and found:
         raise TrainError(f"{output} holds checkpoints of an earlier run: pass --resume to continue it, or "
                          "choose another --output")
-    return last
+    return str(found[-1]) if resume else None
 
 
 def train(build: Path, settings: TrainSpec, base_model: str, output: Path, seed: int = 0,
@@ -206,14 +194,18 @@ def train(build: Path, settings: TrainSpec, base_model: str, output: Path, seed:
         load_state(monitor, output / STATE, int(Path(checkpoint).name.rsplit("-", 1)[1]))
     if eval_set.examples and not monitor.points:
         trainer.evaluate()  # the base model: every later evaluation is measured against it
+        if trainer.is_world_process_zero():
+            print(report.evaluation_line(monitor, monitor.points[0]))
     trainer.train(resume_from_checkpoint=checkpoint)
+    if eval_set.examples and monitor.stopped_at is None and monitor.points[-1].step != trainer.state.global_step:
+        trainer.evaluate()  # the report's last column is the weights saved
     if trainer.is_world_process_zero():
         run = _finish(trainer, settings, output, tokenizer, progress)
         report.write_run(run, {
             "settings": settings.model_dump(mode="json"), "base_model": base_model, "build": str(build),
             "build_spec_hash": manifest["spec_hash"], "template": spec.tokenize.template,
             "tokenizer": tokenizer_source, "seed": seed, "steps": trainer.state.global_step,
-            "resumed_from": checkpoint, "seconds": round(time.perf_counter() - started, 1),
+            "resumed_from": checkpoint, "world_size": trainer.args.world_size, "seconds": round(time.perf_counter() - started, 1),
             "attn_implementation": model.config._attn_implementation, "memory_estimate_gb": memory.as_dict(),
             "measured_peak_gb": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None,
             "eval_notes": eval_set.notes,
@@ -226,23 +218,21 @@ def _finish(trainer: EvaluatingTrainer, settings: TrainSpec, output: Path, token
     """Save the weights (the best evaluated ones when max_forgetting stopped the run) and the tokenizer."""
     target = output / ("model" if settings.method == "full" else "adapter")
     if progress.monitor.stopped_at is not None and (output / "best").is_dir():
-        import shutil
-
         shutil.rmtree(target, ignore_errors=True)
         (output / "best").rename(target)
     else:
         trainer.save_model(str(target))
+        shutil.rmtree(output / "best", ignore_errors=True)
     tokenizer.save_pretrained(output / "tokenizer")
     return _logs(trainer, progress, output)
 
 
 def _logs(trainer: Trainer, progress: Progress, output: Path) -> Run:
-    history = trainer.state.log_history
-    steps = [h for h in history if "loss" in h and "step" in h]
-    evals = [h for h in history if "eval_loss" in h]
+    steps = [h for h in trainer.state.log_history if "loss" in h and "step" in h]
+    points = progress.monitor.points
     return Run(steps=[h["step"] for h in steps], loss=[h["loss"] for h in steps],
                learning_rate=[h.get("learning_rate", 0.0) for h in steps],
-               eval_steps=[h["step"] for h in evals], eval_loss=[h["eval_loss"] for h in evals],
+               eval_steps=[p.step for p in points], eval_loss=[p.summary["loss"] for p in points],
                tokens_per_s=[progress.tokens_per_s.get(h["step"]) for h in steps], monitor=progress.monitor,
                output=output)
 
