@@ -6,7 +6,7 @@ model at every eval step, and derives, against the base:
 - **forgetting** = general loss now - general loss of the base (nats per answer token; > 0 is forgetting);
   also as a share of the base (``forgetting_relative``) and of the base's headroom, its distance to an
   untrained model's loss ln(vocabulary size) (``forgetting_of_headroom``: 1.0 means all that pretraining
-  taught about the general sets is gone);
+  taught about the general sets is gone; not given for a base within 0.1 nats of it);
 - **learning** = task loss of the base - task loss now (> 0 is learning).
 
 The general loss is taken over the ``retention:`` groups (``train.retention_eval``, never trained on) when there
@@ -25,6 +25,7 @@ from typing import Any
 from trainer.evaluation import GENERAL, GroupLoss, mean_loss
 
 RETENTION = "retention:"
+MIN_HEADROOM = 0.1  # nats: a base this close to ln(vocabulary) has learned nothing to forget (share: NaN)
 
 
 @dataclass
@@ -62,13 +63,14 @@ class Monitor:
         general, tasks = self.general_groups, self.task_groups
         base_general, now_general = mean_loss(base, general), mean_loss(losses, general)
         rise = now_general - base_general
+        headroom = math.log(self.vocab_size) - base_general
         return {
             "loss": mean_loss(losses, list(self.kinds)),
             "general_loss": now_general,
             "task_loss": mean_loss(losses, tasks),
             "forgetting": rise,
             "forgetting_relative": rise / base_general if base_general else math.nan,
-            "forgetting_of_headroom": rise / (math.log(self.vocab_size) - base_general),
+            "forgetting_of_headroom": rise / headroom if headroom > MIN_HEADROOM else math.nan,
             "learning": mean_loss(base, tasks) - mean_loss(losses, tasks),
         }
 

@@ -50,11 +50,12 @@ def verdict(monitor: Monitor) -> str:
     if len(monitor.points) < 2:
         return "no evaluation after the base model (no eval split or retention set)"
     s, step = monitor.points[-1].summary, monitor.points[-1].step
-    text = (f"after step {step}: task loss {_signed(-s['learning'])} nats (learning {_signed(s['learning'])}), "
-            f"general loss {_signed(s['forgetting'])} nats ({_signed(100 * s['forgetting_relative'], 1)}% of the "
-            f"base, {_signed(100 * s['forgetting_of_headroom'], 1)}% of its headroom to an untrained model's "
-            f"ln {monitor.vocab_size} = {math.log(monitor.vocab_size):.2f}), measured on "
-            f"{', '.join(monitor.general_groups) or 'no general group'}")
+    headroom = "" if math.isnan(s["forgetting_of_headroom"]) else (
+        f", {_signed(100 * s['forgetting_of_headroom'], 1)}% of its headroom to an untrained model's "
+        f"ln {monitor.vocab_size} = {math.log(monitor.vocab_size):.2f}")
+    text = (f"after step {step}: learning {_signed(s['learning'])} nats on the tasks, forgetting "
+            f"{_signed(s['forgetting'])} nats on {', '.join(monitor.general_groups) or 'no general group'} "
+            f"({_signed(100 * s['forgetting_relative'], 1)}% of the base{headroom})")
     if monitor.stopped_at is not None:
         text += (f"; stopped at step {monitor.stopped_at}: forgetting over train.max_forgetting "
                  f"{monitor.max_forgetting:.0%}; kept the weights of step {monitor.best_step}")

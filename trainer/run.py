@@ -162,7 +162,11 @@ def train(build: Path, settings: TrainSpec, base_model: str, output: Path, seed:
     tokenizer_source = json.loads((build / "report.json").read_text())["tokens"]["tokenizer"]
     if not len(dataset["train"]):
         raise TrainError(f"{build}: the tokenized train split is empty")
-    config = AutoConfig.from_pretrained(base_model)
+    try:
+        config = AutoConfig.from_pretrained(base_model)
+    except (OSError, ValueError) as err:
+        raise TrainError(f"cannot load the base model '{base_model}': {str(err).splitlines()[0]} (a Hub id needs "
+                         "network access or the Hugging Face cache; a local folder needs its config.json)") from None
     seq_len = max(len(ids) for ids in dataset["train"]["input_ids"])
     memory = estimate(config, settings, seq_len)
     if torch.cuda.is_available() and memory.total > torch.cuda.mem_get_info()[0]:
