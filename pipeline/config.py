@@ -102,8 +102,9 @@ def load_mix(path: str | Path) -> Mix:
                        for i, text in enumerate(spec.dedup.against))
     evals = tuple(resolve_reference(f"{path}: decontaminate.against[{i}]", text, root)
                   for i, text in enumerate(spec.decontaminate.against))
-    for i, text in enumerate(spec.train.retention_eval):
-        resolve_reference(f"{path}: train.retention_eval[{i}]", text, root)  # stops a typo before any work
+    for key in ("retention_eval", "task_eval"):
+        for i, text in enumerate(getattr(spec.train, key)):
+            resolve_reference(f"{path}: train.{key}[{i}]", text, root)  # stops a typo before any work
     return Mix(spec=spec, path=path.resolve(), sources=sources, references=references, evals=evals)
 
 

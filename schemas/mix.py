@@ -276,6 +276,8 @@ class TrainSpec(Section):
     retention_eval: list[str] = Field(
         default_factory=list, description="general held-out sets (files or folders, relative to the mix file), "
         "evaluated like the eval split but never trained on: the forgetting report's general loss")
+    task_eval: list[str] = Field(
+        default_factory=list, description="task held-out sets (like retention_eval): task groups of the report")
     max_forgetting: float | None = Field(
         None, gt=0, description="stop (keeping the best evaluated weights) when the general loss rises more than "
         "this share over the base model's, e.g. 0.05")

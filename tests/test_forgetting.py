@@ -140,3 +140,15 @@ def test_pipeline_eval_reports_each_task_and_file(cli, tiny_llama, trainer_build
         json.loads((trainer_build / "report.json").read_text())["tokens"]["tokenizer"])).examples
     direct = _direct(LlamaForCausalLM.from_pretrained(tiny_llama).eval(), [(e.input_ids, e.labels) for e in examples])
     assert one["loss"] == pytest.approx(direct, rel=1e-5)
+
+
+def test_task_eval_sets_are_task_groups_of_the_report(tiny_llama, trainer_build, tmp_path):
+    held_out = tmp_path / "zh_held_out.json"
+    held_out.write_text(json.dumps([{"instruction": f"请用一句话解释第{i}个编程概念。", "input": "",
+                                     "output": f"第{i}个编程概念是一种组织代码的方法。"} for i in range(6)],
+                                   ensure_ascii=False))
+    settings = TrainSpec(**{**SETTINGS, "max_steps": 2, "eval_steps": 2}, task_eval=[str(held_out)])
+    result = run.train(trainer_build, settings, str(tiny_llama), tmp_path / "run")
+    assert result.monitor.kinds["task:zh_held_out"] == TASK
+    assert "task:zh_held_out" in result.monitor.task_groups
+    assert result.monitor.points[-1].losses["task:zh_held_out"].examples == 6

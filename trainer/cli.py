@@ -29,7 +29,7 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)  # read 
 # --option -> the train: field it overrides; the mix's train: section gives the defaults
 OVERRIDES = ("method", "learning_rate", "epochs", "max_steps", "micro_batch_size", "gradient_accumulation",
              "lora_r", "lora_alpha", "lora_dropout", "eval_steps", "save_steps", "seed", "max_forgetting",
-             "retention_eval", "report_to", "attn_implementation")
+             "retention_eval", "task_eval", "report_to", "attn_implementation")
 
 
 def _error(message: str, code: int = 2) -> typer.Exit:
@@ -77,6 +77,8 @@ def train(build: Path = typer.Option(..., "--build", "-b", help="A build's outpu
                                                       "general loss rises 5% over the base model's"),
           retention_eval: list[str] = typer.Option([], "--retention-eval", help="A general held-out set (repeat "
                                                    "for several); replaces train.retention_eval"),
+          task_eval: list[str] = typer.Option([], "--task-eval", help="A task held-out set (repeatable); replaces "
+                                              "train.task_eval"),
           report_to: list[str] = typer.Option([], "--report-to", help="tensorboard, wandb, ... (repeatable)"),
           attn_implementation: str | None = typer.Option(None, "--attn-implementation")) -> None:
     """Fine-tune a model on a build's tokenized data (QLoRA by default), with a forgetting report; the mix's

@@ -1,5 +1,5 @@
 """Held-out loss per group: the build's eval split per task (general sources in their own group), general
-retention sets, or any readable dataset (``pipeline eval``).
+retention sets and task held-out sets, or any readable dataset (``pipeline eval``).
 
 Contract: an ``EvalSet`` is a list of ``Example``s, each in a named group, and each group's kind (``task`` or
 ``general``). ``group_losses`` runs a model over it and returns, per group, the summed cross-entropy of its
@@ -9,7 +9,7 @@ labelled tokens and their count: the loss of a group is their ratio (nats per an
 A dataset read here goes through the build's own per-record stages (``build.process_chunk``) and template, so
 it is rendered exactly as the training data was; a retention set also loses every record that leaks into the
 train split (the build's decontamination rules, run with the train prompts as the eval set), so a general
-held-out loss never measures what was trained on.
+held-out loss never measures what was trained on (a task held-out set likewise).
 """
 
 from __future__ import annotations
@@ -100,8 +100,9 @@ def records_eval_set(records: pl.DataFrame, spec: MixSpec, tokenizer: Any, group
     return out
 
 
-def retention_eval_set(paths: list[str], build: Path, spec: MixSpec, tokenizer: Any, root: Path) -> EvalSet:
-    """Each general held-out set as its own group ``retention:<name>``, without the records that leak into the
+def held_out_eval_set(paths: list[str], build: Path, spec: MixSpec, tokenizer: Any, root: Path,
+                      prefix: str = "retention", kind: str = GENERAL) -> EvalSet:
+    """Each held-out set as its own group ``<prefix>:<name>`` of ``kind``, without the records that leak into the
     build's train split."""
     if not paths:
         return EvalSet()
@@ -112,10 +113,20 @@ def retention_eval_set(paths: list[str], build: Path, spec: MixSpec, tokenizer: 
         leaks = decontaminate.contaminated(records, [("train", train_prompts)], spec.decontaminate)
         if leaks.height:
             records = records.join(leaks.select("id"), on="id", how="anti", maintain_order="left")
-            out.notes.append(f"retention:{name}: {leaks.height} of {records.height + leaks.height} record(s) left "
+            out.notes.append(f"{prefix}:{name}: {leaks.height} of {records.height + leaks.height} record(s) left "
                              "out: they overlap the train split")
-        out += records_eval_set(records, spec, tokenizer, f"retention:{name}", GENERAL)
+        out += records_eval_set(records, spec, tokenizer, f"{prefix}:{name}", kind)
     return out
+
+
+def retention_eval_set(paths: list[str], build: Path, spec: MixSpec, tokenizer: Any, root: Path) -> EvalSet:
+    """``train.retention_eval``: general groups ``retention:<name>``."""
+    return held_out_eval_set(paths, build, spec, tokenizer, root, "retention", GENERAL)
+
+
+def task_eval_set(paths: list[str], build: Path, spec: MixSpec, tokenizer: Any, root: Path) -> EvalSet:
+    """``train.task_eval``: task groups ``task:<name>``."""
+    return held_out_eval_set(paths, build, spec, tokenizer, root, "task", TASK)
 
 
 def group_losses(model: Any, eval_set: EvalSet, max_tokens: int) -> dict[str, GroupLoss]:

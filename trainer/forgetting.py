@@ -7,7 +7,8 @@ model at every eval step, and derives, against the base:
   also as a share of the base (``forgetting_relative``) and of the base's headroom, its distance to an
   untrained model's loss ln(vocabulary size) (``forgetting_of_headroom``: 1.0 means all that pretraining
   taught about the general sets is gone; not given for a base within 0.1 nats of it);
-- **learning** = task loss of the base - task loss now (> 0 is learning).
+- **learning** = task loss of the base - task loss now (> 0 is learning), over every task group: the eval
+  split's and the ``task:`` groups of ``train.task_eval``.
 
 The general loss is taken over the ``retention:`` groups (``train.retention_eval``, never trained on) when there
 are any, else over the eval split's general sources; the task loss over the eval split's other groups; each
