@@ -77,9 +77,13 @@ def checks(lora: dict[float, dict], full: dict[float, dict], cells: dict, minute
     if 0.0 in lora:
         f0 = lora[0.0]["F"]
         spread = f0["max"] - f0["min"]
-        line(f0["mean"] >= 0.10 and f0["mean"] >= 5 * spread,
-             f"task-only training raises the general held-out loss by {f0['mean']:.3f} nats (goal >= 0.10) and by "
-             f"{f0['mean'] / spread if spread else math.inf:.1f}x its seed-to-seed range {spread:.3f} (goal >= 5x)")
+        if f0["n"] > 1:
+            line(f0["mean"] >= 0.10 and f0["mean"] >= 5 * spread,
+                 f"task-only training raises the general held-out loss by {f0['mean']:.3f} nats (goal >= 0.10) and by "
+                 f"{f0['mean'] / spread if spread else math.inf:.1f}x its seed-to-seed range {spread:.3f} (goal >= 5x)")
+        else:
+            line(f0["mean"] >= 0.10, f"task-only training raises the general held-out loss by {f0['mean']:.3f} nats "
+                 "(goal >= 0.10; the seed-to-seed spread needs more than one seed)")
     if 0.3 in lora and 0.0 in lora:
         cuts, t_rel = lora[0.3]["cut_each"], lora[0.3]["T_rel"]["mean"]
         line(all(c >= 0.9 for c in cuts) and t_rel <= 0.05,
@@ -106,7 +110,8 @@ def checks(lora: dict[float, dict], full: dict[float, dict], cells: dict, minute
              f"set and {diffs['task']:+.3f} on the clean task set against the curated build (goal: >= 0, the curated "
              "build as good or better)")
     if minutes is not None:
-        line(minutes <= 60, f"the whole experiment took {minutes:.0f} minutes (goal <= 60 on 2 cores)")
+        line(minutes <= 60, f"the whole experiment took {minutes:.0f} minutes (goal <= 60 on 2 cores for the cpu "
+             "scale)")
     return out
 
 
@@ -155,18 +160,25 @@ def write(work: Path, plan: list[dict[str, Any]], settings: dict[str, Any], timi
     pretrain = read_run(work / "pretrain")
     total = sum(v for k, v in timings.items() if not k.startswith("total"))
     raw = cells.get(("lora", "raw", 0.3), {})
+    note = (work / "note.md").read_text().strip() if (work / "note.md").is_file() else ""
     lines = ["# Does mixing general data limit forgetting? (measured)", "",
-             f"Scale `{settings['scale']}`: {json.dumps(settings)}", "",
+             f"Scale `{settings['scale']}`: {json.dumps(settings)}", "", *([note, ""] if note else []),
              "## Forgetting and task loss per general share", "",
              "F: general held-out loss after - before fine-tuning (nats, > 0 is forgetting); cut: 1 - F(s)/F(0) "
              "within each seed, then averaged; T: task held-out loss after; T vs task-only: paired, averaged. "
              "Mean ± standard deviation over the seeds.", "",
              "| method | general share | seeds | F | F range | cut | T | T vs task-only |",
              "|---|---:|---:|---:|---:|---:|---:|---:|", *lora_rows, *full_rows, ""]
+    first = next((runs[seed] for runs in cells.values() for seed in sorted(runs)), None)
+    if first:
+        lines += [f"The pretrained base, before fine-tuning: general held-out loss {first['general_base']:.3f} and "
+                  f"task held-out loss {first['task_base']:.3f} nats per answer token (an untrained model: ln 32000 = "
+                  f"{math.log(32000):.3f})."]
     if pretrain:
-        lines += [f"The pretrained base: general held-out loss {pretrain['general']:.3f} and task held-out loss "
-                  f"{pretrain['task']:.3f} nats, from {pretrain['general_base']:.3f} / {pretrain['task_base']:.3f} "
-                  f"for its random initialization (an untrained model: ln 32000 = {math.log(32000):.3f}).", ""]
+        lines += [f"Pretraining itself (its build trains on prompts too, so its held-out loss covers every token): "
+                  f"general {pretrain['general_base']:.3f} -> {pretrain['general']:.3f}, task "
+                  f"{pretrain['task_base']:.3f} -> {pretrain['task']:.3f} nats per token, from random weights."]
+    lines.append("")
     if raw:
         curated = cells.get(("lora", "curated", 0.3), {})
         lines += ["## Curated against raw (share 0.3, LoRA, same budget and seeds)", "",

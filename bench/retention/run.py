@@ -74,7 +74,7 @@ class Scale:
 SCALES = {
     "cpu": Scale(hidden=256, layers=4, heads=4, pretrain_files=3, pretrain_steps=560, pretrain_lr=2e-3,
                  pretrain_batch=8, train_tokens=150_000, micro_batch=4, lora_lr=2e-3, full_lr=3e-4, held_out=150),
-    "gpu": Scale(hidden=768, layers=12, heads=12, pretrain_files=14, pretrain_steps=3000, pretrain_lr=6e-4,
+    "gpu": Scale(hidden=768, layers=12, heads=12, pretrain_files=8, pretrain_steps=600, pretrain_lr=6e-4,
                  pretrain_batch=32, train_tokens=600_000, micro_batch=16, lora_lr=1e-3, full_lr=1e-4, held_out=200),
     "smoke": Scale(hidden=64, layers=2, heads=1, pretrain_files=1, pretrain_steps=4, pretrain_lr=2e-3,
                    pretrain_batch=4, train_tokens=12_000, micro_batch=4, lora_lr=2e-3, full_lr=3e-4, held_out=20),
@@ -86,7 +86,9 @@ def pipeline(*args: str, log: Path) -> float:
     started = time.perf_counter()
     with log.open("w") as out:
         done = subprocess.run([sys.executable, "-c", "from pipeline.cli import app; app()", *args], cwd=ROOT,
-                              stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                              stdout=out, stderr=subprocess.STDOUT,
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                                  filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
     if done.returncode != 0:
         sys.exit(f"pipeline {' '.join(args[:1])} failed (exit {done.returncode}): see {log}")
     return time.perf_counter() - started
@@ -200,10 +202,10 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "retention",
                         help="where RESULTS.md and retention.svg go")
     args = parser.parse_args()
-    if not TASK_FILE.is_file():
-        sys.exit(f"the real datasets are not at {SHARED} (set INSTRUCT_PIPELINE_SHARED_DATA)")
     scale = SCALES[args.scale]
     work = (args.work or ROOT / "bench" / "work" / f"retention-{args.scale}").resolve()
+    if not TASK_FILE.is_file() and not (work / "data" / "task_heldout.json").is_file():
+        sys.exit(f"the real datasets are not at {SHARED} (set INSTRUCT_PIPELINE_SHARED_DATA)")
     logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     timings = json.loads((work / "timings.json").read_text()) if (work / "timings.json").is_file() else {}
