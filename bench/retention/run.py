@@ -2,6 +2,7 @@
 
     python bench/retention/run.py                  # the CPU scale: ~50 minutes on 2 cores, cached in bench/work
     python bench/retention/run.py --scale gpu      # a ~110M-parameter model, the same steps, on one CUDA GPU
+                                                   # (bench/retention/gpu.sh: the set-up on a bare GPU machine)
     python bench/retention/run.py --report-only    # rewrite RESULTS.md and the plot from the finished runs
     python bench/retention/run.py --scale smoke --seeds 0 1 --results /tmp/r   # every step in ~5 minutes
 
@@ -199,6 +200,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--work", type=Path, default=None, help="default: bench/work/retention-<scale>")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--prepare-only", action="store_true", help="write the data split and stop (gpu.sh)")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "retention",
                         help="where RESULTS.md and retention.svg go")
     args = parser.parse_args()
@@ -210,6 +212,9 @@ def main() -> None:
     logs.mkdir(parents=True, exist_ok=True)
     timings = json.loads((work / "timings.json").read_text()) if (work / "timings.json").is_file() else {}
     plan = runs(scale, args.seeds)
+    if args.prepare_only:
+        prepare(work / "data", scale)
+        return
     if not args.report_only:
         started = time.perf_counter()
         prepare(work / "data", scale)
