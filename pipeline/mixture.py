@@ -183,4 +183,9 @@ def base_model_advice(train_examples: int, tasks: int, general_share: float | No
         advice.append(f"{tasks} tasks mixed: on a base model watch the ratios (report.mixture), since the largest "
                       "task sets the model's default behaviour; keep a general share"
                       + (f" (now {general_share:.0%})." if general_share is not None else "."))
+    if general_share is None or general_share < 0.3:
+        now = "no general data" if general_share is None else f"general data is {general_share:.0%} of train"
+        advice.append(f"{now}: in bench/retention, task-only LoRA fine-tuning raised the general held-out loss by "
+                      "0.68 nats; a general share of 0.1 removed 84% of that and 0.3 removed 94%, for 0.1% and 0.7% "
+                      "more task loss (mark general sources general: true and set mixture.general_share).")
     return advice

@@ -115,41 +115,42 @@ def checks(lora: dict[float, dict], full: dict[float, dict], cells: dict, minute
     return out
 
 
-def svg(lora: dict[float, dict], full: dict[float, dict], width: int = 720, height: int = 260) -> str:
+def svg(lora: dict[float, dict], full: dict[float, dict], width: int = 760, height: int = 300) -> str:
     """Two panels: forgetting F and task loss T against the general share; LoRA seeds as dots, means as lines."""
+    series = {"LoRA: mean of the seeds (dots: each seed)": (lora, "#1f77b4"), "full fine-tuning (one seed)": (full,
+                                                                                                          "#d62728")}
+    top, bottom = 30, height - 90
     panels = []
     for index, (key, title) in enumerate((("F", "forgetting: general held-out loss rise (nats)"),
                                           ("T", "task held-out loss (nats)"))):
-        left = 50 + index * width // 2
-        series = {"LoRA (mean)": lora, "full (1 seed)": full}
-        values = [v for data in series.values() for cell in data.values()
+        left, span_x = 60 + index * width // 2, width // 2 - 100
+        values = [v for data, _ in series.values() for cell in data.values()
                   for v in (cell["F_each"] if key == "F" else [cell["T"]["min"], cell["T"]["max"]])] or [0.0]
-        low, high = min(values + [0.0] if key == "F" else values), max(values)
+        low, high = min(values + ([0.0] if key == "F" else [])), max(values)
         span = (high - low) or 1.0
 
-        def xy(share: float, value: float, left: int = left) -> tuple[float, float]:
-            return left + (width // 2 - 90) * share / 0.5, 30 + (height - 70) * (high - value) / span
+        def xy(share: float, value: float, left: int = left, span_x: int = span_x, low: float = low,
+               span: float = span) -> tuple[float, float]:
+            return left + span_x * share / 0.5, bottom - (bottom - top) * (value - low) / span
 
-        parts = [f'<text x="{left}" y="16">{title}</text>',
-                 f'<text x="{left}" y="{height - 12}">general share 0 to 0.5</text>']
-        if key == "F" and low < 0 < high:
-            x0, y0 = xy(0, 0)
-            x1, _ = xy(0.5, 0)
-            parts.append(f'<line x1="{x0}" y1="{y0:.1f}" x2="{x1}" y2="{y0:.1f}" stroke="#999" stroke-dasharray="3"/>')
-        for (name, data), color in zip(series.items(), ("#1f77b4", "#d62728")):
+        parts = [f'<text x="{left - 40}" y="16">{title}</text>',
+                 f'<line x1="{left}" y1="{bottom}" x2="{left + span_x}" y2="{bottom}" stroke="#999"/>',
+                 f'<text x="{left + span_x // 2 - 30}" y="{bottom + 34}">general share</text>']
+        parts += [f'<text x="{xy(s, low)[0] - 8:.1f}" y="{bottom + 16}">{s:g}</text>' for s in (0.0, 0.1, 0.3, 0.5)]
+        parts += [f'<text x="{left - 45}" y="{xy(0, v)[1] + 4:.1f}">{v:.2f}</text>' for v in (low, high)]
+        for data, color in series.values():
             points = [xy(s, data[s][key]["mean"]) for s in sorted(data)]
             parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="'
                          + " ".join(f"{x:.1f},{y:.1f}" for x, y in points) + '"/>')
             if key == "F":
                 parts += [f'<circle cx="{xy(s, v)[0]:.1f}" cy="{xy(s, v)[1]:.1f}" r="2.5" fill="{color}"/>'
                           for s in sorted(data) for v in data[s]["F_each"]]
-            parts.append(f'<text x="{left + width // 2 - 150}" y="{34 + 14 * (name != "LoRA (mean)")}" '
-                         f'fill="{color}">{name}</text>')
-        parts.append(f'<text x="{left - 45}" y="34">{high:.2f}</text><text x="{left - 45}" y="{height - 40}">'
-                     f'{low:.2f}</text>')
         panels.append("".join(parts))
+    legend = "".join(f'<line x1="{60 + 360 * i}" y1="{height - 14}" x2="{85 + 360 * i}" y2="{height - 14}" '
+                     f'stroke="{color}" stroke-width="2"/><text x="{92 + 360 * i}" y="{height - 10}">{name}</text>'
+                     for i, (name, (_, color)) in enumerate(series.items()))
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
-            f'font-size="11">{"".join(panels)}</svg>\n')
+            f'font-size="11"><rect width="100%" height="100%" fill="white"/>{"".join(panels)}{legend}</svg>\n')
 
 
 def write(work: Path, plan: list[dict[str, Any]], settings: dict[str, Any], timings: dict[str, float],
