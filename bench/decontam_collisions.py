@@ -4,7 +4,7 @@
     .venv/bin/python bench/decontam_collisions.py --records 1000000 --evals 20000
 
 1. The scale corpus of bench/scale (its mix.yaml, decontamination and tokenization off) goes through the build's
-   per-record stages and dedup (``build.iter_shards``, ``build.union``, ``build.dedup_stage``): the records that
+   per-record stages and dedup (``iter_shards``, ``build.union``, ``build.dedup_stage``): the records that
    reach decontamination in a real build.
 2. An eval suite of ``--evals`` prompts, written to bench/work/decontam/<N>/evals/:
    - real eval prompts from ../shared/data: MT-Bench, self-instruct's user-oriented set (both leaked into the
@@ -48,6 +48,8 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline import build, decontaminate, dedup, language, minhash, validate  # noqa: E402
 from pipeline.config import load_mix  # noqa: E402
+from pipeline.io.workers import iter_shards
+from pipeline.records import load_eval_prompts
 
 REAL_EVALS = ("fastchat/mt_bench_questions.jsonl", "self-instruct/user_oriented_instructions.jsonl",
               "self-instruct/seed_tasks.jsonl", "llama-factory/identity.json", "llama-factory/self_cognition.json")
@@ -218,7 +220,7 @@ def main() -> None:
     start = time.perf_counter()
     mix = load_mix(write_mix(corpus, [], "mix-decontam-base.yaml"))
     detections = language.DetectionCache(work / "language-cache.parquet")
-    shards = list(build.iter_shards(mix, args.workers, None, detections))
+    shards = list(iter_shards(mix, args.workers, None, detections))
     detections.save()
     records = build.union(shards)
     del shards
@@ -230,7 +232,7 @@ def main() -> None:
 
     against = eval_suite(records, work / "evals", args.evals, args.planted, args.short, args.seed)
     mix = load_mix(write_mix(corpus, against, "mix-decontam.yaml"))
-    eval_frames = [(ref.label, build.load_eval_prompts(ref, mix)) for ref in mix.evals]
+    eval_frames = [(ref.label, load_eval_prompts(ref, mix)) for ref in mix.evals]
     suite = pl.concat([frame for _, frame in eval_frames])
     start = time.perf_counter()
     clean, leaks = build.decontaminate_stage(records, mix)

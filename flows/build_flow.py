@@ -36,9 +36,10 @@ from prefect.tasks import exponential_backoff
 from flows import progress, stage_store
 from flows.keys import BuildKeys, build_keys, current_output
 from flows.stage_store import StageHandle
-from pipeline import build, report_markdown, versions
+from pipeline import build, report_markdown, versions, writer
 from pipeline.config import Mix, load_mix
 from pipeline.io import output_folder
+from pipeline.records import Shard, WorkUnit, shard_unit, work_units
 from schemas.mix import MixSpec
 
 log = logging.getLogger(__name__)
@@ -56,11 +57,11 @@ def _cached(name: str) -> Callable[[Callable[..., Any]], Any]:
 
 
 @_cached("shard")
-def shard_task(unit: build.WorkUnit, key: str | None, folder: Path) -> StageHandle:
-    return stage_store.put(build.shard_unit(unit), folder)
+def shard_task(unit: WorkUnit, key: str | None, folder: Path) -> StageHandle:
+    return stage_store.put(shard_unit(unit), folder)
 
 
-def _shards(handles: list[StageHandle], without: tuple[str, ...] = ()) -> list[build.Shard]:
+def _shards(handles: list[StageHandle], without: tuple[str, ...] = ()) -> list[Shard]:
     return [stage_store.get(handle, without) for handle in handles]
 
 
@@ -108,17 +109,17 @@ def write_task(report: StageHandle, key: str | None, versioned: bool) -> str:
     if versioned:
         root = result.mix.out_dir
         result.report.changes = versions.changes(versions.latest(root), result.train, result.eval)
-        target = build.write(result, versions.new_version(root), build_key=key)
+        target = writer.write(result, versions.new_version(root), build_key=key)
         versions.point_latest(root, target)
     else:
-        target = build.write(result, build_key=key)
+        target = writer.write(result, build_key=key)
     create_markdown_artifact(markdown=report_markdown.render(result.report), key=_artifact_key(result.mix.spec.name),
                              description=f"build report: {target}")
     stage_store.remove(report)
     return str(target)
 
 
-def _shard_options(unit: build.WorkUnit) -> dict[str, Any]:
+def _shard_options(unit: WorkUnit) -> dict[str, Any]:
     if unit.source.kind == "hub":
         return {"retries": HUB_RETRIES, "retry_delay_seconds": exponential_backoff(backoff_factor=10)}
     return {}
@@ -145,7 +146,7 @@ def _build(mix: Mix, versioned: bool, verify: bool, root: Path) -> str:
     if unchanged is not None:
         log.warning("%s: inputs, settings and code unchanged since %s; nothing to do", mix.spec.name, unchanged)
         return str(unchanged)
-    units = build.work_units(mix)
+    units = work_units(mix)
     name = mix.spec.name
 
     def cached(stage: Any, key: str | None) -> tuple[Any, Path]:

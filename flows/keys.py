@@ -20,12 +20,12 @@ from typing import Any
 import orjson
 
 from pipeline import versions
-from pipeline.build import WorkUnit, work_units
 from pipeline.config import Mix, ResolvedReference, ResolvedSource
 from pipeline.io import output_folder
 from pipeline.io.readers import display_path
 from pipeline.io.tokenizer import tokenizer_source
 from pipeline.io.writers import sha256_file
+from pipeline.records import WorkUnit, work_units
 from schemas.mix import MixSpec
 
 log = logging.getLogger(__name__)

@@ -32,11 +32,11 @@ from pipeline import (
     report_markdown,
     tokenize,
 )
-from pipeline.build import RECORD_SCHEMA, process_chunk
 from pipeline.config import ResolvedSource, resolve_source
 from pipeline.io import readers, writers
 from pipeline.io.json_stream import MalformedJSONError
 from pipeline.quarantine import REJECT_SCHEMA
+from pipeline.records import RECORD_SCHEMA, process_chunk
 from schemas.audit import (
     AuditFile,
     AuditReport,
@@ -191,7 +191,7 @@ def _problem(err: ValueError) -> str:
 
 
 def read(sources: Sequence[AuditSource], spec: MixSpec, root: Path, progress: Progress | None = None) -> Readout:
-    """Ingest, validate and normalize every file (``build.process_chunk``), file by file."""
+    """Ingest, validate and normalize every file (``process_chunk``), file by file."""
     kept: list[pl.DataFrame] = [pl.DataFrame(schema=RECORD_SCHEMA)]
     rejected: list[pl.DataFrame] = [pl.DataFrame(schema=REJECT_SCHEMA)]
     out = Readout(records=kept[0], rejected=rejected[0])
@@ -499,7 +499,7 @@ def _measure_records(records: pl.DataFrame, priority: list[str], stage: Callable
         pl.DataFrame, dict[str, RuleCount], dict[str, RuleCount], tuple[DuplicateView, pl.DataFrame],
         tuple[DuplicateView, pl.DataFrame]]:
     """Language (added as ``lang``), quality and PII hits, and both duplicate views of the readable records."""
-    found = language.identify(records.select(
+    found = language.detect_cached(records.select(
         pl.concat_str([pl.col("instruction"), pl.col("output")], separator="\n")).to_series())
     records = records.with_columns(found["lang"], found["lang_score"])
     stage("quality, PII")

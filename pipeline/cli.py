@@ -27,13 +27,15 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from pipeline import build as build_stage
-from pipeline import stopping, summaries
+from pipeline import stopping, summaries, writer
 from pipeline.config import ConfigError, Mix, load_mix
 from pipeline.io import output_folder
 from pipeline.io.json_stream import MalformedJSONError
 from pipeline.io.tokenizer import TokenizerError
 from pipeline.mixture import MixtureError
+from pipeline.records import work_units
 from schemas.report import BuildReport
+
 
 class _Commands(TyperGroup):
     """The commands; ``train``, ``generate`` and ``eval`` live with the trainer (trainer/cli.py), imported only when
@@ -102,7 +104,7 @@ def _files_bar(mix: Mix, description: str) -> Iterator[tuple[Progress, TaskID]]:
     """A transient progress bar over the mix's work units (a file, or up to ~64 small files of one source)."""
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("units"), TimeElapsedColumn(), console=console, transient=True) as bar:
-        yield bar, bar.add_task(description, total=len(build_stage.work_units(mix)))
+        yield bar, bar.add_task(description, total=len(work_units(mix)))
 
 
 @contextmanager
@@ -177,7 +179,7 @@ def _run_flow(mix_path: Path, mix: Mix, runner: str, dask_address: str | None, w
 
 
 @app.command()
-def build(mix: Path = MIX_OPTION, workers: int | None = WORKERS_OPTION, runner: str = RUNNER_OPTION,
+def build(mix_path: Path = MIX_OPTION, workers: int | None = WORKERS_OPTION, runner: str = RUNNER_OPTION,
           dask_address: str | None = DASK_OPTION,
           versioned: bool = typer.Option(False, "--versioned", help="Write <out>/<name>/<UTC time>/ and point "
                                          "<out>/<name>/latest at it; the report says what changed."),
@@ -193,20 +195,20 @@ def build(mix: Path = MIX_OPTION, workers: int | None = WORKERS_OPTION, runner: 
     if versioned and runner == "direct":
         _error("--versioned needs the flow (--runner local or dask)")
         raise typer.Exit(2)
-    spec = _load(mix)
-    with stopping.on_signals(spec.out_dir), _build_errors_exit(spec.out_dir):
-        output_folder.check(spec, versioned)
-        with output_folder.hold(spec.out_dir):  # the flow holds it too (for serve); held here, its hold is free
+    mix = _load(mix_path)
+    with stopping.on_signals(mix.out_dir), _build_errors_exit(mix.out_dir):
+        output_folder.check(mix, versioned)
+        with output_folder.hold(mix.out_dir):  # the flow holds it too (for serve); held here, its hold is free
             if runner == "direct":
-                out = build_stage.write(_run(spec, workers, cache=True))
+                out = writer.write(_run(mix, workers, cache=True))
             else:
-                out = _run_flow(mix, spec, runner, dask_address, workers, versioned, verify)
+                out = _run_flow(mix_path, mix, runner, dask_address, workers, versioned, verify)
     report = BuildReport.model_validate_json((out / "report.json").read_bytes())
     summaries.print_build(console, report, out)
 
 
 @app.command()
-def serve(mix: Path = MIX_OPTION,
+def serve(mix_path: Path = MIX_OPTION,
           cron: str = typer.Option(..., "--cron", help='When to build, e.g. "0 3 * * *" (03:00 every day).'),
           name: str | None = typer.Option(None, "--name", help="Deployment name; default: the mix's name."),
           runner: str = RUNNER_OPTION, dask_address: str | None = DASK_OPTION,
@@ -216,21 +218,21 @@ def serve(mix: Path = MIX_OPTION,
     if runner not in ("local", "dask"):
         _error("serve runs the flow: --runner local or dask")
         raise typer.Exit(2)
-    spec = _load(mix)
+    mix = _load(mix_path)
     from flows import build_flow as flows_build
 
     flow = flows_build.with_runner(runner, dask_address, workers)
-    flow.serve(name=name or spec.spec.name, cron=cron, parameters={"mix_path": str(mix.resolve()), "versioned": True},
+    flow.serve(name=name or mix.spec.name, cron=cron, parameters={"mix_path": str(mix_path.resolve()), "versioned": True},
                print_starting_message=True)
 
 
 @app.command()
-def validate(mix: Path = MIX_OPTION, workers: int | None = WORKERS_OPTION) -> None:
+def validate(mix_path: Path = MIX_OPTION, workers: int | None = WORKERS_OPTION) -> None:
     """Check the mix spec and read every source through validation, without writing anything."""
-    spec = _load(mix)
-    result = _run(spec, workers)
+    mix = _load(mix_path)
+    result = _run(mix, workers)
     console.print(summaries.build_table(result.report))
-    console.print(f"[green]ok:[/] {mix} is valid and its {len(spec.sources)} source(s) are readable", soft_wrap=True)
+    console.print(f"[green]ok:[/] {mix_path} is valid and its {len(mix.sources)} source(s) are readable", soft_wrap=True)
 
 
 @app.command()

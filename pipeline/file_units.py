@@ -4,7 +4,7 @@ Every work unit costs a fixed amount whatever its size (a pass of the record fil
 cache, a task of the flow), and so does every chunk (a dozen polars operations from ingest to the content
 checks). Ten thousand one-record files were ten thousand of each; here consecutive small files share a unit
 (``file_groups``), and a unit's chunks of the same format are read as one (``merge``), with each record's id
-and origin still those of its own file (``identify``).
+and origin still those of its own file (``assign_ids``).
 """
 
 from __future__ import annotations
@@ -96,19 +96,19 @@ def _merged(parts: list[Chunk]) -> Merged:
     return Merged(Chunk(first.source, first.file_key, first.display, batch, first.line_kind), parts, starts)
 
 
-def identify(frame: pl.DataFrame, merged: Merged) -> pl.DataFrame:
-    """``ingest.identify`` of rows of the merged chunk (``_pos`` in it): each row gets the id and origin its own
+def assign_ids(frame: pl.DataFrame, merged: Merged) -> pl.DataFrame:
+    """``ingest.assign_ids`` of rows of the merged chunk (``_pos`` in it): each row gets the id and origin its own
     file gives it, in the order given, ``_pos`` unchanged."""
     if len(merged.parts) == 1:
-        return ingest.identify(frame, merged.chunk)
+        return ingest.assign_ids(frame, merged.chunk)
     part = np.searchsorted(merged.starts, frame["_pos"].to_numpy(), side="right") - 1
     frame = frame.with_columns(_row=pl.int_range(pl.len()), _part=pl.Series(part))
     pieces = []
     for piece in frame.partition_by("_part", maintain_order=True, include_key=False):
         k = int(part[piece["_row"][0]])
         start = int(merged.starts[k])
-        identified = ingest.identify(piece.with_columns(pl.col("_pos") - start), merged.parts[k])
+        identified = ingest.assign_ids(piece.with_columns(pl.col("_pos") - start), merged.parts[k])
         pieces.append(identified.with_columns(pl.col("_pos") + start))
     if not pieces:
-        return ingest.identify(frame.drop("_row", "_part"), merged.parts[0])
+        return ingest.assign_ids(frame.drop("_row", "_part"), merged.parts[0])
     return pl.concat(pieces).sort("_row").drop("_row")

@@ -2,7 +2,7 @@
 
 Contract: every item of the chunk yields either records or exactly one reject (``malformed_json``,
 ``not_an_object``, or a ``FormatError`` reason). Records and rejects point back at their item by position
-(``_pos``, and ``_sub``, the instance number of a self-instruct row); ``identify`` then gives them their columns
+(``_pos``, and ``_sub``, the instance number of a self-instruct row); ``assign_ids`` then gives them their columns
 ``id``, ``source``, ``task`` and ``origin`` in one vectorized step. Ids are stable for a spec:
 ``<source>#<n>`` for a single file, ``<source>/<file>#<n>`` for a glob or folder, ``.<k>`` appended for the
 k-th instance of a self-instruct row.
@@ -36,7 +36,7 @@ def records_from_chunk(chunk: Chunk) -> tuple[str, Adapted]:
     return fmt, adapt_batch(fmt, chunk.batch.values, chunk.batch.bad, chunk.source.spec.columns)
 
 
-def identify(frame: pl.DataFrame, chunk: Chunk) -> pl.DataFrame:
+def assign_ids(frame: pl.DataFrame, chunk: Chunk) -> pl.DataFrame:
     """Add ``id``, ``source``, ``task`` and ``origin`` (file:line) from each row's ``_pos`` and ``_sub``."""
     spec = chunk.source.spec
     prefix = f"{spec.name}/{chunk.file_key}#" if chunk.file_key else f"{spec.name}#"

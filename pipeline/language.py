@@ -1,6 +1,6 @@
 """Language identification: each record gets ``lang``, ``lang_score`` and how it was decided.
 
-Contract: ``identify(texts, cache)`` returns one row per text (lang, score, method); ``language_filter(records,
+Contract: ``detect_cached(texts, cache)`` returns one row per text (lang, score, method); ``language_filter(records,
 wanted)`` splits records into kept and quarantined (``language:<code>``), deciding by the language of the
 instruction and output together and, when that is not wanted, by each alone (a translation task keeps its
 record when either side is in a wanted language).
@@ -192,7 +192,7 @@ class DetectionCache:
         """Distinct texts known."""
         return self._sorted.height + self._tail.height
 
-    def identify(self, texts: pl.Series) -> pl.DataFrame:
+    def detect(self, texts: pl.Series) -> pl.DataFrame:
         """(lang, lang_score, lang_method) for each text, in order: looked up, else detected and added."""
         keys = pl.Series("key", text_keys(texts), dtype=pl.UInt64)
         found = self._lookup(keys)
@@ -253,10 +253,10 @@ class DetectionCache:
         tmp.replace(self.path)
 
 
-def identify(texts: pl.Series, cache_file: Path | None = None) -> pl.DataFrame:
+def detect_cached(texts: pl.Series, cache_file: Path | None = None) -> pl.DataFrame:
     """``detect`` with a persistent cache: texts seen by an earlier build are looked up, not detected."""
     cache = DetectionCache(cache_file)
-    found = cache.identify(texts)
+    found = cache.detect(texts)
     cache.save()
     return found
 
@@ -268,14 +268,14 @@ def language_filter(records: pl.DataFrame, wanted_by_source: dict[str, list[str]
     or its output alone is; ``und`` (no letters) always stays. The caller saves ``cache`` when it is done."""
     cache = DetectionCache() if cache is None else cache
     both = pl.concat_str([pl.col("instruction"), pl.col("output")], separator="\n")
-    found = cache.identify(records.select(both).to_series())
+    found = cache.detect(records.select(both).to_series())
     records = records.with_columns(found["lang"], found["lang_score"])
     wanted = pl.col("source").replace_strict(wanted_by_source, default=None, return_dtype=pl.List(pl.String))
     ok = pl.col("lang").eq("und") | wanted.is_null() | pl.col("lang").is_in(wanted)
     doubtful = records.filter(~records.select(ok).to_series())
     rejected = no_rejects()
     if doubtful.height:
-        parts = cache.identify(pl.concat([doubtful["instruction"], doubtful["output"]]))
+        parts = cache.detect(pl.concat([doubtful["instruction"], doubtful["output"]]))
         n = doubtful.height
         doubtful = doubtful.with_columns(_instruction=parts["lang"][:n], _output=parts["lang"][n:])
         either = pl.col("_instruction").is_in(wanted) | pl.col("_output").is_in(wanted)

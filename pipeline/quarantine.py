@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-# What ingest and the type check produce, before a record has its identity columns (see ingest.identify).
+# What ingest and the type check produce, before a record has its identity columns (see ingest.assign_ids).
 EARLY_REJECT_SCHEMA: dict[str, pl.DataType] = {
     "_pos": pl.Int64(), "_sub": pl.Int64(), "stage": pl.String(), "reason": pl.String(), "detail": pl.String(),
 }

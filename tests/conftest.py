@@ -14,6 +14,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from pipeline import writer
 from pipeline.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,4 +148,4 @@ def trainer_build(tmp_path_factory: pytest.TempPathFactory, llama_tokenizer: Any
     spec["tokenize"].update(cutoff_len=256, overflow="truncate", packing=True)
     spec["train"] = {"retention_eval": ["general/held_out.json"]}
     (root / "data" / "mix.yaml").write_text(yaml.safe_dump(spec))
-    return build.write(build.run(load_mix(root / "data" / "mix.yaml"), tokenizer=llama_tokenizer))
+    return writer.write(build.run(load_mix(root / "data" / "mix.yaml"), tokenizer=llama_tokenizer))

@@ -15,8 +15,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipeline import build
+from pipeline import build, writer
 from pipeline.config import load_mix
+from pipeline.records import ROW_SCHEMA
 from schemas.manifest import Manifest
 from schemas.report import BuildReport
 from tests.conftest import ROOT, write_jsonl
@@ -65,7 +66,7 @@ def test_demo_build_through_the_cli(demo, flow_cli):
     answer = train.filter(pl.col("id") == "zh_qa#54")["output"][0]
     assert "<PHONE>" in answer and "<EMAIL>" in answer and "13800138000" not in answer
     assert "redacted email 1, phone 1" in result.output
-    assert train.height == 289 and train.columns == list(build.ROW_SCHEMA)
+    assert train.height == 289 and train.columns == list(ROW_SCHEMA)
     rejected = pl.read_parquet(out / "rejected.parquet")
     broken = rejected.filter(pl.col("reason") == "malformed_json").to_dicts()[0]
     assert broken["origin"] == "tasks/summarize_sharegpt.jsonl:40" and broken["detail"].startswith("line 40, column")
@@ -95,18 +96,18 @@ def test_strict_source_with_broken_json_fails_with_line_and_column(demo, flow_cl
 
 def test_two_builds_are_byte_identical_and_parallel_matches_serial(demo):
     mix = load_mix(demo)
-    first = build.write(build.run(mix, workers=1))
+    first = writer.write(build.run(mix, workers=1))
     hashes = _hashes(first)
     shutil.rmtree(first)
-    again = build.write(build.run(mix, workers=2))
+    again = writer.write(build.run(mix, workers=2))
     assert _hashes(again) == hashes
 
 
 def test_rebuild_replaces_the_previous_output(demo):
     mix = load_mix(demo)
-    out = build.write(build.run(mix))
+    out = writer.write(build.run(mix))
     (out / "stale.txt").write_text("from an older build")
-    build.write(build.run(mix))
+    writer.write(build.run(mix))
     assert sorted(p.name for p in out.iterdir()) == OUTPUTS
     assert [p.name for p in out.parent.iterdir()] == ["demo"]  # no temporary folders left
 
@@ -118,7 +119,7 @@ def test_a_killed_build_leaves_no_complete_looking_output(tmp_path, write_mix):
     write_jsonl(tmp_path / "big.jsonl", rows)
     write_jsonl(tmp_path / "small.jsonl", rows[:10])
     mix = write_mix({"name": "t", "sources": [{"name": "s", "path": "small.jsonl"}]})
-    previous = build.write(build.run(load_mix(mix)))
+    previous = writer.write(build.run(load_mix(mix)))
     before = _hashes(previous)
     mix.write_text(mix.read_text().replace("small.jsonl", "big.jsonl"))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -138,7 +139,7 @@ def test_a_killed_build_leaves_no_complete_looking_output(tmp_path, write_mix):
 
 
 def test_manifest_names_spec_hash_and_versions(demo):
-    out = build.write(build.run(load_mix(demo)))
+    out = writer.write(build.run(load_mix(demo)))
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["spec"]["name"] == "demo" and manifest["seed"] == 42
     assert len(manifest["spec_hash"]) == 64 and manifest["packages"]["polars"] == pl.__version__
@@ -185,5 +186,5 @@ def test_a_fifo_in_an_hf_dataset_folder_cannot_hang_the_manifest(tmp_path, write
     datasets.Dataset.from_list([{"instruction": "Say hi.", "input": "", "output": "Hi!"}]).save_to_disk(str(tmp_path / "ds"))
     os.mkfifo(tmp_path / "ds" / "pipe")
     mix = load_mix(write_mix({"name": "t", "sources": [{"name": "s", "path": "ds"}]}))
-    assert [Path(f.path).name for f in build.input_files(mix)] == sorted(
+    assert [Path(f.path).name for f in writer.input_files(mix)] == sorted(
         p.name for p in (tmp_path / "ds").iterdir() if p.name != "pipe")

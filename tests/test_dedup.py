@@ -10,9 +10,10 @@ import polars as pl
 import pytest
 from datasketch import MinHash
 
-from pipeline import build, dedup, minhash, validate
+from pipeline import build, dedup, minhash, validate, writer
 from pipeline.config import load_mix
 from pipeline.io import signature_index
+from pipeline.records import load_reference
 from schemas.mix import DedupSpec
 from tests.conftest import write_json, write_jsonl
 
@@ -226,7 +227,7 @@ def test_dedup_against_an_earlier_build_and_a_dataset(tmp_path, write_mix):
                   for k in range(6)]
     write_json(tmp_path / "v1.json", first_rows)
     v1 = write_mix({"name": "v1", "sources": [{"name": "main", "path": "v1.json"}]}, name="v1.yaml")
-    build.write(build.run(load_mix(v1)))
+    writer.write(build.run(load_mix(v1)))
     folder = tmp_path / "out" / "v1"
     before = {p.name: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
@@ -238,7 +239,7 @@ def test_dedup_against_an_earlier_build_and_a_dataset(tmp_path, write_mix):
                     "dedup": {"against": ["out/v1", "eval.jsonl"]}}, name="v2.yaml")
     mix = load_mix(v2)
     assert [(r.build is not None, r.source is not None) for r in mix.references] == [(True, False), (False, True)]
-    assert build.load_reference(mix.references[0], mix).signatures is not None  # the index is reused
+    assert load_reference(mix.references[0], mix).signatures is not None  # the index is reused
     result = build.run(mix)
     assert result.train.is_empty()
     assert result.duplicates.select("id", "kept_id", "kept_in", "kind").rows() == [

@@ -57,9 +57,9 @@ def test_arithmetic_without_letters_is_kept(shared_data):
 def test_language_cache_detects_each_text_once(tmp_path, monkeypatch):
     texts = pl.Series(["The weather is nice today, let us go for a walk.", "今天天气很好。"])
     cache = tmp_path / "lang.parquet"
-    first = language.identify(texts, cache)
+    first = language.detect_cached(texts, cache)
     monkeypatch.setattr(language, "detect", lambda _: pytest.fail("detected a cached text again"))
-    assert language.identify(texts, cache).equals(first)
+    assert language.detect_cached(texts, cache).equals(first)
 
 
 @pytest.mark.parametrize("row, reason", [

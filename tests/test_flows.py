@@ -17,7 +17,7 @@ from uuid import UUID
 import orjson
 import pytest
 
-from pipeline import build
+from pipeline import build, writer
 from pipeline.config import load_mix
 from schemas.report import BuildReport
 from tests.conftest import ROOT, write_jsonl
@@ -68,7 +68,7 @@ def demo(tmp_path: Path) -> Path:
 
 
 def test_flow_writes_what_the_direct_build_writes(demo: Path) -> None:
-    direct = _hashes(build.write(build.run(load_mix(demo))))
+    direct = _hashes(writer.write(build.run(load_mix(demo))))
     out, _ = _flow_run(demo)
     flowed = _hashes(Path(out))
     assert flowed.keys() == direct.keys()

@@ -10,10 +10,11 @@ from typing import Any
 
 import orjson
 import polars as pl
-import pytest
 
 from pipeline import build, file_units, language
 from pipeline.config import load_mix
+from pipeline.io.workers import iter_shards
+from pipeline.records import load_reference, work_units
 from tests.conftest import write_json
 
 MANY_ID = re.compile(r"alpaca/0*(\d+)\.json#0")
@@ -111,17 +112,17 @@ class CountingCache(language.DetectionCache):
         super().__init__()
         self.calls: list[int] = []
 
-    def identify(self, texts: pl.Series) -> pl.DataFrame:
+    def detect(self, texts: pl.Series) -> pl.DataFrame:
         self.calls.append(len(texts))
-        return super().identify(texts)
+        return super().detect(texts)
 
 
 def test_detections_are_looked_up_in_bulk_once_per_unit_not_per_file(tmp_path, write_mix):
     _small_files(tmp_path / "parts", 500)
     mix = load_mix(write_mix({"name": "many", "sources": [{"name": "a", "path": "parts/*.json"}]}))
-    units = build.work_units(mix)
+    units = work_units(mix)
     cache = CountingCache()
-    shards = list(build.iter_shards(mix, 1, detections=cache))
+    shards = list(iter_shards(mix, 1, detections=cache))
     assert sum(s.n_input for s in shards) == 500 and len(units) < 50
     assert len(cache.calls) == len(units)  # all English: one lookup of the unit's texts, no second pass
     assert sum(cache.calls) == 500 and cache.size == 500
@@ -139,19 +140,19 @@ def test_cache_answers_as_detect_across_merges_and_holds_each_text_once(shared_d
     cache = language.DetectionCache(tmp_path / "cache.parquet")
     for start in range(0, 300, 7):  # small lookups, each overlapping the one before
         part = texts.slice(max(start - 3, 0), 10)
-        assert cache.identify(part).equals(expected.slice(max(start - 3, 0), 10))
-    assert cache.identify(texts).equals(expected)
+        assert cache.detect(part).equals(expected.slice(max(start - 3, 0), 10))
+    assert cache.detect(texts).equals(expected)
     assert cache.size == texts.n_unique()
     cache.save()
     saved = pl.read_parquet(tmp_path / "cache.parquet")
     assert saved.height == saved["key"].n_unique() == texts.n_unique()
-    assert language.DetectionCache(tmp_path / "cache.parquet").identify(texts.reverse()).equals(expected.reverse())
+    assert language.DetectionCache(tmp_path / "cache.parquet").detect(texts.reverse()).equals(expected.reverse())
 
 
 def test_learning_known_detections_adds_nothing_and_duplicate_keys_on_disk_are_read_once(shared_data, tmp_path):
     texts = _texts(shared_data, 40)
     cache = language.DetectionCache(tmp_path / "cache.parquet", journal=True)
-    cache.identify(texts)
+    cache.detect(texts)
     detected = cache.take_journal()
     assert detected.height == texts.n_unique() and cache.take_journal().height == 0
     cache.learn(detected)  # a worker sending back what this process detected too
@@ -159,7 +160,7 @@ def test_learning_known_detections_adds_nothing_and_duplicate_keys_on_disk_are_r
     cache.save()
     doubled = pl.concat([detected, detected])  # a cache file as the previous learn() could write it
     doubled.write_parquet(tmp_path / "cache.parquet")
-    assert language.DetectionCache(tmp_path / "cache.parquet").identify(texts).height == len(texts)
+    assert language.DetectionCache(tmp_path / "cache.parquet").detect(texts).height == len(texts)
 
 
 def test_a_parallel_rebuild_reads_the_cache_it_wrote(tmp_path, write_mix):
@@ -171,7 +172,7 @@ def test_a_parallel_rebuild_reads_the_cache_it_wrote(tmp_path, write_mix):
         write_json(tmp_path / "parts" / f"{k}.json",
                    [shared, {"instruction": f"Write a sentence about {k}.", "input": "", "output": f"{k} is small."}])
     mix = load_mix(write_mix({"name": "dup", "sources": [{"name": "a", "path": "parts/*.json"}]}))
-    assert len(build.work_units(mix)) == 3  # a few files: one unit each, so both processes work
+    assert len(work_units(mix)) == 3  # a few files: one unit each, so both processes work
     cache = tmp_path / "cache"
     first = build.run(mix, workers=2, cache=cache)
     again = build.run(mix, workers=2, cache=cache)
@@ -188,7 +189,7 @@ def test_a_reference_of_many_small_files_reads_as_one_file_of_them(shared_data, 
     write_json(tmp_path / "one.json", items)
     mix = load_mix(write_mix({"name": "ref", "sources": [{"name": "alpaca", "path": "one.json"}],
                               "dedup": {"against": ["parts/*.json", "one.json"]}}))
-    many, one = (build.load_reference(ref, mix).records for ref in mix.references)
+    many, one = (load_reference(ref, mix).records for ref in mix.references)
     assert many.height == one.height == 120
     many = many.with_columns(id=pl.col("id").str.extract(r"/0*(\d+)\.json#0$"))
     one = one.with_columns(id=pl.col("id").str.extract(r"#(\d+)$"))

@@ -10,7 +10,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import build, mixture, validate
+from pipeline import build, mixture, stage_reports, validate
 from pipeline.config import ConfigError, load_mix
 from schemas.mix import MixtureSpec
 from tests.conftest import write_jsonl
@@ -151,7 +151,7 @@ def test_split_report_counts_exact_keys_on_both_sides(write_mix, tmp_path):
                           "repeat": pl.Series([0, 0, 0, 1], dtype=pl.UInt16)}).with_columns(
         history=pl.lit(None, validate.HISTORY))
     eval_ = frame.head(1).with_columns(id=pl.lit("a#9"), instruction=pl.lit("NAME A FRUIT"), output=pl.lit("apple"))
-    report = build._split_report(spec, frame, pl.concat([eval_, frame.slice(2, 1).with_columns(
+    report = stage_reports.split_report(spec, frame, pl.concat([eval_, frame.slice(2, 1).with_columns(
         id=pl.lit("a#8"), output=pl.lit("1, 2, 3!"))]))
     assert report is not None and report.train_records == 3 and report.eval == 2
     assert report.shared_exact_keys == 2 and report.shared_ids == 0

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from pipeline import build
+from pipeline import build, writer
 from pipeline.cli import app
 from pipeline.config import load_mix
 from pipeline.io import output_folder
@@ -112,7 +112,7 @@ def test_dedup_against_its_own_output_is_refused(tmp_path: Path) -> None:
 def test_damaged_output_is_found_by_size_and_with_verify_by_hash(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "a.jsonl", ROWS)
     mix = _mix(tmp_path, {"name": "t", "sources": [{"name": "s", "path": "a.jsonl"}], "output": {"dir": "out"}})
-    out = build.write(build.run(load_mix(mix)))
+    out = writer.write(build.run(load_mix(mix)))
     assert output_folder.damaged(out) is None and output_folder.damaged(out, verify=True) is None
     data = (out / "train.parquet").read_bytes()
     (out / "train.parquet").write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # same size, one bit flipped

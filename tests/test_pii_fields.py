@@ -11,7 +11,7 @@ import datasets
 import polars as pl
 import pytest
 
-from pipeline import build, pii, validate
+from pipeline import build, pii, validate, writer
 from pipeline.config import load_mix
 from schemas.mix import PiiSpec
 from tests.conftest import write_json, write_jsonl
@@ -117,7 +117,7 @@ def pii_mix(tmp_path: Path, write_mix, action: str, redact_rejected: bool) -> Pa
 
 def test_build_leaks_no_pii_from_system_or_history(tmp_path, write_mix, llama_tokenizer):
     result = build.run(load_mix(pii_mix(tmp_path, write_mix, "redact", True)), tokenizer=llama_tokenizer)
-    out = build.write(result)
+    out = writer.write(result)
     train = pl.read_parquet(out / "train.parquet")
     assert train.height == 9 and no_secret(train.to_dicts())
     assert {"<EMAIL>", "<PHONE>", "<ID>", "<CARD>"} <= {t for t in ("<EMAIL>", "<PHONE>", "<ID>", "<CARD>")

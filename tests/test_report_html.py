@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import audit, build, report_sections
+from pipeline import audit, build, report_sections, writer
 from pipeline.config import load_mix
 from pipeline.report_sections import Chart, Table
 from schemas.report import BuildReport
@@ -63,7 +63,7 @@ def check_in_browser(browser, html: Path, doc: report_sections.Document, name: s
 def test_build_report_renders_in_chromium(browser, tmp_path, write_mix, llama_tokenizer):
     shutil.copytree(ROOT / "data", tmp_path / "data", ignore=shutil.ignore_patterns("*.py", "*.md"))
     mix = load_mix(tmp_path / "data" / "mix.yaml")
-    out = build.write(build.run(mix, tokenizer=llama_tokenizer))
+    out = writer.write(build.run(mix, tokenizer=llama_tokenizer))
     report = BuildReport.model_validate_json((out / "report.json").read_text())
     doc = report_sections.document(report)
     assert {"Funnel", "Train split: lengths", "Memory estimate"} <= {s.title for s in doc.sections}

@@ -11,8 +11,8 @@ import polars as pl
 import pytest
 
 from flows import stage_store
-from pipeline import build
 from pipeline.config import load_mix
+from pipeline.records import OUTPUT_SCHEMA, shard_unit, work_units
 from tests.conftest import write_jsonl
 
 
@@ -21,14 +21,14 @@ def test_a_shard_round_trips_and_its_handle_holds_no_records(tmp_path: Path, wri
                                         "output": f"Fact {k}: {k * 31} is odd."} for k in range(199)]
                 + [{"instruction": "", "output": "x"}])
     mix = load_mix(write_mix({"name": "t", "sources": [{"name": "a", "path": "a.jsonl"}]}))
-    shard = build.shard_unit(build.work_units(mix)[0])
+    shard = shard_unit(work_units(mix)[0])
     assert shard.kept.height == 199 and shard.rejected.height == 1
 
     handle = stage_store.put(shard, tmp_path / "stages" / "key")
     assert stage_store.complete(Path(handle.folder)) and len(pickle.dumps(handle)) < 2_000
     back = stage_store.get(handle)
     assert back.kept.equals(shard.kept) and back.rejected.equals(shard.rejected)
-    assert back.kept.schema == shard.kept.schema == pl.Schema(build.OUTPUT_SCHEMA)
+    assert back.kept.schema == shard.kept.schema == pl.Schema(OUTPUT_SCHEMA)
     assert (back.source, back.n_input, back.repairs, back.pii) == ("a", 200, shard.repairs, shard.pii)
 
     lean = stage_store.get(handle, without=("kept",))  # what the report reads: the schema, not the records

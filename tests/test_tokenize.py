@@ -11,10 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline import build, tokenize
+from pipeline import build, tokenize, writer
 from pipeline.config import load_mix
 from pipeline.io.tokenizer import ENV, TokenizerError, load_tokenizer
 from pipeline.packing import first_fit_decreasing
+from pipeline.records import OUTPUT_SCHEMA
 from pipeline.templates import ALPACA_SYSTEM, ALPACA_SYSTEM_WITH_INPUT
 from schemas.mix import FiltersSpec, TokenizeSpec
 from tests.conftest import write_jsonl
@@ -49,7 +50,7 @@ RECORDS = {
 
 
 def tokenized(records, tokenizer, **settings):
-    frame = pl.DataFrame(records, schema=build.OUTPUT_SCHEMA)
+    frame = pl.DataFrame(records, schema=OUTPUT_SCHEMA)
     spec = TokenizeSpec(**settings)
     return tokenize.tokenize(frame, tokenizer, spec, FiltersSpec())
 
@@ -155,7 +156,7 @@ def test_cutoff_drop_and_truncate(llama_tokenizer):
 
 
 def test_token_filters(llama_tokenizer):
-    frame = pl.DataFrame([RECORDS["english"], record(output="word " * 50)], schema=build.OUTPUT_SCHEMA)
+    frame = pl.DataFrame([RECORDS["english"], record(output="word " * 50)], schema=OUTPUT_SCHEMA)
     frame = frame.with_columns(pl.Series("id", ["a", "b"]))
     short = len(one(RECORDS["english"], llama_tokenizer)[0])
     long = len(one(record(output="word " * 50), llama_tokenizer)[0])
@@ -204,7 +205,7 @@ def test_build_writes_a_dataset_a_dataloader_can_iterate(tmp_path, write_mix, ll
         mix = write_mix({"name": f"t{packing}", "sources": [{"name": "s", "path": "rows.jsonl"}],
                          "tokenize": {"template": "alpaca", "cutoff_len": 128, "packing": packing}})
         result = build.run(load_mix(mix), tokenizer=llama_tokenizer)
-        out = build.write(result)
+        out = writer.write(result)
         loaded = datasets.load_from_disk(str(out / "tokenized"))
         assert set(loaded) == {"train", "eval"}
         columns = {"input_ids", "attention_mask", "labels"} | ({"ids", "position_ids", "seq_lens"} if packing else {"id"})

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline import build, versions
+from pipeline import versions
+from pipeline.records import ROW_SCHEMA
 
 
 def _rows(records: list[tuple[str, str, str]]) -> pl.DataFrame:
@@ -15,7 +16,7 @@ def _rows(records: list[tuple[str, str, str]]) -> pl.DataFrame:
     return pl.DataFrame(
         [{"id": i, "source": s, "task": s, "instruction": f"Do {i}.", "input": "", "output": out, "system": "",
           "history": [], "origin": "x", "lang": "en", "lang_score": 1.0, "repeat": 0} for i, s, out in records],
-        schema=build.ROW_SCHEMA)
+        schema=ROW_SCHEMA)
 
 
 def test_changes_count_added_removed_changed_and_unchanged_per_source(tmp_path: Path) -> None:

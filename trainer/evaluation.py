@@ -6,7 +6,7 @@ Contract: an ``EvalSet`` is a list of ``Example``s, each in a named group, and e
 labelled tokens and their count: the loss of a group is their ratio (nats per answer token), the same number
 ``model(...).loss`` gives on one example, taken over all of the group's tokens at once.
 
-A dataset read here goes through the build's own per-record stages (``build.process_chunk``) and template, so
+A dataset read here goes through the build's own per-record stages (``process_chunk``) and template, so
 it is rendered exactly as the training data was; a retention set also loses every record that leaks into the
 train split (the build's decontamination rules, run with the train prompts as the eval set), so a general
 held-out loss never measures what was trained on (a task held-out set likewise).
@@ -22,9 +22,9 @@ from typing import Any
 
 import polars as pl
 
-from pipeline import build as build_stage
 from pipeline import decontaminate, tokenize
 from pipeline.config import Mix, resolve_reference
+from pipeline.records import load_reference
 from schemas.mix import MixSpec
 from trainer.batches import Example, example_losses, examples_of
 
@@ -81,7 +81,7 @@ def read_records(path: str, spec: MixSpec, root: Path) -> tuple[str, pl.DataFram
     """A file, folder or earlier build's records through the build's per-record stages: (its name, records)."""
     reference = resolve_reference(path, path, root)
     mix = Mix(spec=spec, path=root / "mix.yaml", sources=())
-    return reference.label, build_stage.load_reference(reference, mix).records
+    return reference.label, load_reference(reference, mix).records
 
 
 def records_eval_set(records: pl.DataFrame, spec: MixSpec, tokenizer: Any, group: str | None = None,

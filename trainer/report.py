@@ -9,7 +9,6 @@ import html
 import json
 import math
 from dataclasses import asdict, is_dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trainer.forgetting import Monitor, Point

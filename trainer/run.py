@@ -16,7 +16,6 @@ precision and data parallelism (``torchrun`` / ``accelerate launch``) are the li
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from dataclasses import dataclass

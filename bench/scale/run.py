@@ -12,7 +12,7 @@ it), and set INSTRUCT_PIPELINE_TOKENIZER to ../shared/tokenizers/llama-2 unless 
 ``cli``: ``pipeline build --mix <mix> --runner <runner>`` as a subprocess; wall time, and the peak of the summed
 RSS of the process and all its descendants, polled every 0.1 s (psutil).
 
-``stages``: ``build.run`` (with the language cache folder, as the CLI's direct runner) and ``build.write`` in
+``stages``: ``build.run`` (with the language cache folder, as the CLI's direct runner) and ``writer.write`` in
 this process, with the stage functions they call wrapped (``needed_tokenizer``, the ``iter_shards`` generator,
 ``union``, ``dedup_stage``, ``decontaminate_stage``, ``split_stage``, ``mixture_stage``, ``tokenize_stage``,
 ``assemble``, ``write``): each is timed with ``time.perf_counter``, and what ``finish`` keeps alive between
@@ -20,7 +20,7 @@ stages is whatever today's code keeps (the first version of this script re-imple
 when 5e11400 made it release each stage's input). A sampler thread polls the RSS of this process and its workers
 every 0.1 s and keeps the peak per stage; ``rss_after_mb`` is VmRSS of this process after the stage. Inside the
 shards stage, the per-record filters run in this process and are timed by wrapping their module functions
-(``language.language_filter``, ``quality.quality_filter``, ``pii.find_pii``, ``build.process_unit``): these
+(``language.language_filter``, ``quality.quality_filter``, ``pii.find_pii``, ``process_unit``): these
 time this process's share only; what the spawned worker does is not visible here (before fcc6491 the worker only
 read and validated, so the filters' times were all of them; since then it filters its files too); inside
 assemble and write,
@@ -189,23 +189,25 @@ class Timers:
         setattr(module, name, timed)
 
 
-STAGE_FUNCTIONS = (  # (stage, function of pipeline/build.py): what build.run() and build.finish() call, in order
+STAGE_FUNCTIONS = (  # (stage, function of pipeline/build.py): what build.run() and build.finish() call, in order;
+    # then writer.write, and io/workers.iter_shards is wrapped as the "shards" stage
     ("load_tokenizer", "needed_tokenizer"), ("union", "union"), ("dedup", "dedup_stage"),
     ("decontaminate", "decontaminate_stage"), ("split", "split_stage"), ("mixture", "mixture_stage"),
-    ("tokenize", "tokenize_stage"), ("assemble", "assemble"), ("write", "write"),
+    ("tokenize", "tokenize_stage"), ("assemble", "assemble"),
 )
 
 
 def run_stages(mix_path: Path, workers: int | None, profile_path: Path | None) -> dict[str, Any]:
-    """``build.run`` (as ``pipeline build --runner direct`` calls it) and ``build.write``, with every stage
+    """``build.run`` (as ``pipeline build --runner direct`` calls it) and ``writer.write``, with every stage
     function of STAGE_FUNCTIONS and the ``iter_shards`` generator wrapped to time it and label the RSS sampler:
     what finish() keeps alive between stages is whatever the code of the day keeps."""
-    from pipeline import build, language, ledger, pii, profile, quality
+    from pipeline import build, language, ledger, pii, profile, quality, writer
     from pipeline.config import load_mix
+    from pipeline.io import workers as workers_pool
     from pipeline.io import writers
 
     timers = Timers()
-    timers.wrap(build, "process_unit", "shards.read_validate_normalize (this process's share)")
+    timers.wrap(workers_pool, "process_unit", "shards.read_validate_normalize (this process's share)")
     timers.wrap(language, "language_filter", "shards.language (this process's share)")
     timers.wrap(quality, "quality_filter", "shards.quality (this process's share)")
     timers.wrap(pii, "find_pii", "shards.pii (this process's share)")
@@ -247,7 +249,8 @@ def run_stages(mix_path: Path, workers: int | None, profile_path: Path | None) -
 
     for name, function in STAGE_FUNCTIONS:
         setattr(build, function, stage(name, getattr(build, function)))
-    build.iter_shards = shards_stage(build.iter_shards)
+    writer.write = stage("write", writer.write)
+    workers_pool.iter_shards = shards_stage(workers_pool.iter_shards)
 
     profiler = None
     if profile_path is not None:
@@ -257,7 +260,7 @@ def run_stages(mix_path: Path, workers: int | None, profile_path: Path | None) -
     started = time.perf_counter()
     mix = load_mix(mix_path)
     result = build.run(mix, workers=workers, cache=build.cache_folder(mix))  # as the CLI's direct runner
-    build.write(result)
+    writer.write(result)
     wall = time.perf_counter() - started
     if profiler is not None:
         profiler.stop()
@@ -266,7 +269,7 @@ def run_stages(mix_path: Path, workers: int | None, profile_path: Path | None) -
     sampler.finish()
     report = result.report
     return {
-        "workers": build.default_workers(mix) if workers is None else workers,
+        "workers": workers_pool.default_workers(mix) if workers is None else workers,
         "wall_s": round(wall, 2), "peak_rss_mb": round(sampler.peak / MB),
         "stages": stages,
         "between_stages_peak_mb": round(sampler.peaks.get("between stages", 0) / MB),

@@ -1,0 +1,88 @@
+"""The output writer: a build's result as its output folder (atomically), with the manifest that records the
+spec and its hash, the input files with their sizes and sha256, the package versions and every output file's
+size and sha256; written last, it marks the folder complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import orjson
+
+import pipeline
+from pipeline import report_html, report_markdown
+from pipeline.config import Mix
+from pipeline.io import output_folder, readers, signature_index, writers
+from schemas.manifest import InputFile, Manifest
+from schemas.mix import MixSpec
+
+if TYPE_CHECKING:
+    from pipeline.build import BuildResult
+
+
+PACKAGES = ("instruct-pipeline", "polars", "pyarrow", "pydantic", "datasets", "orjson", "pyyaml")
+
+
+def spec_hash(spec: MixSpec) -> str:
+    canonical = orjson.dumps(spec.model_dump(mode="json", by_alias=True), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def input_files(mix: Mix) -> list[InputFile]:
+    found = []
+    for source in mix.sources:
+        if source.kind == "hub":
+            ref = f"{source.spec.hub}@{source.spec.revision or 'default'}"
+            found.append(InputFile(source=source.spec.name, path=ref, bytes=None, sha256=None))
+            continue
+        files = source.files or tuple(sorted(p for p in source.folder.rglob("*") if p.is_file()))  # type: ignore[union-attr]
+        for path in files:
+            found.append(InputFile(source=source.spec.name, path=readers.display_path(path, mix.root),
+                                   bytes=path.stat().st_size, sha256=writers.sha256_file(path)))
+    return found
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = pipeline.__version__ if name == "instruct-pipeline" else "not installed"
+    return versions
+
+
+def write(result: BuildResult, target: Path | None = None, build_key: str | None = None) -> Path:
+    """Write the output folder (atomically; default ``mix.out_dir``) and return its path. ``build_key``, the
+    flow's content hash of everything the build read, goes into the manifest so an unchanged re-run can stop."""
+    mix, spec = result.mix, result.mix.spec
+    target = target or mix.out_dir
+    if result.train.height == 0:
+        raise output_folder.EmptyBuildError(result.report, target)
+    with output_folder.atomic_folder(target) as tmp:
+        compression, level = spec.output.compression, spec.output.compression_level
+        writers.write_parquet(result.train, tmp / "train.parquet", compression, level)
+        writers.write_parquet(result.eval, tmp / "eval.parquet", compression, level)
+        writers.write_parquet(result.rejected, tmp / "rejected.parquet", compression, level)
+        writers.write_parquet(result.duplicates, tmp / "duplicates.parquet", compression, level)
+        if result.signatures is not None:
+            signature_index.write(tmp / signature_index.FOLDER, result.signatures["id"],
+                                  result.signatures["signature"].to_numpy(), spec.dedup, compression)
+        writers.write_json(result.report.model_dump(mode="json"), tmp / "report.json")
+        (tmp / "report.md").write_text(report_markdown.render(result.report), encoding="utf-8")
+        (tmp / "report.html").write_text(report_html.render(result.report), encoding="utf-8")
+        if result.tokenized:
+            writers.write_dataset_dict(result.tokenized, tmp / "tokenized", fingerprint=result.report.spec_hash)
+        files = [p for p in sorted(tmp.rglob("*")) if p.is_file()]
+        manifest = Manifest(
+            name=spec.name, seed=spec.seed, spec=spec.model_dump(mode="json", by_alias=True),
+            spec_hash=result.report.spec_hash, inputs=input_files(mix), packages=package_versions(),
+            counts=result.report.totals, mix_file=str(mix.path.resolve()), build_key=build_key,
+            outputs={p.relative_to(tmp).as_posix(): writers.sha256_file(p) for p in files},
+            output_bytes={p.relative_to(tmp).as_posix(): p.stat().st_size for p in files},
+        )
+        writers.write_json(manifest.model_dump(mode="json"), tmp / "manifest.json")  # last: marks completion
+    return target
