@@ -214,7 +214,9 @@ def test_build_writes_a_dataset_a_dataloader_can_iterate(tmp_path, write_mix, ll
 
         def collate(rows):
             width = max(len(r["input_ids"]) for r in rows)
-            pad = lambda seq, value: seq + [value] * (width - len(seq))
+            def pad(seq, value):
+                return seq + [value] * (width - len(seq))
+
             return {key: torch.tensor([pad(r[key], value) for r in rows])
                     for key, value in (("input_ids", 0), ("attention_mask", 0), ("labels", -100))}
 

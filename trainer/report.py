@@ -93,7 +93,7 @@ def line_chart(series: dict[str, tuple[list[int], list[float]]], title: str, wid
         return 40 + (width - 200) * step / last, 20 + (height - 50) * (high - value) / span
 
     parts = []
-    for (name, (xs, ys)), color in zip(series.items(), COLORS * 8):
+    for (_, (xs, ys)), color in zip(series.items(), COLORS * 8):
         coords = [point(x, y) for x, y in zip(xs, ys) if not math.isnan(y)]
         parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="'
                      + " ".join(f"{x:.1f},{y:.1f}" for x, y in coords) + '"/>')

@@ -43,6 +43,7 @@ and files are written one at a time (memory stays at the pools plus one part).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -270,11 +271,11 @@ def insert_noise(text: str, rng: random.Random, words: tuple[str, ...], chars: t
         text = ("" if zh else " ").join(sentences)
     if zh:
         spots = [m.end() for m in HAN.finditer(text)]
-        pick = lambda: rng.choice(chars)
+        pick = functools.partial(rng.choice, chars)
         glue = ""
     else:
         spots = [m.start() for m in re.finditer(" ", text)]
-        pick = lambda: rng.choice(words)
+        pick = functools.partial(rng.choice, words)
         glue = " "
     if not spots:
         return text + (glue + pick() if force else "")
@@ -604,7 +605,7 @@ def mix_yaml(records: int, target: Path) -> str:
     near dedup, decontamination against MT-Bench and self-instruct's user-oriented prompts, a 1% eval split, a
     mixture with a 30% general share, tokenization with the LLaMA-2 tokenizer (set INSTRUCT_PIPELINE_TOKENIZER
     to a local copy offline)."""
-    rel = lambda p: os.path.relpath(p, target)
+    rel = functools.partial(os.path.relpath, start=target)
     lines = [f"# bench/scale/make_corpus.py --records {records}: issue #9's end-to-end build", f"name: scale-{label(records)}",
              "seed: 0", "sources:"]
     for plan in SOURCES:
