@@ -35,8 +35,8 @@ def make_pool(records: int) -> pl.DataFrame:
     alpaca = pl.concat([pl.read_json(p) for p in sorted(SHARED.glob("*.json"))]).select("instruction")
     repeated = pl.concat([alpaca] * (records // alpaca.height + 1)).head(records)
     counts = mixture.largest_remainder(records, [share for *_, share in SOURCES])
-    source = pl.Series([name for (name, *_), n in zip(SOURCES, counts) for _ in range(n)])
-    task = pl.Series([t for (_, t, *_), n in zip(SOURCES, counts) for _ in range(n)])
+    source = pl.Series([name for (name, *_), n in zip(SOURCES, counts, strict=True) for _ in range(n)])
+    task = pl.Series([t for (_, t, *_), n in zip(SOURCES, counts, strict=True) for _ in range(n)])
     return repeated.with_columns(source=source, task=task).with_columns(
         id=pl.col("source") + "#" + pl.int_range(pl.len()).over("source").cast(pl.String)
     ).select("id", "source", "task", "instruction")

@@ -76,9 +76,9 @@ def normalize(frame: pl.DataFrame, spec: NormalizeSpec) -> tuple[pl.DataFrame, d
         positions = not_plain[name].arg_true()
         if not positions.len():
             continue
-        cleaned, fixes = zip(*(clean(text) for text in frame[name].gather(positions).to_list()))
+        cleaned, fixes = zip(*(clean(text) for text in frame[name].gather(positions).to_list()), strict=True)
         cleaned_columns.append(frame[name].scatter(positions, list(cleaned)))
-        for position, fix in zip(positions.to_list(), fixes):
+        for position, fix in zip(positions.to_list(), fixes, strict=True):
             bits[position] |= fix
     frame = frame.with_columns(cleaned_columns)
     trimmed = pl.any_horizontal(

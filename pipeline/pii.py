@@ -49,7 +49,7 @@ def cn_id_ok(number: str) -> bool:
         return False
     if not ("01" <= number[10:12] <= "12" and "01" <= number[12:14] <= "31"):
         return False
-    check = "10X98765432"[sum(int(d) * w for d, w in zip(number[:17], _CN_ID_WEIGHTS)) % 11]
+    check = "10X98765432"[sum(int(d) * w for d, w in zip(number[:17], _CN_ID_WEIGHTS, strict=True)) % 11]
     return number[17].upper() == check
 
 

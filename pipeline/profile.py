@@ -83,7 +83,7 @@ def language_mix(records: pl.DataFrame, by: str) -> list[LanguageMix]:
     mixes = []
     for (key,), group in grouped.group_by(by, maintain_order=True):
         ordered = group.sort(["len", "lang"], descending=[True, False])
-        languages = dict(zip(ordered["lang"].fill_null("und").to_list(), ordered["len"].to_list()))
+        languages = dict(zip(ordered["lang"].fill_null("und").to_list(), ordered["len"].to_list(), strict=True))
         total = sum(languages.values())
         top, top_n = next(iter(languages.items()))
         mixes.append(LanguageMix(key=str(key), records=total, languages=languages, top=top,

@@ -83,7 +83,7 @@ def render_block(block: Block) -> str:
 def table(block: Table) -> str:
     head = "".join(f'<th class="n">{escape(c.name)}</th>' if c.numeric else f"<th>{escape(c.name)}</th>"
                    for c in block.columns)
-    rows = "".join("<tr>" + "".join(cell(c, v) for c, v in zip(block.columns, row)) + "</tr>" for row in block.rows)
+    rows = "".join("<tr>" + "".join(cell(c, v) for c, v in zip(block.columns, row, strict=True)) + "</tr>" for row in block.rows)
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>'
 
 
@@ -163,7 +163,7 @@ def histogram_svg(block: Chart) -> str:
     slot = (WIDTH - left) / n
     top = max(values, default=0) or 1
     parts = []
-    for k, (label, value) in enumerate(zip(block.labels, values)):
+    for k, (label, value) in enumerate(zip(block.labels, values, strict=True)):
         height = plot_height * value / top
         x = left + k * slot
         parts.append(f'<rect x="{x + 3:.1f}" y="{top_y + plot_height - height:.1f}" width="{slot - 6:.1f}" '

@@ -116,7 +116,7 @@ def table(names: Sequence[str], rows: Iterable[Sequence[Cell]], badges: Sequence
     body = tuple(tuple(row) for row in rows)
     numeric = [bool(body) and all(isinstance(r[k], (int, float)) and not isinstance(r[k], bool) or r[k] is None
                                   for r in body) for k in range(len(names))]
-    return Table(tuple(Column(n, num, n in badges) for n, num in zip(names, numeric)), body)
+    return Table(tuple(Column(n, num, n in badges) for n, num in zip(names, numeric, strict=True)), body)
 
 
 def display_width(text: str) -> int:

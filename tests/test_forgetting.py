@@ -42,7 +42,7 @@ def _eval_split_by_group(build):
     groups: dict[str, list] = {}
     for row in load_from_disk(str(build / "tokenized"))["eval"]:
         offset = 0
-        for example_id, length in zip(row["ids"], row["seq_lens"]):
+        for example_id, length in zip(row["ids"], row["seq_lens"], strict=True):
             ids, labels = row["input_ids"][offset:offset + length], row["labels"][offset:offset + length]
             groups.setdefault(task_of[example_id], []).append((ids, labels))
             offset += length

@@ -28,7 +28,7 @@ def iter_json_items(path: Path, lenient: bool = False, batch_size: int = 7) -> l
     """Flatten the reader's batches (small, to cross batch boundaries too) into one item per element."""
     items = []
     for batch in iter_json_batches(path, lenient, batch_size):
-        for pos, (value, line) in enumerate(zip(batch.values, batch.lines)):
+        for pos, (value, line) in enumerate(zip(batch.values, batch.lines, strict=True)):
             text, error = batch.bad.get(pos, (batch.original(pos), None))
             items.append(Item(value, line, text, error))
     return items

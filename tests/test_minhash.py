@@ -25,7 +25,7 @@ def test_signatures_equal_datasketch_on_real_records(shared_data, n, num_perm, s
     zh = json.loads((shared_data / "alpaca-zh" / "zh-data-part-00.json").read_text())[:150]
     texts = [f"{r['instruction']}\n{r['input']}\n{r['output']}" for r in en + zh] + ["", "Hi", "¡¿?!"]
     ours = signatures(texts, n, num_perm, seed)
-    for row, text in zip(ours, texts):
+    for row, text in zip(ours, texts, strict=True):
         assert np.array_equal(row, datasketch_signature(text, n, num_perm, seed)), text
 
 

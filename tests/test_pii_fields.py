@@ -61,7 +61,7 @@ def test_system_and_every_history_turn_are_redacted_and_counted():
 def test_quarantine_and_flag_see_system_and_history():
     kept, rejected, counts = pii.find_pii(chat(RECORDS), PiiSpec(action="quarantine"))
     assert kept["id"].to_list() == ["c#3"]
-    assert dict(zip(rejected["id"], rejected["reason"])) == {"c#0": "pii:email", "c#1": "pii:cn_id",
+    assert dict(zip(rejected["id"], rejected["reason"], strict=True)) == {"c#0": "pii:email", "c#1": "pii:cn_id",
                                                              "c#2": "pii:credit_card"}
     assert rejected.filter(pl.col("id") == "c#1")["detail"].item() == \
         "found: cn_id (history[1].assistant), phone (history[0].user)"
@@ -147,7 +147,7 @@ def test_without_redact_rejected_the_originals_keep_their_text(tmp_path, write_m
 
 def test_quarantine_sees_history_and_system_and_redacts_the_quarantined(tmp_path, write_mix):
     result = build.run(load_mix(pii_mix(tmp_path, write_mix, "quarantine", True)))
-    reasons = dict(zip(result.rejected["reason"], result.rejected["detail"]))
+    reasons = dict(zip(result.rejected["reason"], result.rejected["detail"], strict=True))
     assert {"pii:email", "pii:cn_id"} <= set(reasons) and "empty_output" in reasons
     assert reasons["pii:cn_id"] == "found: cn_id (history[1].assistant), credit_card (history[0].user), " \
                                    "phone (history[0].user)"

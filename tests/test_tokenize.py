@@ -64,7 +64,7 @@ def one(rec, tokenizer, **settings):
 def trained_text(ids, labels, tokenizer):
     """The trained stretches of a sequence, decoded one by one."""
     pieces, current = [], []
-    for token, label in zip(ids, labels):
+    for token, label in zip(ids, labels, strict=True):
         if label == -100:
             if current:
                 pieces.append(tokenizer.decode(current))
@@ -189,7 +189,7 @@ def test_packing_keeps_examples_whole_and_apart(llama_tokenizer):
     for row in packed.to_dicts():
         assert sum(row["seq_lens"]) == len(row["input_ids"]) == len(row["position_ids"]) <= 256
         start = 0
-        for rid, n in zip(row["ids"], row["seq_lens"]):
+        for rid, n in zip(row["ids"], row["seq_lens"], strict=True):
             assert row["position_ids"][start:start + n] == list(range(n))
             assert row["input_ids"][start:start + n] == by_id[rid]["input_ids"]
             assert row["labels"][start:start + n] == by_id[rid]["labels"]
@@ -248,7 +248,7 @@ def test_alpaca_prompts_of_real_records_equal_a_plain_tokenizer_call(llama_token
                 "id": f"r{i}"} for i, r in enumerate(rows)]
     examples = tokenized(records, llama_tokenizer, cutoff_len=4096).examples
     assert examples.height == len(records) > 2000
-    for rec, row in zip(records, examples.to_dicts()):
+    for rec, row in zip(records, examples.to_dicts(), strict=True):
         preamble = ALPACA_SYSTEM_WITH_INPUT if rec["input"] else ALPACA_SYSTEM
         user = f"{rec['instruction']}\n\n### Input:\n{rec['input']}" if rec["input"] else rec["instruction"]
         prompt = llama_tokenizer(f"{preamble}\n\n### Instruction:\n{user}\n\n### Response:\n").input_ids

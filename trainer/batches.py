@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import torch
@@ -40,7 +41,7 @@ def starts(row: dict[str, Any]) -> list[int]:
 def examples_of(row: dict[str, Any]) -> list[tuple[list[int], list[int]]]:
     """A row's examples, each as (input_ids, labels)."""
     bounds = [*starts(row), len(row["input_ids"])]
-    return [(row["input_ids"][a:b], row["labels"][a:b]) for a, b in zip(bounds, bounds[1:])]
+    return [(row["input_ids"][a:b], row["labels"][a:b]) for a, b in pairwise(bounds)]
 
 
 def flatten(rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
@@ -96,6 +97,6 @@ def example_losses(model: Any, examples: Sequence[Example], max_tokens: int) -> 
                                             torch.tensor([len(examples[i].input_ids) for i in batch], device=device))[1:]
             sums = torch.zeros(len(batch), device=device).index_add_(0, owner, losses * counted)
             counts = torch.zeros(len(batch), device=device, dtype=torch.long).index_add_(0, owner, counted.long())
-            out += [(float(s), int(c)) for s, c in zip(sums.tolist(), counts.tolist())]
+            out += [(float(s), int(c)) for s, c in zip(sums.tolist(), counts.tolist(), strict=True)]
     model.train(was_training)
     return out

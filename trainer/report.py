@@ -93,14 +93,14 @@ def line_chart(series: dict[str, tuple[list[int], list[float]]], title: str, wid
         return 40 + (width - 200) * step / last, 20 + (height - 50) * (high - value) / span
 
     parts = []
-    for (_, (xs, ys)), color in zip(series.items(), COLORS * 8):
-        coords = [point(x, y) for x, y in zip(xs, ys) if not math.isnan(y)]
+    for (_, (xs, ys)), color in zip(series.items(), COLORS * 8, strict=False):
+        coords = [point(x, y) for x, y in zip(xs, ys, strict=True) if not math.isnan(y)]
         parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="'
                      + " ".join(f"{x:.1f},{y:.1f}" for x, y in coords) + '"/>')
         if len(coords) <= 50:
             parts += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{color}"/>' for x, y in coords]
     legend = [f'<text x="{width - 150}" y="{30 + 14 * i}" fill="{color}">{html.escape(name)}</text>'
-              for i, (name, color) in enumerate(zip(series, COLORS * 8))]
+              for i, (name, color) in enumerate(zip(series, COLORS * 8, strict=False))]
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
             f'font-size="11">{"".join(parts)}{"".join(legend)}<text x="40" y="14">{html.escape(title)}: '
             f'{high:.3f} (top) to {low:.3f} (bottom)</text><text x="40" y="{height - 8}">step 0 to {last}</text>'

@@ -23,7 +23,7 @@ def dedup(ids: list[str], texts: list[str], threshold: float, num_perm: int) -> 
     """Ids of the records to remove (every record that hits an earlier one in the LSH index)."""
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
     removed = []
-    for key, text in zip(ids, texts):
+    for key, text in zip(ids, texts, strict=True):
         minhash = MinHash(num_perm=num_perm)
         for shingle in word_shingles(text):
             minhash.update(shingle.encode("utf8"))

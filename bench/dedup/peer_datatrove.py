@@ -67,7 +67,7 @@ class CorpusReader:
         frame = frame.slice(start, stop - start)
         text = pl.concat_str([pl.col(c).fill_null("") for c in ("instruction", "input", "output")],
                              separator="\n")
-        for doc_id, doc_text in zip(frame["id"].to_list(), frame.select(text.alias("t"))["t"].to_list()):
+        for doc_id, doc_text in zip(frame["id"].to_list(), frame.select(text.alias("t"))["t"].to_list(), strict=True):
             yield Document(text=doc_text, id=doc_id)
 
 

@@ -40,7 +40,7 @@ def dedup_lsh(ids: list[str], texts: list[str], threshold: float, num_perm: int)
     lsh = RMinHashLSH(threshold=threshold, num_perm=num_perm, num_bands=num_bands(threshold, num_perm))
     kept: list[RMinHash] = []  # the LSH keys are positions in this list
     removed = []
-    for key, text in zip(ids, texts):
+    for key, text in zip(ids, texts, strict=True):
         minhash = RMinHash(num_perm=num_perm, seed=SEED)
         minhash.update(word_shingles(text))
         if any(minhash.jaccard(kept[c]) >= threshold for c in lsh.query(minhash)):
@@ -54,8 +54,8 @@ def dedup_lsh(ids: list[str], texts: list[str], threshold: float, num_perm: int)
 def dedup_deduplicator(ids: list[str], texts: list[str], threshold: float, num_perm: int) -> list[str]:
     """rensa's own streaming deduplicator (LSH + similarity check), default bands."""
     deduplicator = RMinHashDeduplicator(threshold=threshold, num_perm=num_perm, use_lsh=True, seed=SEED)
-    keep = deduplicator.add_pairs((key, word_shingles(text)) for key, text in zip(ids, texts))
-    return [key for key, kept in zip(ids, keep) if not kept]
+    keep = deduplicator.add_pairs((key, word_shingles(text)) for key, text in zip(ids, texts, strict=True))
+    return [key for key, kept in zip(ids, keep, strict=True) if not kept]
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -93,12 +94,12 @@ def checks(lora: dict[float, dict], full: dict[float, dict], cells: dict, minute
     means = [lora[s]["F"]["mean"] for s in sorted(lora)]
     if len(means) == 4:
         cut1 = lora[0.1]["cut"]["mean"] if lora[0.1]["cut"] else 0.0
-        line(all(a > b for a, b in zip(means, means[1:])) and cut1 >= 0.6,
+        line(all(a > b for a, b in pairwise(means)) and cut1 >= 0.6,
              f"forgetting over shares 0, 0.1, 0.3, 0.5: {', '.join(f'{m:+.3f}' for m in means)} (goal: falling); "
              f"0.1 alone cuts it by {100 * cut1:.0f}% (goal >= 60%)")
     if len(full) == 4 and 0.0 in lora:
         f_full = [full[s]["F"]["mean"] for s in sorted(full)]
-        line(all(a > b for a, b in zip(f_full, f_full[1:])),
+        line(all(a > b for a, b in pairwise(f_full)),
              f"full fine-tuning forgets {', '.join(f'{m:+.3f}' for m in f_full)} over the same shares (goal: the same "
              f"ordering); task-only it forgets {f_full[0] / lora[0.0]['F']['mean']:.1f}x what LoRA does")
     curated, raw = cells.get(("lora", "curated", 0.3), {}), cells.get(("lora", "raw", 0.3), {})

@@ -336,7 +336,7 @@ class Corpus:
         counts = [int(x) for x in exact]
         for k in sorted(range(len(exact)), key=lambda k: counts[k] - exact[k])[: self.records - sum(counts)]:
             counts[k] += 1
-        self.counts = {s.name: n for s, n in zip(SOURCES, counts)}
+        self.counts = {s.name: n for s, n in zip(SOURCES, counts, strict=True)}
 
 
 PLANS = {s.name: s for s in SOURCES}

@@ -18,6 +18,7 @@ import codecs
 import json
 import re
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
@@ -276,7 +277,7 @@ def _decode_run(sc: _ListScanner, pos: int) -> tuple[list[Any], list[int], int] 
         if len(starts) != len(values):
             return None
         line, lines = sc.line_at(pos), []
-        for previous, start in zip([pos, *starts], starts):
+        for previous, start in pairwise([pos, *starts]):
             line += buf.count("\n", previous, start)
             lines.append(line)
         sc.line_at(starts[-1])
