@@ -82,11 +82,18 @@ def run(mix: Mix, progress: ProgressCallback | None = None, workers: int | None 
     tokenizer is loaded first (unless given), so a missing one stops the build before any data is read.
     flows/build_flow.py runs the same functions as Prefect tasks."""
     tokenizer = needed_tokenizer(mix.spec, tokenizer)
+    return finish(mix, read(mix, progress, workers, cache), tokenizer)
+
+
+def read(mix: Mix, progress: ProgressCallback | None = None, workers: int | None = None,
+         cache: Path | None = None) -> list[Shard]:
+    """Every per-record stage over every work unit, in input order (the worker pool): what the global stages
+    start from, and all that ``pipeline validate`` runs."""
     detections = language.DetectionCache(cache / LANGUAGE_CACHE if cache else None)
     count = workers_pool.default_workers(mix) if workers is None else workers
     shards = list(workers_pool.iter_shards(mix, count, progress, detections))
     detections.save()
-    return finish(mix, shards, tokenizer)
+    return shards
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -87,6 +87,14 @@ def _load(mix_path: Path) -> Mix:
 
 
 def _run(mix: Mix, workers: int | None, cache: bool = False) -> build_stage.BuildResult:
+    with _reading(mix) as advance:
+        return build_stage.run(mix, progress=advance, workers=workers,
+                               cache=build_stage.cache_folder(mix) if cache else None)
+
+
+@contextmanager
+def _reading(mix: Mix) -> Iterator[Callable[[str, int, bool], None]]:
+    """A progress callback that moves a bar over the work units, inside the build's error handling."""
     with _files_bar(mix, "reading") as (bar, task), _build_errors_exit(mix.out_dir):
         seen = {"records": 0}
 
@@ -95,8 +103,7 @@ def _run(mix: Mix, workers: int | None, cache: bool = False) -> build_stage.Buil
             bar.update(task, advance=1 if file_done else 0,
                        description=f"{source}: {seen['records']:,} records")
 
-        return build_stage.run(mix, progress=advance, workers=workers,
-                               cache=build_stage.cache_folder(mix) if cache else None)
+        yield advance
 
 
 @contextmanager
@@ -228,10 +235,14 @@ def serve(mix_path: Path = MIX_OPTION,
 
 @app.command()
 def validate(mix_path: Path = MIX_OPTION, workers: int | None = WORKERS_OPTION) -> None:
-    """Check the mix spec and read every source through validation, without writing anything."""
+    """Check the mix spec, that the tokenizer loads, and read every source through the per-record stages (ingest,
+    validation, normalization, language, quality, PII), without writing anything; dedup, the mixture and
+    tokenization do not run."""
     mix = _load(mix_path)
-    result = _run(mix, workers)
-    console.print(summaries.build_table(result.report))
+    with _reading(mix) as advance:
+        build_stage.needed_tokenizer(mix.spec)
+        shards = build_stage.read(mix, progress=advance, workers=workers)
+    console.print(summaries.per_record_table(mix.spec.name, shards))
     console.print(f"[green]ok:[/] {mix_path} is valid and its {len(mix.sources)} source(s) are readable", soft_wrap=True)
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from pipeline.records import Shard
 from schemas.audit import AuditReport
 from schemas.report import BuildReport
 
@@ -25,6 +27,31 @@ def build_table(report: BuildReport) -> Table:
         repairs = "\n".join(f"{k} {v:,}" for k, v in s.repairs.items())
         table.add_row(s.name, s.format, f"{s.input:,}", f"{s.kept:,}", f"{s.rejected:,}", f"{s.duplicates:,}",
                       reasons, repairs)
+    return table
+
+
+def per_record_table(name: str, shards: list[Shard]) -> Table:
+    """What ``pipeline validate`` read: per source, records in, kept and rejected by the per-record stages."""
+    sources: dict[str, list[Shard]] = {}
+    for shard in shards:
+        sources.setdefault(shard.source, []).append(shard)
+    total_in = sum(s.n_input for s in shards)
+    total_kept = sum(s.kept.height for s in shards)
+    table = Table(title=f"{name}: {total_in:,} records in, {total_kept:,} pass the per-record stages, "
+                        f"{total_in - total_kept:,} rejected (dedup, the mixture and tokenization not run)")
+    for column in ("source", "format", "input", "kept", "rejected", "rejected because", "repaired"):
+        table.add_column(column, justify="right" if column in ("input", "kept", "rejected") else "left", no_wrap=True)
+    for source, parts in sources.items():
+        reasons: Counter[str] = Counter()
+        repairs: Counter[str] = Counter()
+        for part in parts:
+            reasons.update(part.rejected["reason"].to_list())
+            repairs.update({fix: n for (_, fix), n in part.repairs.items()})
+        kept = sum(p.kept.height for p in parts)
+        table.add_row(source, "+".join(sorted(set().union(*(p.formats for p in parts)))),
+                      f"{sum(p.n_input for p in parts):,}", f"{kept:,}", f"{sum(p.rejected.height for p in parts):,}",
+                      "\n".join(f"{k} {v:,}" for k, v in reasons.most_common()),
+                      "\n".join(f"{k} {v:,}" for k, v in sorted(repairs.items())))
     return table
 
 

@@ -84,6 +84,8 @@ def test_validate_command_writes_nothing(demo, cli):
     result = cli("validate", "--mix", str(demo))
     assert result.exit_code == 0 and "is valid and its 3 source(s) are readable" in result.output
     assert not (demo.parent.parent / "out").exists()
+    # it stops after the per-record stages: the 9 duplicates a build removes are still counted as kept
+    assert "demo: 310 records in, 298 pass the per-record stages, 12 rejected" in result.output
 
 
 def test_strict_source_with_broken_json_fails_with_line_and_column(demo, flow_cli):
