@@ -18,7 +18,8 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed  ## build data/mix.yaml into out/demo/
 	$(BIN)/pipeline build --mix data/mix.yaml
 
-test: $(VENV)/.installed  ## the whole test suite (exit 5, no tests collected, fails like any error)
+test: $(VENV)/.installed  ## ruff, then the whole test suite (exit 5, no tests collected, fails like any error)
+	$(BIN)/ruff check pipeline schemas flows trainer tests bench
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed  ## ingest throughput and memory (see bench/RESULTS.md)

@@ -349,7 +349,8 @@ def s4(box: Box) -> tuple[bool, str]:
     left = sorted(p.name for p in out.iterdir() if ".tmp-" in p.name or ".old-" in p.name)
     return (first.code == 0 and stopped_ok and again.code == 0 and not left and missing[0] == 0,
             f"SIGTERM {'while writing' if caught else 'NOT SENT (build ended first)'}: "
-            f"{stopped.key('interrupted')} ({stopped.output.count('interrupted')} line); tmp left: {tmp_left or 'none'}; "
+            f"{stopped.key('interrupted')} ({stopped.output.count('interrupted')} line); "
+            f"tmp left: {tmp_left or 'none'}; "
             f"previous build {previous}; next build: exit {again.code}, planted .t.tmp-99999 and "
             f".t.old-99999 {'cleared' if not left else f'LEFT: {left}'}; target missing in {missing[0]} of "
             f"{polls[0]:,} polls")

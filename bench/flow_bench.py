@@ -71,7 +71,8 @@ def main() -> None:
         for path in sorted(args.alpaca.glob("*.json")):
             shutil.copy(path, parts / path.name)
         mix = WORK / "alpaca.yaml"
-        mix.write_text(f"name: alpaca\nsources:\n  - name: alpaca\n    path: {parts}/*.json\noutput:\n  dir: {WORK}/out\n"
+        mix.write_text(f"name: alpaca\nsources:\n  - name: alpaca\n    path: {parts}/*.json\n"
+                       f"output:\n  dir: {WORK}/out\n"
                        "tokenize:\n  enabled: true\n", encoding="utf-8")
         state = fresh(WORK / "state")
         for name in ("alpaca 52k cold, flow, running server", "alpaca 52k unchanged re-run"):

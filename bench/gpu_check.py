@@ -81,7 +81,8 @@ def packed_attention() -> dict[str, object]:
                     with torch.no_grad():
                         leaked = base(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
                                       attention_mask=torch.ones_like(batch["input_ids"])).logits[0].float()
-                    results[f"leak_reference/{str(dtype).removeprefix('torch.')}"] = float((leaked - packed).abs().max())
+                    name = f"leak_reference/{str(dtype).removeprefix('torch.')}"
+                    results[name] = float((leaked - packed).abs().max())
             except Exception as err:  # report what does not run on this GPU instead of stopping the check
                 results[f"{implementation}/{str(dtype).removeprefix('torch.')}"] = f"{type(err).__name__}: {err}"[:200]
     return results

@@ -80,7 +80,8 @@ def main() -> None:
     WORK.mkdir(exist_ok=True)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"{psutil.virtual_memory().total / 2**30:.0f} GiB; python {platform.python_version()}\n")
-    print("| corpus | input MB | command | wall s (median of %d) | records/s | peak RSS MB | peak / input |" % args.repeat)
+    print("| corpus | input MB | command | wall s (median of %d) | records/s | peak RSS MB | peak / input |"
+          % args.repeat)
     print("|---|---:|---|---:|---:|---:|---:|")
     for size in args.sizes:
         pattern, records = corpus(size)

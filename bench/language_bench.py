@@ -78,7 +78,8 @@ def main() -> None:
     print(json.dumps({"confident": confident.height, "agree": round(1 - disagree.height / confident.height, 4),
                       "ratio": round(ld_seconds / seconds, 1),
                       "agree_by_half": {h: round(1 - disagree.filter(pl.col("half") == h).height
-                                                 / confident.filter(pl.col("half") == h).height, 4) for h in ("en", "zh")}}))
+                                                 / confident.filter(pl.col("half") == h).height, 4)
+                                        for h in ("en", "zh")}}))
     # langdetect answers the text's own script rules out: Korean without Hangul, Japanese without Kana, any
     # other language for a text whose letters are at least half Han.
     script = language.by_script(disagree["text"])
@@ -90,7 +91,8 @@ def main() -> None:
     print(json.dumps({"disagreements": disagree.height, "langdetect_contradicts_script": impossible.height,
                       "agree_excluding_those": round(1 - (disagree.height - impossible.height)
                                                      / (confident.height - impossible.height), 4)}))
-    table = disagree.group_by("lang", "ld", "lang_method").agg(pl.len(), pl.col("text").first()).sort("len", descending=True)
+    table = disagree.group_by("lang", "ld", "lang_method").agg(pl.len(), pl.col("text").first())
+    table = table.sort("len", descending=True)
     for row in table.iter_rows(named=True):
         print(json.dumps({"ours": row["lang"], "langdetect": row["ld"], "method": row["lang_method"], "n": row["len"],
                           "example": row["text"][:80]}, ensure_ascii=False))

@@ -3,7 +3,8 @@
 Importing this package points Prefect at the project's state folder before Prefect itself is imported: its home
 (database, settings, cached task results) goes to ``$INSTRUCT_PIPELINE_STATE/prefect`` (default ``./.state``),
 telemetry is off (no network here), Prefect's console log shows warnings only (its INFO lines
-still reach the server and the UI; ``pipeline -v`` shows them), and the temporary server Prefect starts when no PREFECT_API_URL is set gets
+still reach the server and the UI; ``pipeline -v`` shows them), and the temporary server Prefect starts when no
+PREFECT_API_URL is set gets
 time to run its first database migration on a slow machine. Variables already set by the user win.
 """
 

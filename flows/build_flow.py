@@ -174,7 +174,8 @@ def _build(mix: Mix, versioned: bool, verify: bool, root: Path) -> str:
     mixed = task.submit(split, mix, tokenizer, keys.mixture, folder)
     task, folder = cached(tokenize_task, keys.tokenize)
     tokenized = task.submit(mixed, split, tokenizer, mix.spec, keys.tokenize, folder)
-    result = report_task.submit(mix, futures, deduped, clean, mixed, tokenized, stage_store.folder_for(root, name, None))
+    report_folder = stage_store.folder_for(root, name, None)
+    result = report_task.submit(mix, futures, deduped, clean, mixed, tokenized, report_folder)
     written = write_task.submit(result, keys.build, versioned)
     for stage in (deduped, clean, split, mixed, tokenized, result, written):
         _raise_failure(stage)  # the failed stage's own error: a later task only sees "upstream failed"

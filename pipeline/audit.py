@@ -274,7 +274,8 @@ def preview(text: str) -> str:
     return pii.scan(line, pii.DETECTORS)[0]
 
 
-def duplicate_view(records: pl.DataFrame, settings: DedupSpec, priority: list[str]) -> tuple[DuplicateView, pl.DataFrame]:
+def duplicate_view(records: pl.DataFrame, settings: DedupSpec,
+                   priority: list[str]) -> tuple[DuplicateView, pl.DataFrame]:
     """Duplicates by ``settings`` (nothing removed) and the rows of every duplicate."""
     result = dedup.deduplicate(records, settings, priority)
     found = result.duplicates
@@ -295,7 +296,8 @@ def duplicate_view(records: pl.DataFrame, settings: DedupSpec, priority: list[st
         cross_file=int((found["source"] != found["kept_source"]).sum()),
         clusters=clusters.height, largest_cluster=int(clusters["n"].max() or 0) + 1 if clusters.height else 0,
         pairs=[FilePair(file=s, kept_file=k, kind=kind, count=n) for s, k, kind, n in
-               pairs.sort(["len", "source", "kept_source"], descending=[True, False, False]).head(FILE_PAIRS).iter_rows()],
+               pairs.sort(["len", "source", "kept_source"], descending=[True, False, False])
+               .head(FILE_PAIRS).iter_rows()],
         examples=[ClusterExample(kind=row["kind"], kept_id=row["kept_id"], members=row["members"], size=row["n"] + 1,
                                  similarity=round(row["similarity"], 3), preview=preview(instructions[row["kept_id"]]))
                   for row in shown.iter_rows(named=True)],
@@ -344,8 +346,8 @@ def off_language(records: pl.DataFrame) -> Finding:
     lettered = records.filter(pl.col("lang") != "und")
     main = {task: group.sort(["len", "lang"], descending=[True, False])["lang"][0]
             for (task,), group in lettered.group_by("task", "lang").len().group_by("task")}
-    flagged = lettered.with_columns(off=pl.col("lang") != pl.col("task").replace_strict(main, default=None)).with_columns(
-        share=pl.col("off").mean().over("source"))
+    off_language = pl.col("lang") != pl.col("task").replace_strict(main, default=None)
+    flagged = lettered.with_columns(off=off_language).with_columns(share=pl.col("off").mean().over("source"))
     off = flagged.filter(pl.col("off") & (pl.col("share") > LANGUAGE_MISMATCH_SHARE))
     per_file = off.group_by("source", "task", maintain_order=True).agg(pl.len(), pl.col("share").first(),
                                                                        pl.col("lang").mode().first())
@@ -449,7 +451,8 @@ def findings(measured: Measured) -> dict[str, Finding]:
         "empty_instruction": of("empty_instruction"),
         "language_mismatch": off_language(records),
         "cross_file_duplicates": Finding(cross.height, cross["id"].head(EXAMPLES).to_list(),
-                                         duplicates(cross).detail + (f"; {_pairs(report.duplicates)}" if cross.height else "")),
+                                         duplicates(cross).detail
+                                         + (f"; {_pairs(report.duplicates)}" if cross.height else "")),
         "duplicates": duplicates(within),
         "low_diversity": Finding(sum(g.records for g in top) if narrow else 0, [],
                                  ", ".join(f"{g.key} {g.share:.0%}" for g in top)),
@@ -463,7 +466,8 @@ def findings(measured: Measured) -> dict[str, Finding]:
         "repairs": Finding(sum(other_repairs.values()), [], ", ".join(f"{k} {v:,}" for k, v in other_repairs.items())),
     }
     pii_found = {k: v for k, v in report.pii.items() if v.count}
-    found["pii"] = Finding(sum(v.count for v in pii_found.values()), [i for v in pii_found.values() for i in v.examples],
+    found["pii"] = Finding(sum(v.count for v in pii_found.values()),
+                           [i for v in pii_found.values() for i in v.examples],
                            _reasons(pii_found))
     found.update({f"quality:{k}": _finding(v) for k, v in report.quality.items()})
     return found

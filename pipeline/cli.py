@@ -229,7 +229,8 @@ def serve(mix_path: Path = MIX_OPTION,
     from flows import build_flow as flows_build
 
     flow = flows_build.with_runner(runner, dask_address, workers)
-    flow.serve(name=name or mix.spec.name, cron=cron, parameters={"mix_path": str(mix_path.resolve()), "versioned": True},
+    flow.serve(name=name or mix.spec.name, cron=cron,
+               parameters={"mix_path": str(mix_path.resolve()), "versioned": True},
                print_starting_message=True)
 
 
@@ -243,7 +244,8 @@ def validate(mix_path: Path = MIX_OPTION, workers: int | None = WORKERS_OPTION) 
         build_stage.needed_tokenizer(mix.spec)
         shards = build_stage.read(mix, progress=advance, workers=workers)
     console.print(summaries.per_record_table(mix.spec.name, shards))
-    console.print(f"[green]ok:[/] {mix_path} is valid and its {len(mix.sources)} source(s) are readable", soft_wrap=True)
+    console.print(f"[green]ok:[/] {mix_path} is valid and its {len(mix.sources)} source(s) are readable",
+                  soft_wrap=True)
 
 
 @app.command()
@@ -251,7 +253,8 @@ def estimate(model: str = typer.Option("7B", "--model", "-m", help="7B, 13B, 30B
                                        "20B) or a config.json (or a model folder)"),
              seq_len: int = typer.Option(1024, "--seq-len"), batch: int = typer.Option(1, "--batch"),
              lora_r: int = typer.Option(16, "--lora-r"),
-             targets: str = typer.Option("q_proj,k_proj,v_proj,o_proj", "--targets", help="comma-separated, or all-linear"),
+             targets: str = typer.Option("q_proj,k_proj,v_proj,o_proj", "--targets",
+                                         help="comma-separated, or all-linear"),
              checkpointing: bool = typer.Option(True, "--checkpointing/--no-checkpointing")) -> None:
     """GPU memory to fine-tune a LLaMA-shaped model: full, LoRA and QLoRA, part by part (no torch needed)."""
     from pipeline import memory
@@ -299,7 +302,8 @@ def audit(paths: list[str] = typer.Argument(..., help="Files, globs (quoted) or 
           out: Path | None = typer.Option(None, "--out", "-o", help="Folder for audit.html / .md / .json; "
                                           "default: out/audit/<name of the first path>."),
           tokenizer: str | None = typer.Option(None, "--tokenizer", help="LLaMA-2 tokenizer (Hub id or folder) for "
-                                               "token lengths; default: the build's (INSTRUCT_PIPELINE_TOKENIZER wins)."),
+                                               "token lengths; default: the build's "
+                                               "(INSTRUCT_PIPELINE_TOKENIZER wins)."),
           tokens: bool = typer.Option(True, "--tokens/--no-tokens", help="Measure lengths in LLaMA-2 tokens.")) -> None:
     """Audit a dataset without building: schema problems, empty and placeholder fields, duplicates, languages,
     lengths in characters and tokens, quality and PII hits, diversity, and the top problems with example ids."""

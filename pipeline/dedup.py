@@ -425,7 +425,8 @@ def _result(records: pl.DataFrame, universe: pl.DataFrame, exact_keeper: np.ndar
         kind=pl.when(pl.Series(keeper == exact_keeper)).then(pl.lit("exact")).otherwise(pl.lit("near")),
     ).filter(pl.col("ref").is_null())
     keepers = universe.select(pl.col("row").alias("keeper"), pl.col("id").alias("kept_id"),
-                              pl.col("source").alias("kept_source"), pl.col("ref").fill_null(THIS_BUILD).alias("kept_in"))
+                              pl.col("source").alias("kept_source"),
+                              pl.col("ref").fill_null(THIS_BUILD).alias("kept_in"))
     removed = table.filter(pl.col("keeper") != pl.col("row"))
     duplicates = removed.join(keepers, on="keeper", how="left").sort("_order").select(*DUPLICATE_SCHEMA)
     stats.update({f"{kind}_removed": int((duplicates["kind"] == kind).sum()) for kind in ("exact", "near")})

@@ -13,7 +13,8 @@ the n-grams are combined in numpy instead of being built as strings.
 
 Signatures: datasketch 2.x mixes each shingle hash with the MurmurHash3 finalizer and permutes it as
 ``a_k * h + b_k mod 2**32``; the signature is the minimum over the shingles for each k. The (a, b) pairs are drawn
-as datasketch draws them (tested against it). ``MinHash(num_perm, seed, hashfunc=shingle_hash)`` updated with ``shingles(text, n)``
+as datasketch draws them (tested against it). ``MinHash(num_perm, seed, hashfunc=shingle_hash)`` updated with
+``shingles(text, n)``
 gives the same signature as ``signatures([text], n, num_perm, seed)``.
 """
 

@@ -73,7 +73,8 @@ def plan(sources: Sequence[SourceInfo], available: dict[str, int], spec: Mixture
     target: dict[str, int] = {}
     if general:
         group = {s.name: available[s.name] for s in general}
-        target.update(zip(group, largest_remainder(general_total, _shares(group, spec.source_weights)).tolist(), strict=True))
+        quotas = largest_remainder(general_total, _shares(group, spec.source_weights)).tolist()
+        target.update(zip(group, quotas, strict=True))
     tasked = [s for s in sources if s not in general]
     tasks = list(dict.fromkeys(s.task for s in tasked))
     task_sizes = [sum(available[s.name] for s in tasked if s.task == t) for t in tasks]
@@ -83,9 +84,11 @@ def plan(sources: Sequence[SourceInfo], available: dict[str, int], spec: Mixture
         task_weights = [n ** (1 / spec.temperature) for n in task_sizes]
     else:
         task_weights = [float(n) for n in task_sizes]
-    for task, task_target in zip(tasks, largest_remainder(size - general_total if general else size, task_weights), strict=True):
+    task_targets = largest_remainder(size - general_total if general else size, task_weights)
+    for task, task_target in zip(tasks, task_targets, strict=True):
         group = {s.name: available[s.name] for s in tasked if s.task == task}
-        target.update(zip(group, largest_remainder(int(task_target), _shares(group, spec.source_weights)).tolist(), strict=True))
+        quotas = largest_remainder(int(task_target), _shares(group, spec.source_weights)).tolist()
+        target.update(zip(group, quotas, strict=True))
     rows = []
     for s in sources:
         cap = int(np.floor(spec.max_repeats * available[s.name]))
@@ -134,7 +137,8 @@ def split_eval(pool: pl.DataFrame, eval_size: float, seed: int) -> tuple[pl.Data
     quota = dict(zip(sizes["task"], largest_remainder(n_eval, sizes["len"].to_list()).tolist(), strict=True))
     key = pl.Series("_key", np.random.default_rng([seed, 1]).random(pool.height))
     picked = pool.with_columns(key).with_columns(
-        _eval=pl.col("_key").rank("ordinal").over("task") <= pl.col("task").replace_strict(quota, return_dtype=pl.Int64))
+        _eval=pl.col("_key").rank("ordinal").over("task")
+        <= pl.col("task").replace_strict(quota, return_dtype=pl.Int64))
     return picked.filter(~pl.col("_eval")).select(pool.columns), picked.filter(pl.col("_eval")).select(pool.columns)
 
 

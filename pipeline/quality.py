@@ -31,7 +31,8 @@ REFUSALS = (
 UNSEEN = (  # asks to read, watch or open something the record does not contain
     (r"\b(?:describe|analy[sz]e|look at|watch|listen to|open|visit|view|click|check out|summari[sz]e|read)\s+"
      r"(?:the |this |that |these |following |attached |given |provided |above |below )*"
-     r"(?:image|photo|picture|video|audio|recording|link|url|website|web ?page|attachment|attached file|chart|graph)s?\b"),
+     r"(?:image|photo|picture|video|audio|recording|link|url|website|web ?page|attachment|attached file|chart"
+     r"|graph)s?\b"),
     r"\b(?:in|from) the (?:attached|linked|above|following) (?:image|photo|picture|video|file|chart|graph)\b",
     r"(?:看|观看|查看|打开|描述)(?:这|该|以下|下面)?(?:张|个|段|部)?(?:图片|照片|视频|链接|网页|附件)",
 )

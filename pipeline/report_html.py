@@ -83,7 +83,8 @@ def render_block(block: Block) -> str:
 def table(block: Table) -> str:
     head = "".join(f'<th class="n">{escape(c.name)}</th>' if c.numeric else f"<th>{escape(c.name)}</th>"
                    for c in block.columns)
-    rows = "".join("<tr>" + "".join(cell(c, v) for c, v in zip(block.columns, row, strict=True)) + "</tr>" for row in block.rows)
+    rows = "".join("<tr>" + "".join(cell(c, v) for c, v in zip(block.columns, row, strict=True)) + "</tr>"
+                   for row in block.rows)
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>'
 
 
@@ -144,7 +145,8 @@ def bars_svg(block: Chart) -> str:
             length = plot * value / top
             row_y = y if stacked else y + i * lane
             parts.append(f'<rect x="{x:.1f}" y="{row_y:.1f}" width="{length:.1f}" height="{lane - 2}" '
-                         f'fill="{PALETTE[i % len(PALETTE)]}"><title>{escape(series.name)}: {_number(value)}</title></rect>')
+                         f'fill="{PALETTE[i % len(PALETTE)]}"><title>{escape(series.name)}: {_number(value)}'
+                         '</title></rect>')
             if stacked:
                 x += length
             else:
@@ -167,7 +169,8 @@ def histogram_svg(block: Chart) -> str:
         height = plot_height * value / top
         x = left + k * slot
         parts.append(f'<rect x="{x + 3:.1f}" y="{top_y + plot_height - height:.1f}" width="{slot - 6:.1f}" '
-                     f'height="{height:.1f}" fill="{PALETTE[0]}"><title>{escape(label)}: {_number(value)}</title></rect>'
+                     f'height="{height:.1f}" fill="{PALETTE[0]}"><title>{escape(label)}: {_number(value)}'
+                     '</title></rect>'
                      f'<text x="{x + slot / 2:.1f}" y="{top_y + plot_height - height - 3:.1f}" text-anchor="middle">'
                      f"{_number(value)}</text>"
                      f'<text x="{x + slot / 2:.1f}" y="{top_y + plot_height + 15:.1f}" text-anchor="middle">'

@@ -217,7 +217,8 @@ def memory_section(memory: MemoryReport) -> Section:
 def build_document(report: BuildReport) -> Document:
     t = report.totals
     sections = [s for s in (
-        _advice(report), _changes(report), _funnel(report), _sources(report), _funnel_by_source(report), _quality(report),
+        _advice(report), _changes(report), _funnel(report), _sources(report), _funnel_by_source(report),
+        _quality(report),
         _pii(report), _dedup(report), _decontamination(report), _split(report), _mixture(report), _tokens(report),
     ) if s is not None]
     if report.profile is not None:
@@ -353,7 +354,8 @@ def _mixture(report: BuildReport) -> Section | None:
         Chart("bar", f"Target and achieved {m.unit} per task", tuple(x.task for x in m.tasks),
               (Series("target", tuple(float(x.target) for x in m.tasks)),
                Series("achieved", tuple(float(x.achieved) for x in m.tasks))), unit=m.unit),
-        table(["task", "target", "achieved", "share"], [(x.task, x.target, x.achieved, Share(x.share)) for x in m.tasks]),
+        table(["task", "target", "achieved", "share"],
+              [(x.task, x.target, x.achieved, Share(x.share)) for x in m.tasks]),
         table(["source", "task", "available", "target", "achieved", "shortfall", "rows", "copies"],
               [(x.source, x.task, x.available, x.target, x.achieved, x.shortfall, x.rows, x.copies)
                for x in m.sources]),
@@ -419,7 +421,8 @@ def _verdicts(report: AuditReport) -> Section:
     return Section("Verdicts", (
         Text("The problems found, worst first:"),
         table(["severity", "problem", "count", "share", "what", "examples"],
-              [(v.severity, v.code, v.count, Share(v.share), v.message, ", ".join(v.examples)) for v in report.verdicts],
+              [(v.severity, v.code, v.count, Share(v.share), v.message, ", ".join(v.examples))
+               for v in report.verdicts],
               badges=("severity",)),
     ), summary=True)
 

@@ -84,7 +84,8 @@ def print_build(console: Console, report: BuildReport, out: Path) -> None:
         console.print(f"mixture: {m.achieved:,} of {m.size:,} {m.unit} ("
                       + ", ".join(f"{t.task} {t.achieved:,}/{t.target:,}" for t in m.tasks)
                       + f"); general share {m.general_share_achieved:.1%}; "
-                      f"{report.totals.get('sampled_out', 0):,} sampled out, {report.totals.get('repeats', 0):,} repeats",
+                      f"{report.totals.get('sampled_out', 0):,} sampled out, "
+                      f"{report.totals.get('repeats', 0):,} repeats",
                       soft_wrap=True, highlight=False)
         for warning in m.warnings:
             console.print(f"[yellow]mixture warning:[/] {warning}", soft_wrap=True, highlight=False)

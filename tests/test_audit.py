@@ -66,7 +66,8 @@ def test_alpaca_zh_defects(alpaca_zh, shared_data):
     with pytest.raises(MalformedJSONError) as strict:
         for _ in iter_json_batches(broken, lenient=False):
             pass
-    assert files[broken.name].problem == f"line {strict.value.line}, column {strict.value.column}: {strict.value.problem}"
+    expected = f"line {strict.value.line}, column {strict.value.column}: {strict.value.problem}"
+    assert files[broken.name].problem == expected
     assert verdict(report, "not_strict_json").examples == [broken.name]
     english = files["alpaca_zh-12345-15323.json"].languages
     assert english["en"] / sum(english.values()) > 0.8  # README: 2,565 of 2,978 untranslated
@@ -99,7 +100,8 @@ def test_real_audit_json_validates_and_renders(alpaca_zh, tmp_path):
 
 
 def test_committed_schema_is_current():
-    assert json.loads(SCHEMA.read_text()) == json_schema(), "regenerate: python -m schemas.audit > schemas/audit.schema.json"
+    assert json.loads(SCHEMA.read_text()) == json_schema(), (
+        "regenerate: python -m schemas.audit > schemas/audit.schema.json")
 
 
 def test_audit_command_writes_the_formats_asked_for(tmp_path, monkeypatch, cli):
@@ -138,7 +140,8 @@ def test_strict_json_problem_names_the_trailing_comma(tmp_path):
     assert audit.strict_json_problem(good) is None and audit.strict_json_problem(tmp_path / "x.jsonl") is None
     with pytest.raises(MalformedJSONError) as strict:
         list(iter_json_batches(bad, lenient=False))
-    assert audit.strict_json_problem(bad) == f"line {strict.value.line}, column {strict.value.column}: trailing comma before ']'"
+    expected = f"line {strict.value.line}, column {strict.value.column}: trailing comma before ']'"
+    assert audit.strict_json_problem(bad) == expected
 
 
 def test_distribution_percentiles_and_bins():

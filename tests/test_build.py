@@ -117,7 +117,9 @@ def test_rebuild_replaces_the_previous_output(demo):
 def test_a_killed_build_leaves_no_complete_looking_output(tmp_path, write_mix):
     """SIGKILL while the output is being written: the target keeps the previous build, and the half-written
     folder is hidden, has no manifest, and is not where any reader looks."""
-    rows = [{"instruction": f"Repeat {i}", "input": "", "output": f"Step {i}: add {i} apples to {i + 1} pears and count {2 * i + 1} fruits in the basket."} for i in range(300_000)]
+    rows = [{"instruction": f"Repeat {i}", "input": "",
+             "output": f"Step {i}: add {i} apples to {i + 1} pears and count {2 * i + 1} fruits in the basket."}
+            for i in range(300_000)]
     write_jsonl(tmp_path / "big.jsonl", rows)
     write_jsonl(tmp_path / "small.jsonl", rows[:10])
     mix = write_mix({"name": "t", "sources": [{"name": "s", "path": "small.jsonl"}]})
@@ -178,14 +180,16 @@ def test_a_split_that_empties_train_warns_and_stops_under_strict(tmp_path, write
 def test_a_split_that_keeps_train_larger_says_nothing(tmp_path, write_mix, caplog):
     result = build.run(load_mix(_split_mix(tmp_path, write_mix, {"eval": 0.5}, strict=True)))
     assert result.train.height == 10 and result.eval.height == 10
-    assert not result.report.split.note.startswith("warning") and not [r for r in caplog.records if "split:" in r.getMessage()]
+    assert not result.report.split.note.startswith("warning")
+    assert not [r for r in caplog.records if "split:" in r.getMessage()]
 
 
 def test_a_fifo_in_an_hf_dataset_folder_cannot_hang_the_manifest(tmp_path, write_mix):
     """input_files hashes every file of an HF save_to_disk folder: a FIFO there must be passed over."""
     import datasets
 
-    datasets.Dataset.from_list([{"instruction": "Say hi.", "input": "", "output": "Hi!"}]).save_to_disk(str(tmp_path / "ds"))
+    one = datasets.Dataset.from_list([{"instruction": "Say hi.", "input": "", "output": "Hi!"}])
+    one.save_to_disk(str(tmp_path / "ds"))
     os.mkfifo(tmp_path / "ds" / "pipe")
     mix = load_mix(write_mix({"name": "t", "sources": [{"name": "s", "path": "ds"}]}))
     assert [Path(f.path).name for f in writer.input_files(mix)] == sorted(

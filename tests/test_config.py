@@ -55,7 +55,8 @@ def test_glob_matching_nothing(tmp_path, write_mix):
 def test_unreadable_file_type(tmp_path, write_mix):
     (tmp_path / "a.txt").write_text("hello")
     mix = write_mix({"name": "t", "sources": [{"name": "a", "path": "a.txt"}]})
-    assert "cannot read 'a.txt'; readable: .json, .jsonl, .parquet, .csv files, or an HF save_to_disk folder" in _error(mix)
+    expected = "cannot read 'a.txt'; readable: .json, .jsonl, .parquet, .csv files, or an HF save_to_disk folder"
+    assert expected in _error(mix)
 
 
 def test_bad_values_are_listed_together(tmp_path, write_mix):
@@ -63,7 +64,8 @@ def test_bad_values_are_listed_together(tmp_path, write_mix):
     mix = write_mix({"name": "t", "sources": [{"name": "a", "path": "a.json", "format": "sharegtp"},
                                               {"name": "a", "path": "a.json"}]})
     message = _error(mix)
-    assert "sources[0].format: Input should be 'auto', 'alpaca', 'sharegpt', 'openai', 'self_instruct' or 'mt_bench'" in message
+    assert ("sources[0].format: Input should be 'auto', 'alpaca', 'sharegpt', 'openai', 'self_instruct' or "
+            "'mt_bench'") in message
     with pytest.raises(ConfigError, match="source names must be unique; repeated: \\['a'\\]"):
         load_mix(write_mix({"name": "t", "sources": [{"name": "a", "path": "a.json"},
                                                      {"name": "a", "path": "a.json"}]}))

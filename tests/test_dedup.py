@@ -62,7 +62,8 @@ def test_exact_fingerprints_slice_by_slice_equal_the_dedup_keys(monkeypatch):
     monkeypatch.setattr(dedup, "SHARD_ROWS", 2)  # five slices: slices must line up with the records
     frame = records([("Summarize:", PARAGRAPH, "Budget up for the library."),
                      ("summarize", PARAGRAPH.upper().replace(",", " ,  "), "Budget up for the library!"),
-                     ("Summarize:", PARAGRAPH, "Budget up for libraries.")] + [(f"Q{k}", "", f"A{k}") for k in range(7)])
+                     ("Summarize:", PARAGRAPH, "Budget up for libraries.")]
+                    + [(f"Q{k}", "", f"A{k}") for k in range(7)])
     prints = dedup.exact_fingerprints(frame)
     keys, _ = dedup.keys_and_shingles(frame.select(dedup.key_text("record")).to_series(), 5)
     assert prints.equals(keys) and prints.height == 10

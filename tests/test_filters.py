@@ -22,7 +22,8 @@ def frame(rows: list[dict[str, str]], source: str = "s") -> pl.DataFrame:
 
 
 def test_script_decides_unambiguous_texts_and_digits_are_undetermined():
-    found = language.detect(pl.Series(["把这句话翻译成英文。这是一个测试。", "これは日本語の文章です。", "이것은 한국어 문장입니다.",
+    found = language.detect(pl.Series(["把这句话翻译成英文。这是一个测试。", "これは日本語の文章です。",
+                                       "이것은 한국어 문장입니다.",
                                        "12 + 35 = 47", "The quick brown fox jumps over the lazy dog."]))
     assert found["lang"].to_list() == ["zh", "ja", "ko", "und", "en"]
     assert found["lang_method"].to_list()[:4] == ["script", "script", "script", "no_letters"]
@@ -63,10 +64,12 @@ def test_language_cache_detects_each_text_once(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("row, reason", [
-    ({"instruction": "Write a poem about rain.", "output": "As an AI language model, I cannot write poems."}, "refusal"),
+    ({"instruction": "Write a poem about rain.", "output": "As an AI language model, I cannot write poems."},
+     "refusal"),
     ({"instruction": "写一首诗。", "output": "抱歉，我无法完成这个请求。"}, "refusal"),
     ({"instruction": "Greet the user.", "output": "Hello {{name}}, welcome back!"}, "unfilled_placeholder"),
-    ({"instruction": "Who are you?", "output": "I am <NAME>, an assistant developed by <AUTHOR>."}, "unfilled_placeholder"),
+    ({"instruction": "Who are you?", "output": "I am <NAME>, an assistant developed by <AUTHOR>."},
+     "unfilled_placeholder"),
     ({"instruction": "Render a 3D model of a house", "output": "<nooutput>"}, "unfilled_placeholder"),
     ({"instruction": "Analyze the following photo and explain what it is depicting.", "output": "A park."},
      "needs_unseen_content"),
@@ -122,7 +125,8 @@ def test_pii_false_positives_are_left_alone(text):
 
 
 def test_pii_actions():
-    records = frame([{"instruction": "Contact?", "output": "Write to a@b.com"}, {"instruction": "Hi", "output": "Hello"}])
+    records = frame([{"instruction": "Contact?", "output": "Write to a@b.com"},
+                     {"instruction": "Hi", "output": "Hello"}])
     redacted, rejected, counts = pii.find_pii(records, PiiSpec())
     assert redacted["output"].to_list() == ["Write to <EMAIL>", "Hello"] and rejected.is_empty()
     assert counts == {"email": 1}
@@ -147,7 +151,8 @@ def test_decontamination_against_real_eval_sets(shared_data, tmp_path, write_mix
     write_jsonl(tmp_path / "train.jsonl", clean + planted)
     mix = write_mix({"name": "t", "sources": [{"name": "train", "path": "train.jsonl"}],
                      "decontaminate": {"against": [str(shared_data / "fastchat" / "mt_bench_questions.jsonl"),
-                                                   str(shared_data / "self-instruct" / "user_oriented_instructions.jsonl")]}})
+                                                   str(shared_data / "self-instruct"
+                                                       / "user_oriented_instructions.jsonl")]}})
     result = build.run(load_mix(mix))
     leaks = result.rejected.filter(pl.col("stage") == "decontaminate")
     assert leaks["id"].to_list() == ["train#20", "train#21", "train#22"]

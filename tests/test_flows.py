@@ -80,7 +80,8 @@ def test_flow_writes_what_the_direct_build_writes(demo: Path) -> None:
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
     with get_client(sync_client=True) as client:  # the report, as a Markdown artifact on the server
-        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["build-report-demo"])))
+        key = ArtifactFilterKey(any_=["build-report-demo"])
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=key))
     assert artifacts and artifacts[0].type == "markdown" and artifacts[0].data.startswith("# Build report: demo")
 
 

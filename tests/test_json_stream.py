@@ -200,7 +200,8 @@ def test_malformed_json_error_survives_pickling(tmp_path):
     assert str(error).startswith(f"{tmp_path / 'a.jsonl'}: line 3, column 7: unexpected end of data")
 
 
-GOOD = ['{"instruction": "Say hi", "input": "", "output": "hi"}', '{"instruction": "Say ho", "input": "", "output": "ho"}']
+GOOD = ['{"instruction": "Say hi", "input": "", "output": "hi"}',
+        '{"instruction": "Say ho", "input": "", "output": "ho"}']
 
 
 def _nested(depth: int) -> str:

@@ -31,7 +31,8 @@ def test_signatures_equal_datasketch_on_real_records(shared_data, n, num_perm, s
 
 def test_tokens_and_shingles_by_script():
     assert shingles("The cat, the HAT!", 2) == ["the cat", "cat the", "the hat"]
-    assert shingles("把这句话翻译成英文", 5) == ["把 这 句 话 翻", "这 句 话 翻 译", "句 话 翻 译 成", "话 翻 译 成 英", "翻 译 成 英 文"]
+    assert shingles("把这句话翻译成英文", 5) == ["把 这 句 话 翻", "这 句 话 翻 译", "句 话 翻 译 成",
+                                                "话 翻 译 成 英", "翻 译 成 英 文"]
     assert minhash.tokens("用Python写一个函数") == ["用", "python", "写", "一", "个", "函", "数"]
     assert minhash.tokens("don't stop-words_ok") == ["don", "t", "stop", "words_ok"]
     assert shingles("Hi there", 5) == ["hi there"]  # shorter than n: one shingle, not none
@@ -49,7 +50,8 @@ def test_shingle_hash_depends_on_token_order():
 
 
 def test_estimated_jaccard_tracks_true_jaccard():
-    base = ["the", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog", "and", "keeps", "running", "through", "the", "quiet", "green", "field"]
+    base = ["the", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog", "and", "keeps", "running",
+            "through", "the", "quiet", "green", "field"]
     edited = base.copy()
     edited[7] = "sleepy"
     a, b = set(shingles(" ".join(base), 5)), set(shingles(" ".join(edited), 5))

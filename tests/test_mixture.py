@@ -236,6 +236,7 @@ def test_real_data_mixture_target_table(shared_data, tmp_path):
 
 
 def test_advice_quotes_the_retention_experiment_below_a_general_share_of_0_3():
-    assert any(line.startswith("no general data: in bench/retention") for line in mixture.base_model_advice(500, 2, None))
+    advice = mixture.base_model_advice(500, 2, None)
+    assert any(line.startswith("no general data: in bench/retention") for line in advice)
     assert any(line.startswith("general data is 10% of train") for line in mixture.base_model_advice(500, 2, 0.1))
     assert not any("bench/retention" in line for line in mixture.base_model_advice(500, 2, 0.3))

@@ -177,7 +177,9 @@ def test_a_second_build_of_a_held_name_stops_at_once_naming_the_holder(tmp_path:
 
 
 def test_sigterm_is_handled_like_ctrl_c_and_the_next_run_clears_leftovers(tmp_path: Path) -> None:
-    rows = [{"instruction": f"Repeat {i}", "input": "", "output": f"Step {i}: add {i} apples to {i + 1} pears and count {2 * i + 1} fruits in the basket."} for i in range(100_000)]
+    rows = [{"instruction": f"Repeat {i}", "input": "",
+             "output": f"Step {i}: add {i} apples to {i + 1} pears and count {2 * i + 1} fruits in the basket."}
+            for i in range(100_000)]
     write_jsonl(tmp_path / "a.jsonl", rows)
     mix = _mix(tmp_path, {"name": "t", "sources": [{"name": "s", "path": "a.jsonl"}], "output": {"dir": "out"}})
     proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "build", "--mix", str(mix), "--workers", "1",

@@ -85,7 +85,8 @@ def small_dataset(folder: Path) -> list[str]:
     write_json(folder / "a.json", rows)
     text = (folder / "a.json").read_text()
     (folder / "a.json").write_text(text[:text.rstrip().rfind("]")].rstrip() + ",\n]\n")
-    write_jsonl(folder / "b.jsonl", rows[:3] + [{"instruction": "把这句话翻译成英文。", "input": "你好", "output": "Hello."}])
+    write_jsonl(folder / "b.jsonl",
+                rows[:3] + [{"instruction": "把这句话翻译成英文。", "input": "你好", "output": "Hello."}])
     return [str(folder)]
 
 

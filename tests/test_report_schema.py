@@ -16,7 +16,8 @@ SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "report.schema.json"
 
 
 def test_committed_schema_is_current():
-    assert json.loads(SCHEMA.read_text()) == json_schema(), "regenerate: python -m schemas.report > schemas/report.schema.json"
+    assert json.loads(SCHEMA.read_text()) == json_schema(), (
+        "regenerate: python -m schemas.report > schemas/report.schema.json")
 
 
 def test_a_build_report_validates(tmp_path, write_mix):

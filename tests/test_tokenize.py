@@ -208,7 +208,8 @@ def test_build_writes_a_dataset_a_dataloader_can_iterate(tmp_path, write_mix, ll
         out = writer.write(result)
         loaded = datasets.load_from_disk(str(out / "tokenized"))
         assert set(loaded) == {"train", "eval"}
-        columns = {"input_ids", "attention_mask", "labels"} | ({"ids", "position_ids", "seq_lens"} if packing else {"id"})
+        columns = {"input_ids", "attention_mask", "labels"}
+        columns |= {"ids", "position_ids", "seq_lens"} if packing else {"id"}
         assert set(loaded["train"].column_names) == columns
         assert result.report.tokens.train_tokens == sum(len(x) for x in loaded["train"]["input_ids"])
 

@@ -93,8 +93,8 @@ def example_losses(model: Any, examples: Sequence[Example], max_tokens: int) -> 
             logits = model(**inputs, use_cache=False).logits[0, :-1].float()
             losses = torch.nn.functional.cross_entropy(logits, labels.clamp(min=0), reduction="none")
             counted = labels != IGNORE
-            owner = torch.repeat_interleave(torch.arange(len(batch), device=device),
-                                            torch.tensor([len(examples[i].input_ids) for i in batch], device=device))[1:]
+            lengths = torch.tensor([len(examples[i].input_ids) for i in batch], device=device)
+            owner = torch.repeat_interleave(torch.arange(len(batch), device=device), lengths)[1:]
             sums = torch.zeros(len(batch), device=device).index_add_(0, owner, losses * counted)
             counts = torch.zeros(len(batch), device=device, dtype=torch.long).index_add_(0, owner, counted.long())
             out += [(float(s), int(c)) for s, c in zip(sums.tolist(), counts.tolist(), strict=True)]

@@ -119,7 +119,8 @@ def train(build: Path = typer.Option(..., "--build", "-b", help="A build's outpu
 def generate(adapter: Path = typer.Option(..., "--adapter", "-a", help="The adapter/ folder pipeline train wrote."),
              prompt: str = typer.Option(..., "--prompt", "-p"),
              max_new_tokens: int = typer.Option(64, "--max-new-tokens"),
-             merge_to: Path | None = typer.Option(None, "--merge-to", help="Also save base + adapter merged here.")) -> None:
+             merge_to: Path | None = typer.Option(None, "--merge-to",
+                                                  help="Also save base + adapter merged here.")) -> None:
     """Complete a prompt with the base model plus an adapter, in the build's template."""
     model = _module("trainer.model")
     print(model.generate(adapter, prompt, max_new_tokens))

@@ -65,7 +65,8 @@ def build_eval_set(build: Path, dataset: Any) -> EvalSet:
     general = {s["name"] for s in spec["sources"] if s.get("general")}
     records = pl.read_parquet(build / "eval.parquet", columns=["id", "source", "task"])
     group_of = dict(zip(records["id"].to_list(), records["task"].to_list(), strict=True))
-    kind_of = {task: GENERAL if source in general else TASK for source, task in records.select("source", "task").iter_rows()}
+    kind_of = {task: GENERAL if source in general else TASK
+               for source, task in records.select("source", "task").iter_rows()}
     out = EvalSet()
     for row in dataset["eval"]:
         ids = row["ids"] if "ids" in row else [row["id"]]
@@ -132,7 +133,8 @@ def task_eval_set(paths: list[str], build: Path, spec: MixSpec, tokenizer: Any, 
 def group_losses(model: Any, eval_set: EvalSet, max_tokens: int) -> dict[str, GroupLoss]:
     """Per group (in ``eval_set.kinds`` order), the summed loss of its answer tokens, their count and examples."""
     sums: dict[str, list[float]] = {group: [0.0, 0, 0] for group in eval_set.kinds}
-    for example, (nll, tokens) in zip(eval_set.examples, example_losses(model, eval_set.examples, max_tokens), strict=True):
+    losses = example_losses(model, eval_set.examples, max_tokens)
+    for example, (nll, tokens) in zip(eval_set.examples, losses, strict=True):
         totals = sums[example.group]
         totals[0] += nll
         totals[1] += tokens

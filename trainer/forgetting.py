@@ -108,7 +108,8 @@ class Monitor:
             before, after = base[group].loss, last[group].loss
             rows.append({"group": group, "kind": kind, "examples": last[group].examples,
                          "tokens": last[group].tokens, "base_loss": before, "loss": after,
-                         "change": after - before, "change_relative": (after - before) / before if before else math.nan})
+                         "change": after - before,
+                         "change_relative": (after - before) / before if before else math.nan})
         return rows
 
     def as_dict(self) -> dict[str, Any]:

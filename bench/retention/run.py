@@ -222,10 +222,12 @@ def main() -> None:
             begun = time.perf_counter()
             pretrain(work, scale, logs)
             timings["pretrain"] = round(time.perf_counter() - begun, 1)
-        for name, share, stages in [*((f"share-{s}", s, CURATED) for s in SHARES), (f"raw-{RAW_SHARE}", RAW_SHARE, RAW)]:
+        builds = [*((f"share-{s}", s, CURATED) for s in SHARES), (f"raw-{RAW_SHARE}", RAW_SHARE, RAW)]
+        for name, share, stages in builds:
             if not (work / "builds" / name / "manifest.json").is_file():
-                timings[f"build {name}"] = round(pipeline("build", "--mix", str(mix_file(work, name, share, scale, stages)),
-                                                          "--runner", "direct", log=logs / f"build-{name}.log"), 1)
+                mix = mix_file(work, name, share, scale, stages)
+                seconds = pipeline("build", "--mix", str(mix), "--runner", "direct", log=logs / f"build-{name}.log")
+                timings[f"build {name}"] = round(seconds, 1)
         steps = min(json.loads((work / "builds" / f"share-{s}" / "report.json").read_text())["tokens"]["train_rows"]
                     for s in SHARES) // scale.micro_batch
         for run in plan:
@@ -234,7 +236,8 @@ def main() -> None:
                 continue
             lr = scale.lora_lr if run["method"] == "lora" else scale.full_lr
             timings[out.name] = round(pipeline(
-                "train", "--build", str(work / "builds" / run["build"]), "--base-model", str(work / "pretrain" / "model"),
+                "train", "--build", str(work / "builds" / run["build"]),
+                "--base-model", str(work / "pretrain" / "model"),
                 "--output", str(out), "--method", run["method"], "--seed", str(run["seed"]), "--learning-rate", str(lr),
                 "--micro-batch-size", str(scale.micro_batch), "--max-steps", str(steps), "--eval-steps", str(steps),
                 "--save-steps", str(steps), log=logs / f"train-{out.name}.log"), 1)

@@ -60,7 +60,8 @@ def build(mix: Path, env: dict[str, str], *options: str) -> tuple[float, dict[st
     sampler.finish()
     if child.returncode:
         raise RuntimeError(stderr[-4000:])
-    return time.perf_counter() - start, {"tree": round(sampler.peak / MB), "largest_process": round(sampler.largest / MB)}
+    peaks = {"tree": round(sampler.peak / MB), "largest_process": round(sampler.largest / MB)}
+    return time.perf_counter() - start, peaks
 
 
 def main() -> None:
@@ -86,7 +87,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="scale-state-") as state:
         server = prefect_server.start(Path(state) / "server")
         try:
-            seconds["dask"], peak_mb["dask"] = build(mix, {**env, "PREFECT_API_URL": server.api_url, "INSTRUCT_PIPELINE_STATE": state},
+            flow_env = {**env, "PREFECT_API_URL": server.api_url, "INSTRUCT_PIPELINE_STATE": state}
+            seconds["dask"], peak_mb["dask"] = build(mix, flow_env,
                                     "--runner", "dask", "--workers", "2")
         finally:
             server.stop()

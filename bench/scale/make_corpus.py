@@ -606,7 +606,8 @@ def mix_yaml(records: int, target: Path) -> str:
     mixture with a 30% general share, tokenization with the LLaMA-2 tokenizer (set INSTRUCT_PIPELINE_TOKENIZER
     to a local copy offline)."""
     rel = functools.partial(os.path.relpath, start=target)
-    lines = [f"# bench/scale/make_corpus.py --records {records}: issue #9's end-to-end build", f"name: scale-{label(records)}",
+    lines = [f"# bench/scale/make_corpus.py --records {records}: issue #9's end-to-end build",
+             f"name: scale-{label(records)}",
              "seed: 0", "sources:"]
     for plan in SOURCES:
         extra = "".join([", general: true" if plan.general else "", ", lenient: true" if plan.lenient else "",

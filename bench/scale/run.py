@@ -308,7 +308,8 @@ def main() -> None:
     if args.mode == "cli":
         result.update(run_cli(mix_path, args.runner, args.workers))
     else:
-        result.update(run_stages(mix_path, args.workers, WORK / f"profile-{name}{suffix}.txt" if args.profile else None))
+        profile = WORK / f"profile-{name}{suffix}.txt" if args.profile else None
+        result.update(run_stages(mix_path, args.workers, profile))
     result["after"] = machine_state()
     out = WORK / f"results-{name}-{args.mode}{suffix}.json"
     out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")

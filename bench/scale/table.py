@@ -29,13 +29,15 @@ def column(result: dict[str, Any]) -> str:
 
 
 def cli_rows(results: list[dict[str, Any]]) -> None:
-    print("| N | runner | code | wall s | peak RSS MB | CPU user+sys s | machine CPU busy s (of 2 x wall) | load 1-min before → after |")
+    print("| N | runner | code | wall s | peak RSS MB | CPU user+sys s | machine CPU busy s (of 2 x wall) "
+          "| load 1-min before → after |")
     print("|---|---|---|---:|---:|---:|---:|---|")
     for r in results:
         cpu = r["cpu_s"]["user"] + r["cpu_s"]["system"]
         code = r["code"]["commit"] + ("*" if r["code"]["dirty"] else "")
         print(f"| {r['label']} | {r['runner']} | {code} | {r['wall_s']:.1f} | {r['peak_rss_mb']:,} | {cpu:.0f} | "
-              f"{r['machine_cpu_busy_s']:.0f} ({2 * r['wall_s']:.0f}) | {r['before']['loadavg'][0]} → {r['after']['loadavg'][0]} |")
+              f"{r['machine_cpu_busy_s']:.0f} ({2 * r['wall_s']:.0f}) | "
+              f"{r['before']['loadavg'][0]} → {r['after']['loadavg'][0]} |")
 
 
 def stage_rows(results: list[dict[str, Any]]) -> None:

@@ -38,7 +38,8 @@ def write(folder: Path, ids: pl.Series, signatures: np.ndarray, settings: DedupS
     folder.mkdir()
     frame = pl.DataFrame({"id": ids, "signature": signatures})
     writers.write_parquet(frame, folder / "signatures.parquet", compression, statistics=False)
-    (folder / "params.json").write_bytes(orjson.dumps(params(settings), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+    text = orjson.dumps(params(settings), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+    (folder / "params.json").write_bytes(text + b"\n")
 
 
 def read(build: Path, settings: DedupSpec) -> pl.DataFrame | None:
