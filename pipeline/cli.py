@@ -8,8 +8,8 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-import click
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
@@ -43,10 +43,10 @@ class _Commands(TyperGroup):
 
     TRAINING = ("train", "generate", "eval")
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: Any) -> list[str]:  # ctx: the Context of typer's own click
         return [*super().list_commands(ctx), *self.TRAINING]
 
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+    def get_command(self, ctx: Any, name: str) -> Any:
         if name not in self.TRAINING:
             return super().get_command(ctx, name)
         from trainer import cli as training
