@@ -5,8 +5,8 @@
    flex_attention, and flash_attention_2 when the flash_attn package is there);
 2. **QLoRA on a LLaMA-2-7B-shaped model** (random weights: none can be downloaded): ``steps`` optimizer steps
    at ``seq_len`` tokens through the trainer's own path (``trainer.model.load_model``: 4-bit NF4, double
-   quantization, bf16 compute, LoRA r=16 on q/k/v/o, gradient checkpointing; ``trainer.batches.Collator``;
-   ``transformers.Trainer`` with ``trainer.arguments``), printing tokens/s and the peak GPU memory next to the
+   quantization, bf16 compute, LoRA r=16 on q/k/v/o, gradient checkpointing; ``trainer.batches.flatten`` as the
+   collator; ``transformers.Trainer`` with ``trainer.arguments``), printing tokens/s and the peak GPU memory next to the
    estimate of ``pipeline.memory``.
 
     python3 bench/gpu_check.py [--steps 20] [--seq-len 1024] [--micro-batch 4] [--method qlora]
@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipeline import memory
 from schemas.mix import TrainSpec
 from trainer.arguments import arguments
-from trainer.batches import Collator, examples_of, flatten
+from trainer.batches import examples_of, flatten
 from trainer.model import load_model
 
 LLAMA2_7B = LlamaConfig(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
@@ -115,7 +115,7 @@ def training(args: argparse.Namespace) -> dict[str, object]:
         torch.cuda.reset_peak_memory_stats()
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as output:
         trainer = Trainer(model=model, args=arguments(settings, Path(output), 0, evaluate=False),
-                          train_dataset=dataset, data_collator=Collator())
+                          train_dataset=dataset, data_collator=flatten)
         result = trainer.train()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     seconds = result.metrics["train_runtime"]

@@ -18,7 +18,7 @@ from transformers import AutoTokenizer, LlamaForCausalLM  # noqa: E402
 
 from schemas.mix import MixSpec, TrainSpec  # noqa: E402
 from trainer import run  # noqa: E402
-from trainer.evaluation import GENERAL, TASK, GroupLoss, retention_eval_set  # noqa: E402
+from trainer.evaluation import GENERAL, TASK, GroupLoss, held_out_eval_set  # noqa: E402
 from trainer.forgetting import Monitor  # noqa: E402
 
 SETTINGS = dict(method="lora", learning_rate=1e-2, micro_batch_size=4, gradient_accumulation=1, max_steps=8,
@@ -60,8 +60,8 @@ def test_group_losses_equal_a_direct_computation(trained, tiny_llama, trainer_bu
     report = json.loads((trained.output / "metrics.json").read_text())["forgetting"]
     assert report["kinds"] == {"general": GENERAL, "summarize": TASK, "zh_qa": TASK, "retention:held_out": GENERAL}
     spec = MixSpec.model_validate(json.loads((trainer_build / "manifest.json").read_text())["spec"])
-    retention = retention_eval_set(["general/held_out.json"], trainer_build, spec, llama_tokenizer,
-                                   trainer_build.parent.parent / "data")
+    retention = held_out_eval_set(TrainSpec(retention_eval=["general/held_out.json"]), trainer_build, spec,
+                                  llama_tokenizer, trainer_build.parent.parent / "data")
     assert len(retention.examples) == 16 and "1 of 17 record(s) left out" in retention.notes[0]
     groups = _eval_split_by_group(trainer_build) | {
         "retention:held_out": [(e.input_ids, e.labels) for e in retention.examples]}

@@ -45,7 +45,8 @@ def examples_of(row: dict[str, Any]) -> list[tuple[list[int], list[int]]]:
 
 
 def flatten(rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-    """``rows`` (dicts with input_ids, labels and optionally position_ids) as one padding-free batch."""
+    """``rows`` (dicts with input_ids, labels and optionally position_ids) as one padding-free batch: the data
+    collator given to ``transformers.Trainer``."""
     input_ids: list[int] = []
     labels: list[int] = []
     positions: list[int] = []
@@ -56,13 +57,6 @@ def flatten(rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
             positions += range(len(ids))
     return {"input_ids": torch.tensor([input_ids]), "labels": torch.tensor([labels]),
             "position_ids": torch.tensor([positions])}
-
-
-class Collator:
-    """The data collator given to ``transformers.Trainer``: ``flatten`` over the rows of a micro-batch."""
-
-    def __call__(self, rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        return flatten(rows)
 
 
 def token_batches(examples: Sequence[Example], max_tokens: int) -> Iterator[list[int]]:

@@ -14,7 +14,6 @@ held-out loss never measures what was trained on (a task held-out set likewise).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ import polars as pl
 from pipeline import decontaminate, tokenize
 from pipeline.config import Mix, resolve_reference
 from pipeline.records import load_reference
-from schemas.mix import MixSpec
+from schemas.mix import MixSpec, TrainSpec
 from trainer.batches import Example, example_losses, examples_of
 
 TASK, GENERAL = "task", "general"
@@ -56,13 +55,12 @@ class GroupLoss:
         return math.exp(self.loss) if self.tokens else math.nan
 
 
-def build_eval_set(build: Path, dataset: Any) -> EvalSet:
+def build_eval_set(build: Path, spec: MixSpec, dataset: Any) -> EvalSet:
     """The build's tokenized eval split, each example grouped by its task; sources marked ``general: true``
     form the group of their task label, of kind general."""
     if "eval" not in dataset or not len(dataset["eval"]):
         return EvalSet()
-    spec = json.loads((build / "manifest.json").read_text())["spec"]
-    general = {s["name"] for s in spec["sources"] if s.get("general")}
+    general = {source.name for source in spec.sources if source.general}
     records = pl.read_parquet(build / "eval.parquet", columns=["id", "source", "task"])
     group_of = dict(zip(records["id"].to_list(), records["task"].to_list(), strict=True))
     kind_of = {task: GENERAL if source in general else TASK
@@ -101,15 +99,16 @@ def records_eval_set(records: pl.DataFrame, spec: MixSpec, tokenizer: Any, group
     return out
 
 
-def held_out_eval_set(paths: list[str], build: Path, spec: MixSpec, tokenizer: Any, root: Path,
-                      prefix: str = "retention", kind: str = GENERAL) -> EvalSet:
-    """Each held-out set as its own group ``<prefix>:<name>`` of ``kind``, without the records that leak into the
-    build's train split."""
-    if not paths:
+def held_out_eval_set(settings: TrainSpec, build: Path, spec: MixSpec, tokenizer: Any, root: Path) -> EvalSet:
+    """``train.task_eval`` as task groups ``task:<name>``, then ``train.retention_eval`` as general groups
+    ``retention:<name>``, each without the records that leak into the build's train split."""
+    sets = [(path, "task", TASK) for path in settings.task_eval]
+    sets += [(path, "retention", GENERAL) for path in settings.retention_eval]
+    if not sets:
         return EvalSet()
     train_prompts = pl.read_parquet(build / "train.parquet", columns=["id", "instruction", "input"]).unique("id")
     out = EvalSet()
-    for path in paths:
+    for path, prefix, kind in sets:
         name, records = read_records(path, spec, root)
         leaks = decontaminate.contaminated(records, [("train", train_prompts)], spec.decontaminate)
         if leaks.height:
@@ -118,16 +117,6 @@ def held_out_eval_set(paths: list[str], build: Path, spec: MixSpec, tokenizer: A
                              "out: they overlap the train split")
         out += records_eval_set(records, spec, tokenizer, f"{prefix}:{name}", kind)
     return out
-
-
-def retention_eval_set(paths: list[str], build: Path, spec: MixSpec, tokenizer: Any, root: Path) -> EvalSet:
-    """``train.retention_eval``: general groups ``retention:<name>``."""
-    return held_out_eval_set(paths, build, spec, tokenizer, root, "retention", GENERAL)
-
-
-def task_eval_set(paths: list[str], build: Path, spec: MixSpec, tokenizer: Any, root: Path) -> EvalSet:
-    """``train.task_eval``: task groups ``task:<name>``."""
-    return held_out_eval_set(paths, build, spec, tokenizer, root, "task", TASK)
 
 
 def group_losses(model: Any, eval_set: EvalSet, max_tokens: int) -> dict[str, GroupLoss]:

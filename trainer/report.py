@@ -8,7 +8,6 @@ from __future__ import annotations
 import html
 import json
 import math
-from dataclasses import asdict, is_dataclass
 from typing import TYPE_CHECKING, Any
 
 from trainer.forgetting import Monitor, Point
@@ -126,7 +125,7 @@ def _plain(value: Any) -> Any:
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
-    return asdict(value) if is_dataclass(value) and not isinstance(value, type) else value
+    return value
 
 
 def write_run(run: Run, config: dict[str, Any], pad_id: int) -> None:

@@ -30,14 +30,13 @@ from pipeline.memory import estimate
 from schemas.mix import MixSpec, TrainSpec
 from trainer import report
 from trainer.arguments import arguments
-from trainer.batches import Collator
+from trainer.batches import flatten
 from trainer.evaluation import (
     EvalSet,
     GroupLoss,
     build_eval_set,
     group_losses,
-    retention_eval_set,
-    task_eval_set,
+    held_out_eval_set,
 )
 from trainer.forgetting import Monitor, Point
 from trainer.model import load_model, pad_token_id
@@ -181,8 +180,7 @@ def train(build: Path, settings: TrainSpec, base_model: str, output: Path, seed:
                          "use method qlora, a smaller micro_batch_size, gradient_checkpointing or a shorter cutoff")
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
     root = Path(manifest["mix_file"]).parent if manifest.get("mix_file") else Path.cwd()
-    eval_set = (build_eval_set(build, dataset) + task_eval_set(settings.task_eval, build, spec, tokenizer, root)
-                + retention_eval_set(settings.retention_eval, build, spec, tokenizer, root))
+    eval_set = build_eval_set(build, spec, dataset) + held_out_eval_set(settings, build, spec, tokenizer, root)
     monitor = Monitor(eval_set.kinds, config.vocab_size, settings.max_forgetting)
     set_seed(seed)
     model = load_model(base_model, settings)
@@ -190,7 +188,7 @@ def train(build: Path, settings: TrainSpec, base_model: str, output: Path, seed:
     progress = Progress(monitor)
     trainer = EvaluatingTrainer(
         model=model, args=arguments(settings, output, seed, bool(eval_set.examples)),
-        train_dataset=dataset["train"], eval_dataset=dataset["train"].select([]), data_collator=Collator(),
+        train_dataset=dataset["train"], eval_dataset=dataset["train"].select([]), data_collator=flatten,
         callbacks=[progress], eval_set=eval_set, monitor=monitor, output=output,
         max_tokens=settings.micro_batch_size * seq_len)
     trainer.remove_callback(PrinterCallback)
