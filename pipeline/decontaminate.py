@@ -64,8 +64,8 @@ def windows(tokens: pl.Series, vocabulary: pl.Enum, n: int) -> Windows:
     64-bit keys of its codes."""
     lengths = tokens.list.len().fill_null(0).to_numpy().astype(np.int64)
     unknown = len(vocabulary.categories)
-    codes = tokens.explode().drop_nulls().cast(vocabulary, strict=False).to_physical().cast(pl.Int64)
-    codes = np.concatenate((codes.fill_null(unknown).to_numpy(), np.full(n, -1, dtype=np.int64)))
+    token_codes = tokens.explode().drop_nulls().cast(vocabulary, strict=False).to_physical().cast(pl.Int64)
+    codes = np.concatenate((token_codes.fill_null(unknown).to_numpy(), np.full(n, -1, dtype=np.int64)))
     per_prompt = np.maximum(lengths - n + 1, 1)
     owner = np.repeat(np.arange(len(lengths), dtype=np.int64), per_prompt)
     offset = np.arange(len(owner), dtype=np.int64) - np.repeat(np.cumsum(per_prompt) - per_prompt, per_prompt)

@@ -1,4 +1,4 @@
-"""Exact and near-duplicate removal, across sources and against reference sets.
+"""Exact and near-duplicate removal, across sources and against reference sets: the dedup stage.
 
 Contract: ``deduplicate(records, settings, priority, references)`` takes the validated records of a build and
 returns the records it keeps (in their input order), one row per removed record (``DUPLICATE_SCHEMA``, written
@@ -12,27 +12,15 @@ Exact: the key text (``key: record`` = history + instruction + input + output, `
 output) with case folded and punctuation and whitespace runs turned into single spaces, compared by a 128-bit
 fingerprint.
 
-Near, over the records that survive exact dedup:
-1. MinHash signatures of the shingle sets (``minhash``: word n-grams, character n-grams for CJK).
-2. LSH: ``bands`` x ``rows`` slices of each signature, each hashed to 64 bits; records sharing a slice hash in
-   some band are candidates. The banding is chosen for recall at the threshold (a pair at exactly the threshold
-   becomes a candidate with probability >= 0.99); precision comes from step 3. Candidate pairs are every pair of
-   a bucket of at most ``SMALL_BUCKET`` records, and each member with the bucket's best-ranked record in bigger
-   ones, so a family of thousands does not cost millions of pairs.
-3. Verification: a pair whose signature estimate is far below the threshold (``PREFILTER_SIGMAS`` standard
-   deviations) is dropped; the rest count when their true Jaccard similarity (``verify: jaccard``, default) or
-   their estimate (``verify: signature``) reaches the threshold; two records of one shingle each (at most
-   ``ngram`` tokens) are similar only when their exact fingerprints are equal, never by a shingle hash
-   collision. Pairs are measured in two rounds: each record with its best-ranked candidate, then only the pairs
-   whose records are not yet in one cluster (measuring a pair inside a cluster cannot change the clusters),
-   which at 1M records measures 1.2M of 2M candidates.
-4. Clusters are the connected components of the verified pairs (scipy.sparse.csgraph); every record but the
-   best-ranked one of a cluster is removed, with ``kept_id`` naming that one and ``similarity`` their true Jaccard.
+Near, over the records that survive exact dedup: ``near_dups.near_clusters`` (MinHash LSH candidates, verified
+by true Jaccard or the signature estimate, clustered as connected components; its module docstring has the
+steps) names for each survivor the best-ranked record of its cluster. Every record but that one is removed, with
+``kept_id`` naming it and ``similarity`` their true Jaccard; an exact copy shares the fate of the copy it was
+removed for.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -41,22 +29,18 @@ from typing import TypeVar
 
 import numpy as np
 import polars as pl
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
-from pipeline import minhash
+from pipeline import minhash, near_dups
 from schemas.mix import DedupSpec
 
 T = TypeVar("T")
 
 STAGE = "dedup"
-DUPLICATE_SCHEMA: dict[str, pl.DataType] = {
+DUPLICATE_SCHEMA = pl.Schema({
     "id": pl.String(), "source": pl.String(), "kept_id": pl.String(), "kept_source": pl.String(),
     "kept_in": pl.String(), "kind": pl.String(), "similarity": pl.Float64(),
-}
+})
 THIS_BUILD = "build"  # ``kept_in`` of a duplicate whose kept copy is in this build, not in a reference set
-SMALL_BUCKET = 32
-PREFILTER_SIGMAS = 5.0
 SHARD_ROWS = 1 << 15  # records tokenized at a time per thread: bounds the memory of their token lists
 
 
@@ -90,117 +74,6 @@ def key_text(key: str) -> pl.Expr:
 def exact_key(text: pl.Expr) -> pl.Expr:
     """The exact-dedup key as an expression (the same folding as the token join: case, punctuation, spaces)."""
     return minhash.token_series_expr(text).list.join(" ")
-
-
-def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
-    """The (bands, rows) with the most rows per band (the fewest false candidates) for which a pair at exactly
-    the threshold is still a candidate with probability >= 0.99."""
-    for rows in range(num_perm, 0, -1):
-        bands = num_perm // rows
-        if 1 - (1 - threshold**rows) ** bands >= 0.99:
-            return bands, rows
-    return num_perm, 1
-
-
-def band_hash(columns: np.ndarray) -> np.ndarray:
-    """A 64-bit hash of each record's slice of its signature, given the slice's columns: shape (rows, records)."""
-    h = np.full(columns.shape[1], 0x9E3779B97F4A7C15, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for column in columns:
-            h = (h ^ column.astype(np.uint64)) * np.uint64(0xBF58476D1CE4E5B9)
-            h ^= h >> np.uint64(31)
-    return h
-
-
-def candidate_pairs(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
-    """Unique (i, j) pairs, i < j, of records (by rank: row number = rank) that share a band hash in some band.
-    A bucket of at most ``SMALL_BUCKET`` records gives all its pairs, a bigger one each member with its best
-    record. Each band is independent (a unit of work that a cluster could spread); the pairs found so far are
-    made unique every few bands (a similar pair shares most bands), which bounds memory."""
-    def band_pairs(band: int) -> np.ndarray:
-        hashes = band_hash(np.ascontiguousarray(signatures[:, band * rows:(band + 1) * rows].T))
-        order = np.argsort(hashes, kind="stable").astype(np.int64)  # stable: a bucket's members in rank order
-        sorted_hashes = hashes[order]
-        starts = np.flatnonzero(np.concatenate(([True], sorted_hashes[1:] != sorted_hashes[:-1])))
-        sizes = np.diff(np.append(starts, len(hashes)))
-        found = [np.empty(0, dtype=np.int64)]
-        for size in np.unique(sizes[sizes > 1]):
-            members = order[starts[sizes == size][:, None] + np.arange(size)]
-            if size <= SMALL_BUCKET:
-                first, second = np.triu_indices(size, 1)
-                found.append(((members[:, first] << 32) | members[:, second]).ravel())
-            else:
-                found.append(((members[:, :1] << 32) | members[:, 1:]).ravel())
-        return np.concatenate(found)  # packed i << 32 | j
-
-    threads = os.cpu_count() or 1
-    unique = pl.Series(dtype=pl.Int64)
-    with ThreadPoolExecutor(threads) as pool:  # numpy releases the GIL
-        for first in range(0, bands, 4 * threads):
-            found = list(pool.map(band_pairs, range(first, min(first + 4 * threads, bands))))
-            unique = pl.concat([unique, pl.Series(np.concatenate(found))]).unique()  # hash-based, parallel
-    packed = unique.sort().to_numpy()
-    return np.column_stack((packed >> 32, packed & 0xFFFFFFFF))
-
-
-def estimated_similarity(signatures: np.ndarray, pairs: np.ndarray, batch: int = 1 << 15) -> np.ndarray:
-    out = np.empty(len(pairs), dtype=np.float64)
-    for start in range(0, len(pairs), batch):
-        p = pairs[start:start + batch]
-        out[start:start + batch] = (signatures[p[:, 0]] == signatures[p[:, 1]]).mean(axis=1)
-    return out
-
-
-class ShingleIndex:
-    """True Jaccard similarity of record pairs, from their shingle hashes. Only the records of the pairs asked
-    about are indexed (their distinct hashes sorted into one array), so the cost follows the candidates, not the
-    corpus."""
-
-    def __init__(self, sets: minhash.ShingleSets) -> None:
-        self.sets = sets
-
-    def jaccard(self, pairs: np.ndarray) -> np.ndarray:
-        if not len(pairs):
-            return np.empty(0)
-        involved, local = np.unique(pairs, return_inverse=True)
-        local = local.reshape(pairs.shape)
-        mine = self.sets.take(involved)
-        owner = np.repeat(np.arange(len(involved), dtype=np.uint64), mine.counts)
-        keys = np.sort((owner << np.uint64(32)) | mine.hashes.astype(np.uint64))
-        keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
-        starts = np.searchsorted(keys, np.arange(len(involved) + 1, dtype=np.uint64) << np.uint64(32))
-        return _pair_jaccard(keys, starts, local)
-
-
-def _pair_jaccard(keys: np.ndarray, starts: np.ndarray, pairs: np.ndarray, batch: int = 1 << 22) -> np.ndarray:
-    """Jaccard of each (i, j) pair of records whose distinct shingles are ``keys[starts[i]:starts[i + 1]]``
-    (``record << 32 | hash``, sorted): each shingle of the smaller set is looked up in the other."""
-    sizes = np.diff(starts)
-    i, j = pairs[:, 0], pairs[:, 1]
-    swap = sizes[i] > sizes[j]
-    small, large = np.where(swap, j, i), np.where(swap, i, j)
-    # Look-ups grouped by the set they search (and sorted within it) stay in cache: 30x faster than in pair order.
-    by_large = np.argsort(large, kind="stable")
-    small, large = small[by_large], large[by_large]
-    out = np.empty(len(pairs), dtype=np.float64)
-    lengths = sizes[small]
-    ends = np.cumsum(lengths)
-    first = 0
-    while first < len(pairs):
-        done = ends[first - 1] if first else 0
-        last = max(int(np.searchsorted(ends, done + batch, side="right")), first + 1)
-        n = lengths[first:last]
-        pair = np.repeat(np.arange(last - first), n)
-        offset = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
-        mine = keys[starts[small[first:last]][pair] + offset]
-        wanted = (large[first:last][pair].astype(np.uint64) << np.uint64(32)) | (mine & np.uint64(0xFFFFFFFF))
-        at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-        shared = np.bincount(pair, weights=keys[at] == wanted, minlength=last - first)
-        out[first:last] = shared / (sizes[small[first:last]] + sizes[large[first:last]] - shared)
-        first = last
-    result = np.empty_like(out)
-    result[by_large] = out
-    return result
 
 
 def keys_and_shingles(texts: pl.Series, ngram: int) -> tuple[pl.DataFrame, minhash.ShingleSets]:
@@ -268,108 +141,6 @@ def _universe(records: pl.DataFrame, settings: DedupSpec, priority: Sequence[str
     return universe.with_row_index("row").drop("_length")
 
 
-@dataclass
-class NearClusters:
-    """Near-dedup over the exact survivors, by their position k (0 = best ranked)."""
-
-    keeper: np.ndarray  # position of the record each one is a near-duplicate of (itself when kept)
-    similarity: np.ndarray  # true Jaccard with that record (1.0 for itself)
-    signatures: np.ndarray
-    stats: dict[str, int | float | None]
-
-
-def near_clusters(sets: minhash.ShingleSets, is_ref: np.ndarray, group: np.ndarray | None, settings: DedupSpec,
-                  known: tuple[np.ndarray, np.ndarray] | None = None,
-                  fingerprints: np.ndarray | None = None) -> NearClusters:
-    """Steps 1-4 of the module docstring over records in rank order, given their shingles (and the signatures
-    already ``known`` for some, by position). Pairs of two reference records are never compared; with ``group``
-    (the source of each record when ``across_sources`` is off) only pairs within a group are. With their 128-bit
-    exact ``fingerprints``, two records of one shingle each are similar only when those are equal."""
-    bands, rows = (settings.bands, settings.rows) if settings.bands and settings.rows else lsh_params(
-        settings.threshold, settings.num_perm)
-    n = len(sets)
-    signatures = np.empty((n, settings.num_perm), dtype=np.uint32)
-    have = np.zeros(n, dtype=bool)
-    if known is not None:
-        have[known[0]] = True
-        signatures[known[0]] = known[1]
-    signatures[~have] = minhash.signatures_of(sets.take(np.flatnonzero(~have)), settings.num_perm, settings.seed)
-    index = ShingleIndex(sets)
-    pairs = candidate_pairs(signatures, bands, rows)
-    pairs = pairs[~(is_ref[pairs[:, 0]] & is_ref[pairs[:, 1]])]
-    if group is not None:
-        pairs = pairs[group[pairs[:, 0]] == group[pairs[:, 1]]]
-    candidates = len(pairs)
-    sigma = math.sqrt(settings.threshold * (1 - settings.threshold) / settings.num_perm)
-    pairs = pairs[estimated_similarity(signatures, pairs) >= settings.threshold - PREFILTER_SIGMAS * sigma]
-    measure = index.jaccard if settings.verify == "jaccard" else lambda p: estimated_similarity(signatures, p)
-    jaccard = index.jaccard
-    if fingerprints is not None:
-        measure, jaccard = (_one_shingle_exact(m, sets.counts, fingerprints) for m in (measure, jaccard))
-    component, verified, checked = _verified_components(n, pairs, measure, settings.threshold)
-    best = np.full(component.max() + 1, n, dtype=np.int64)
-    np.minimum.at(best, component, np.arange(n))
-    keeper = best[component]
-    similarity = np.ones(n)
-    moved = np.flatnonzero(keeper != np.arange(n))
-    similarity[moved] = _similarity_to_keepers(moved, keeper[moved], verified, jaccard)
-    sizes = np.bincount(keeper)
-    stats: dict[str, int | float | None] = {
-        "bands": bands, "rows": rows, "candidate_pairs": candidates, "checked_pairs": checked,
-        "verified_pairs": len(verified),
-        "clusters": int((sizes > 1).sum()), "largest_cluster": int(sizes.max()),
-    }
-    return NearClusters(keeper, similarity, signatures, stats)
-
-
-def _one_shingle_exact(measure: Callable[[np.ndarray], np.ndarray], counts: np.ndarray,
-                       fingerprints: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    """``measure``, except for pairs of one-shingle records (at most ``ngram`` tokens: the shingle is all of the
-    text, and a 32-bit collision of it would be a Jaccard of 1.0): 1.0 when their fingerprints are equal, else 0."""
-    def exact(pairs: np.ndarray) -> np.ndarray:
-        out = measure(pairs)
-        one = (counts[pairs[:, 0]] == 1) & (counts[pairs[:, 1]] == 1)
-        out[one] = (fingerprints[pairs[one, 0]] == fingerprints[pairs[one, 1]]).all(axis=1)
-        return out
-    return exact
-
-
-def _verified_components(n: int, pairs: np.ndarray, measure: Callable[[np.ndarray], np.ndarray],
-                         threshold: float) -> tuple[np.ndarray, pl.DataFrame, int]:
-    """Connected components of the pairs whose similarity reaches the threshold, measuring as few as possible:
-    first each record's pair with its best-ranked candidate, then only the pairs whose records are not yet in
-    one component (measuring a pair inside a component cannot change the components). Returns the component of
-    each record, the verified pairs (i, j, similarity) and how many pairs were measured."""
-    first = np.zeros(len(pairs), dtype=bool)
-    if len(pairs):
-        order = np.lexsort((pairs[:, 0], pairs[:, 1]))  # by j, then i: the first of each j is its best candidate
-        first[order[np.concatenate(([True], pairs[order[1:], 1] != pairs[order[:-1], 1]))]] = True
-    verified, checked = [], 0
-    component = np.arange(n)
-    for batch in (pairs[first], pairs[~first]):
-        if len(batch) and verified:  # only pairs that could still join two components
-            batch = batch[component[batch[:, 0]] != component[batch[:, 1]]]
-        similarity = measure(batch)
-        checked += len(batch)
-        keep = similarity >= threshold
-        verified.append(pl.DataFrame({"i": batch[keep, 0], "j": batch[keep, 1], "similarity": similarity[keep]}))
-        edges = pl.concat(verified)
-        graph = coo_matrix((np.ones(edges.height), (edges["i"].to_numpy(), edges["j"].to_numpy())), shape=(n, n))
-        component = connected_components(graph, directed=False)[1]
-    return component, pl.concat(verified), checked
-
-
-def _similarity_to_keepers(moved: np.ndarray, keepers: np.ndarray, verified: pl.DataFrame,
-                           measure: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """Each removed record's similarity with the record kept in its place: reused from its verified pair when
-    the two were compared directly, measured otherwise."""
-    known = pl.DataFrame({"i": keepers, "j": moved}).join(verified, on=["i", "j"], how="left",
-                                                           maintain_order="left")["similarity"].to_numpy().copy()
-    missing = np.isnan(known)
-    known[missing] = measure(np.column_stack((moved[missing], keepers[missing])))
-    return known
-
-
 def deduplicate(records: pl.DataFrame, settings: DedupSpec, priority: Sequence[str],
                 references: Sequence[Reference] = ()) -> DedupResult:
     universe = _universe(records, settings, priority, references)
@@ -392,8 +163,8 @@ def deduplicate(records: pl.DataFrame, settings: DedupSpec, priority: Sequence[s
         group = None
         if scope:
             group = universe["source"].gather(survivors).cast(pl.Categorical).to_physical().to_numpy()
-        near = near_clusters(sets, universe["ref"].is_not_null().to_numpy()[survivors],
-                             group, settings, _known_signatures(universe, survivors, references), fingerprints)
+        near = near_dups.near_clusters(sets, universe["ref"].is_not_null().to_numpy()[survivors], group, settings,
+                                       _known_signatures(universe, survivors, references), fingerprints)
         final, near_similarity = itself.copy(), np.ones(n)
         final[survivors], near_similarity[survivors] = survivors[near.keeper], near.similarity
         keeper, similarity = final[exact_keeper], near_similarity[exact_keeper]  # an exact copy shares its twin's fate

@@ -24,6 +24,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 import polars as pl
@@ -54,7 +55,15 @@ def shingles(text: str, n: int) -> list[str]:
     return [" ".join(units[i:i + n]) for i in range(len(units) - n + 1)]
 
 
-def _combine(h: np.ndarray | np.uint32, token: np.ndarray | np.uint32) -> np.ndarray:
+@overload
+def _combine(h: np.uint32, token: np.uint32) -> np.uint32: ...
+
+
+@overload
+def _combine(h: np.ndarray, token: np.ndarray) -> np.ndarray: ...
+
+
+def _combine(h: np.ndarray | np.uint32, token: np.ndarray | np.uint32) -> np.ndarray | np.uint32:
     """One xxh32-style round: folds a token hash into a shingle hash, order-sensitively."""
     x = h + token * _PRIME2
     return ((x << np.uint32(13)) | (x >> np.uint32(19))) * _PRIME1
@@ -116,7 +125,8 @@ def shingle_sets_of_tokens(token_lists: pl.Series, n: int) -> ShingleSets:
     # A category namespace per thread: casting in parallel into one global namespace contends on its lock.
     codes = token_lists.explode().drop_nulls().cast(pl.Categorical(pl.Categories(f"tokens-{threading.get_ident()}")))
     distinct = codes.unique()
-    lookup = np.zeros(int(distinct.to_physical().max() or 0) + 1, dtype=np.uint32)
+    top = distinct.to_physical().max()  # the largest token code; None when there are no tokens
+    lookup = np.zeros((top if isinstance(top, int) else 0) + 1, dtype=np.uint32)
     lookup[distinct.to_physical().to_numpy()] = np.fromiter(
         (xxhash.xxh32_intdigest(t.encode()) for t in distinct.cast(pl.String).to_list()),
         dtype=np.uint32, count=len(distinct))

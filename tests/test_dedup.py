@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from datasketch import MinHash
 
-from pipeline import build, dedup, minhash, validate, writer
+from pipeline import build, dedup, minhash, near_dups, validate, writer
 from pipeline.config import load_mix
 from pipeline.io import signature_index
 from pipeline.records import load_reference
@@ -160,7 +160,7 @@ def test_across_sources_off_compares_within_each_source():
 
 
 def test_big_buckets_are_linked_without_all_pairs(monkeypatch):
-    monkeypatch.setattr(dedup, "SMALL_BUCKET", 4)
+    monkeypatch.setattr(near_dups, "SMALL_BUCKET", 4)
     rng = random.Random(0)
     words = PARAGRAPH.split()
     family = []
@@ -180,7 +180,7 @@ def test_true_jaccard_matches_python_sets_on_real_records(shared_data):
     rng = np.random.default_rng(0)
     pairs = rng.integers(0, len(texts), size=(300, 2))
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-    ours = dedup.ShingleIndex(sets).jaccard(pairs)
+    ours = near_dups.ShingleIndex(sets).jaccard(pairs)
     assert ours == pytest.approx([_jaccard(texts[i], texts[j]) for i, j in pairs])
 
 
@@ -272,6 +272,6 @@ def test_bad_reference_stops_before_work(tmp_path, write_mix):
 
 def test_lsh_params_give_recall_at_the_threshold():
     for threshold in (0.5, 0.7, 0.8, 0.9):
-        bands, rows = dedup.lsh_params(threshold, 128)
+        bands, rows = near_dups.lsh_params(threshold, 128)
         assert bands * rows <= 128 and 1 - (1 - threshold**rows) ** bands >= 0.99
-    assert dedup.lsh_params(0.8, 128) == (21, 6)
+    assert near_dups.lsh_params(0.8, 128) == (21, 6)
