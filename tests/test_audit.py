@@ -10,6 +10,9 @@ import jsonschema
 import pytest
 
 from pipeline import audit, memory_report, profile
+from pipeline.audit import rules
+from pipeline.audit.reading import strict_json_problem
+from pipeline.audit.runner import measure
 from pipeline.io.json_stream import MalformedJSONError, iter_json_batches
 from schemas.audit import AuditReport, json_schema
 from tests.test_report_html import small_dataset
@@ -124,11 +127,11 @@ def test_audit_command_writes_the_formats_asked_for(tmp_path, monkeypatch, cli):
 
 def test_every_verdict_rule_reads_a_finding(tmp_path):
     """The rule table and the findings agree: no rule waits for a fact nobody computes."""
-    measured = audit.measure(small_dataset(tmp_path / "data"), None, None, tmp_path)
-    found = audit.findings(measured)
-    assert {rule.code for rule in audit.VERDICT_RULES} <= set(found)
-    ranked = audit.verdicts(found, measured.report.totals["items"])
-    assert [audit.SEVERITIES.index(v.severity) for v in ranked] == sorted(audit.SEVERITIES.index(v.severity)
+    measured = measure(small_dataset(tmp_path / "data"), None, None, tmp_path)
+    found = rules.findings(measured)
+    assert {rule.code for rule in rules.VERDICT_RULES} <= set(found)
+    ranked = rules.verdicts(found, measured.report.totals["items"])
+    assert [rules.SEVERITIES.index(v.severity) for v in ranked] == sorted(rules.SEVERITIES.index(v.severity)
                                                                            for v in ranked)
     assert all(v.count == found[v.code].count and 0 < v.share <= 1 for v in ranked)
 
@@ -137,11 +140,11 @@ def test_strict_json_problem_names_the_trailing_comma(tmp_path):
     good, bad = tmp_path / "good.json", tmp_path / "bad.json"
     good.write_text('[\n  {"a": 1},\n  {"a": 2}\n]\n')
     bad.write_text('[\n  {"a": 1},\n  {"a": 2},\n]\n')
-    assert audit.strict_json_problem(good) is None and audit.strict_json_problem(tmp_path / "x.jsonl") is None
+    assert strict_json_problem(good) is None and strict_json_problem(tmp_path / "x.jsonl") is None
     with pytest.raises(MalformedJSONError) as strict:
         list(iter_json_batches(bad, lenient=False))
     expected = f"line {strict.value.line}, column {strict.value.column}: trailing comma before ']'"
-    assert audit.strict_json_problem(bad) == expected
+    assert strict_json_problem(bad) == expected
 
 
 def test_distribution_percentiles_and_bins():
