@@ -20,6 +20,7 @@ demo: $(VENV)/.installed  ## build data/mix.yaml into out/demo/
 
 test: $(VENV)/.installed  ## ruff, then the whole test suite (exit 5, no tests collected, fails like any error)
 	$(BIN)/ruff check pipeline schemas flows trainer tests bench
+	$(BIN)/python -m mypy pipeline schemas flows trainer
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed  ## ingest throughput and memory (see bench/RESULTS.md)

@@ -18,6 +18,7 @@ from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from schemas.mix import MixSpec, SourceSpec
 
@@ -266,7 +267,7 @@ def _valid_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return [f.alias or name for name, f in current.model_fields.items()]
 
 
-def _field_by_key(model: type[BaseModel], key: str):  # type: ignore[no-untyped-def]
+def _field_by_key(model: type[BaseModel], key: str) -> FieldInfo | None:
     for name, field in model.model_fields.items():
         if key in (name, field.alias):
             return field

@@ -90,9 +90,9 @@ TEMPLATES: dict[str, Callable[[Mapping[str, Any], str | None, bool], list[Segmen
 
 def chat_messages(record: Mapping[str, Any], system: str | None) -> list[dict[str, str]]:
     """The record as OpenAI-style messages, for a tokenizer's own chat template."""
-    messages = []
-    if record["system"] or system:
-        messages.append({"role": "system", "content": record["system"] or system})
+    messages: list[dict[str, str]] = []
+    if content := record["system"] or system:
+        messages.append({"role": "system", "content": content})
     for user, answer in turns(record):
         messages += [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]
     return messages

@@ -70,9 +70,9 @@ def tokenize(frame: pl.DataFrame, tokenizer: Any, spec: TokenizeSpec, filters: F
 class _Flat:
     """A batch's token ids end to end, whether each is trained, and where each record starts."""
 
-    ids: array  # type: ignore[type-arg]
+    ids: array[int]
     trained: bytearray
-    offsets: array  # type: ignore[type-arg]
+    offsets: array[int]
 
 
 def _records(batch: pl.DataFrame) -> list[dict[str, Any]]:

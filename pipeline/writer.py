@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import orjson
 
@@ -38,7 +38,8 @@ def input_files(mix: Mix) -> list[InputFile]:
             ref = f"{source.spec.hub}@{source.spec.revision or 'default'}"
             found.append(InputFile(source=source.spec.name, path=ref, bytes=None, sha256=None))
             continue
-        files = source.files or tuple(sorted(p for p in source.folder.rglob("*") if p.is_file()))  # type: ignore[union-attr]
+        # a files source lists its files; the other kind here, hf_folder, lists none but always has its folder
+        files = source.files or tuple(sorted(p for p in cast(Path, source.folder).rglob("*") if p.is_file()))
         for path in files:
             found.append(InputFile(source=source.spec.name, path=readers.display_path(path, mix.root),
                                    bytes=path.stat().st_size, sha256=writers.sha256_file(path)))

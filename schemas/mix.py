@@ -112,13 +112,14 @@ class QualitySpec(Section):
 
 
 PiiType = Literal["email", "phone", "cn_id", "credit_card", "ip"]
+PII_TYPES: tuple[PiiType, ...] = get_args(PiiType)
 
 
 class PiiSpec(Section):
     """Personal data: flag (count only), redact with typed placeholders, or quarantine."""
 
     action: Literal["flag", "redact", "quarantine"] = "redact"
-    types: list[PiiType] = Field(default_factory=lambda: ["email", "phone", "cn_id", "credit_card", "ip"])
+    types: list[PiiType] = Field(default_factory=lambda: list(PII_TYPES))
     redact_rejected: bool = Field(
         False, description="also redact the PII in rejected.parquet's original and detail (they keep the record as "
         "read by default)")

@@ -12,24 +12,24 @@ faster than a BaseModel per record); the strict config means an int ``output`` i
 
 from __future__ import annotations
 
-from pydantic import ConfigDict, TypeAdapter
+from pydantic import ConfigDict, TypeAdapter, with_config
 from typing_extensions import NotRequired, TypedDict
 
 STRICT = ConfigDict(strict=True, extra="ignore")
 
 
+@with_config(STRICT)
 class Turn(TypedDict):
     """One earlier exchange of a multi-turn chat."""
 
-    __pydantic_config__ = STRICT  # type: ignore[misc]
     user: str
     assistant: str
 
 
+@with_config(STRICT)
 class RecordFields(TypedDict):
     """What a format adapter yields for one record, before normalization: types are checked, content is not."""
 
-    __pydantic_config__ = STRICT  # type: ignore[misc]
     instruction: str
     input: NotRequired[str]
     output: str

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.changes import ChangeReport
@@ -288,7 +290,7 @@ class BuildReport(Model):
     changes: ChangeReport | None = Field(None, description="against the previous version (scheduled builds)")
 
 
-def json_schema() -> dict:  # type: ignore[type-arg]
+def json_schema() -> dict[str, Any]:
     """report.json's JSON Schema (committed as schemas/report.schema.json; a test keeps the two equal)."""
     return BuildReport.model_json_schema(mode="serialization")
 

@@ -13,7 +13,7 @@ import importlib.util
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
@@ -89,11 +89,11 @@ def load_for_inference(model: str | Path, adapter: Path | None = None) -> Any:
     """``model`` in the compute dtype, with ``adapter`` attached when given, in eval mode."""
     loaded = AutoModelForCausalLM.from_pretrained(model, dtype=compute_dtype(),
                                                   device_map={"": 0} if torch.cuda.is_available() else None)
-    if adapter is not None:
-        from peft import PeftModel
+    if adapter is None:
+        return loaded.eval()
+    from peft import PeftModel
 
-        loaded = PeftModel.from_pretrained(loaded, adapter)
-    return loaded.eval()
+    return PeftModel.from_pretrained(loaded, adapter).eval()
 
 
 def run_config(adapter: Path) -> dict[str, Any]:
@@ -110,7 +110,8 @@ def generate(adapter: Path, prompt: str, max_new_tokens: int = 64) -> str:
     with torch.no_grad():
         out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False,
                              pad_token_id=pad_token_id(tokenizer))
-    return tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+    # one sequence (a 1-D tensor of ids) decodes to one string; decode returns a list only for a batch
+    return cast(str, tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True))
 
 
 def merge(adapter: Path, output: Path) -> Path:

@@ -238,11 +238,13 @@ def _finish(trainer: EvaluatingTrainer, settings: TrainSpec, output: Path, token
 
 def _logs(trainer: Trainer, progress: Progress, output: Path) -> Run:
     steps = [h for h in trainer.state.log_history if "loss" in h and "step" in h]
+    # log_history is typed dict[str, float], but its "step" is the Trainer's global_step, an int already
+    step_numbers = [int(h["step"]) for h in steps]
     points = progress.monitor.points
-    return Run(steps=[h["step"] for h in steps], loss=[h["loss"] for h in steps],
+    return Run(steps=step_numbers, loss=[h["loss"] for h in steps],
                learning_rate=[h.get("learning_rate", 0.0) for h in steps],
                eval_steps=[p.step for p in points], eval_loss=[p.summary["loss"] for p in points],
-               tokens_per_s=[progress.tokens_per_s.get(h["step"]) for h in steps], monitor=progress.monitor,
+               tokens_per_s=[progress.tokens_per_s.get(step) for step in step_numbers], monitor=progress.monitor,
                output=output)
 
 

@@ -47,8 +47,10 @@ def _deep_dumps(value: Any) -> str:
     while todo:
         written, item = todo.pop()
         if not written and isinstance(item, (dict, list)):
-            todo.append((True, "}" if (keyed := isinstance(item, dict)) else "]"))
-            for k, (key, child) in reversed(list(enumerate(item.items() if keyed else enumerate(item)))):
+            keyed = isinstance(item, dict)
+            todo.append((True, "}" if keyed else "]"))
+            pairs = list(item.items()) if isinstance(item, dict) else list(enumerate(item))
+            for k, (key, child) in reversed(list(enumerate(pairs))):
                 key_text = orjson.dumps(str(key)).decode() + ":" if keyed else ""
                 todo += [(False, child), (True, ("," if k else "") + key_text)]
             todo.append((True, "{" if keyed else "["))

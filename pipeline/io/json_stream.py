@@ -110,8 +110,8 @@ def _line_error(line: bytes) -> tuple[str, int, str]:
         column = len(line[: err.start].decode("utf-8", "replace")) + 1
         return (line.decode("utf-8", "replace").rstrip("\r\n"), column,
                 f"invalid UTF-8 (byte 0x{line[err.start]:02x})")
-    err = _parse_error(text)  # without the newline, a cut-off line reads as "unexpected end of data"
-    return text, err.colno, err.msg
+    error = _parse_error(text)  # without the newline, a cut-off line reads as "unexpected end of data"
+    return text, error.colno, error.msg
 
 
 def _parse_error(text: str) -> orjson.JSONDecodeError:
@@ -165,7 +165,9 @@ class _ListScanner:
 
     def skip_ws(self, pos: int) -> int:
         while True:
-            pos = _WS.match(self.buf, pos).end()  # type: ignore[union-attr]
+            space = _WS.match(self.buf, pos)
+            assert space is not None  # [ \t\n\r]* matches anywhere, if only the empty string
+            pos = space.end()
             if pos < len(self.buf) or self.eof:
                 return pos
             pos = self.refill(pos)
@@ -227,14 +229,15 @@ def _list_batches(path: Path, fh: TextIO, lenient: bool, batch_size: int) -> Ite
             values.append(value)
             lines.append(sc.line_at(start))
         sep = after(buf, end)
-        pos = sep.end()  # type: ignore[union-attr]
+        assert sep is not None  # _AFTER_ELEMENT matches anywhere: all of it is optional
+        pos = sep.end()
         if pos >= len(buf) and not sc.eof:
             pos = sc.skip_ws(sc.refill(end))
             buf = sc.buf
             if pos < len(buf) and buf[pos] == ",":
                 pos, after_comma = pos + 1, True
                 continue
-        elif sep.group(1):  # type: ignore[union-attr]
+        elif sep.group(1):
             after_comma = True
             continue
         if pos < len(buf) and buf[pos] == "]":
@@ -307,12 +310,14 @@ def _lone_surrogate(value: Any, buf: str, start: int, end: int) -> tuple[int, st
     except orjson.JSONDecodeError as err:
         if "surrogate" in err.msg:
             return start + err.pos, err.msg
-    return _SURROGATE_ESCAPE.search(buf, start, end).start(), "lone surrogate in string"  # type: ignore[union-attr]
+    escape = _SURROGATE_ESCAPE.search(buf, start, end)
+    assert escape is not None  # the one caller asks only about an element that holds such an escape
+    return escape.start(), "lone surrogate in string"
 
 
 def _parse_span(buf: str, start: int, end: int) -> list[Any] | None:
     try:
-        return orjson.loads("[" + buf[start:end] + "]")  # type: ignore[no-any-return]
+        return orjson.loads("[" + buf[start:end] + "]")
     except orjson.JSONDecodeError:
         return None
 

@@ -266,7 +266,7 @@ class EmptyBuildError(OutputError):
             f"and {target} was left as it was")
         self.report, self.target = report, target
 
-    def __reduce__(self):  # type: ignore[no-untyped-def]
+    def __reduce__(self) -> tuple[type[EmptyBuildError], tuple[BuildReport, Path]]:
         return (EmptyBuildError, (self.report, self.target))
 
 

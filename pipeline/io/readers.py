@@ -11,9 +11,13 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from pipeline.config import ResolvedSource
 from pipeline.io.json_stream import ItemBatch, iter_json_batches
+
+if TYPE_CHECKING:
+    import datasets
 
 CHUNK_RECORDS = 50_000
 
@@ -39,7 +43,8 @@ def iter_chunks(source: ResolvedSource, root: Path, chunk_size: int = CHUNK_RECO
                 yield Chunk(source, file_key, display_path(path, root), batch, line_kind)
         return
     dataset = _load_dataset(source)
-    label = source.spec.hub or display_path(source.folder, root)  # type: ignore[arg-type]
+    # a hub source is named by its id; the only other kind read here, hf_folder, always has its folder
+    label = source.spec.hub or display_path(cast(Path, source.folder), root)
     rows = (b.to_pylist() for b in dataset.data.to_batches(max_chunksize=10_000))
     for batch in _row_batches(rows, chunk_size):
         yield Chunk(source, "", f"{label}[{source.spec.split}]", batch, "row")
@@ -74,7 +79,7 @@ def _row_batches(row_lists: Iterable[list[dict]], chunk_size: int) -> Iterator[I
         yield batch
 
 
-def _load_dataset(source: ResolvedSource):  # type: ignore[no-untyped-def]
+def _load_dataset(source: ResolvedSource) -> datasets.Dataset:
     import datasets
 
     spec = source.spec

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import polars as pl
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 ROW_GROUP = 100_000
 PYARROW_CODECS = {"uncompressed": "none"}  # mix.yaml's names (polars') where pyarrow's differ
@@ -41,8 +45,12 @@ def write_json(data: Any, path: Path) -> None:
 
 
 def sha256_file(path: Path) -> str:
+    # read in blocks, not hashlib.file_digest: that is Python 3.11+, and the project supports 3.10
+    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_dataset_dict(splits: dict[str, pl.DataFrame], path: Path, fingerprint: str) -> None:
@@ -75,7 +83,7 @@ def write_dataset_dict(splits: dict[str, pl.DataFrame], path: Path, fingerprint:
     shutil.rmtree(staging)  # the datasets still map its files: they go when those close
 
 
-def _contiguous_batches(frame: pl.DataFrame, rows: int, schema):  # type: ignore[no-untyped-def]
+def _contiguous_batches(frame: pl.DataFrame, rows: int, schema: pa.Schema) -> Iterator[pa.Table]:
     """Arrow tables of ``rows`` rows each (the last shorter) cast to ``schema``, every column a fresh contiguous
     copy (``concat_arrays`` copies even a single chunk), one batch at a time: what a writer gets then depends on
     the rows alone, not on how the frame's arrays are chunked, sliced or shared."""
@@ -86,7 +94,7 @@ def _contiguous_batches(frame: pl.DataFrame, rows: int, schema):  # type: ignore
         yield pa.table([pa.concat_arrays(column.chunks) for column in batch.columns], schema=schema)
 
 
-def _plain(arrow_type):  # type: ignore[no-untyped-def]
+def _plain(arrow_type: pa.DataType) -> pa.DataType:
     import pyarrow as pa
 
     if pa.types.is_large_string(arrow_type) or pa.types.is_string_view(arrow_type):
