@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed  ## build data/mix.yaml into out/demo/
 	$(BIN)/pipeline build --mix data/mix.yaml
 
-test: $(VENV)/.installed  ## ruff, then the whole test suite (exit 5, no tests collected, fails like any error)
+test: $(VENV)/.installed  ## ruff, mypy, then the whole test suite (exit 5, no tests collected, fails like any error)
 	$(BIN)/ruff check pipeline schemas flows trainer tests bench
 	$(BIN)/python -m mypy pipeline schemas flows trainer
 	$(BIN)/python -m pytest -q

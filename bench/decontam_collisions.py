@@ -4,7 +4,7 @@
     .venv/bin/python bench/decontam_collisions.py --records 1000000 --evals 20000
 
 1. The scale corpus of bench/scale (its mix.yaml, decontamination and tokenization off) goes through the build's
-   per-record stages and dedup (``iter_shards``, ``build.union``, ``build.dedup_stage``): the records that
+   per-record stages and dedup (``iter_shards``, ``build.union``, ``plan.dedup_stage``): the records that
    reach decontamination in a real build.
 2. An eval suite of ``--evals`` prompts, written to bench/work/decontam/<N>/evals/:
    - real eval prompts from ../shared/data: MT-Bench, self-instruct's user-oriented set (both leaked into the
@@ -13,7 +13,7 @@
      words), and ``--short`` prompts equal (once case is folded) to a known record's prompt of under 13 tokens;
    - ``synthetic.jsonl``: the rest, random English words and Han characters from the corpus pools' vocabulary,
      15-60 tokens each: they share no real window with the corpus, only chances of hash collisions.
-3. ``build.decontaminate_stage`` with that suite, timed; then every removed record is checked on real text in
+3. ``plan.decontaminate_stage`` with that suite, timed; then every removed record is checked on real text in
    plain Python: a "shares a 13-token window" record must share a token window (or, under 13 tokens, equal the
    token list) with the eval prompt its detail names; a "near-duplicate" record must have a true Jaccard (over
    ``minhash.shingles`` strings, the dedup key text) >= the threshold with it, or reach it through other removed
@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("INSTRUCT_PIPELINE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 sys.path.insert(0, str(ROOT))
 
-from pipeline import build, decontaminate, dedup, language, minhash, validate  # noqa: E402
+from pipeline import build, decontaminate, dedup, language, minhash, plan, validate  # noqa: E402
 from pipeline.config import load_mix  # noqa: E402
 from pipeline.io.workers import iter_shards
 from pipeline.records import load_eval_prompts
@@ -226,7 +226,7 @@ def main() -> None:
     del shards
     timings["shards_s"] = time.perf_counter() - start
     start = time.perf_counter()
-    records = build.dedup_stage(records, mix).kept
+    records = plan.dedup_stage(records, plan.Context(mix)).kept
     timings["dedup_s"] = time.perf_counter() - start
     print(f"{records.height:,} records reach decontamination", flush=True)
 
@@ -235,7 +235,7 @@ def main() -> None:
     eval_frames = [(ref.label, load_eval_prompts(ref, mix)) for ref in mix.evals]
     suite = pl.concat([frame for _, frame in eval_frames])
     start = time.perf_counter()
-    clean, leaks = build.decontaminate_stage(records, mix)
+    leaks = plan.decontaminate_stage(records, plan.Context(mix)).rejected
     timings["decontaminate_s"] = time.perf_counter() - start
     settings = mix.spec.decontaminate
     removed = leaks.select("id", pl.col("detail").str.extract(DETAIL.pattern, 1).alias("how"),
@@ -250,7 +250,7 @@ def main() -> None:
     timings["old_ngram_lookup_s"] = time.perf_counter() - start
     old = check(old_hits, records, suite, settings.ngram, settings.threshold, mix.spec.dedup.ngram)
     results = {
-        "records_in": records.height, "records_kept": clean.height, "eval_prompts": suite.height,
+        "records_in": records.height, "records_kept": records.height - leaks.height, "eval_prompts": suite.height,
         "eval_sets": {name: frame.height for name, frame in eval_frames},
         "new": new, "old_32bit_ngram_lookup": old, "timings": {k: round(v, 1) for k, v in timings.items()},
         "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores",

@@ -2,8 +2,8 @@
 
 Shape: ``shard`` maps over the work units (a file, or a whole dataset: ingest, validate, normalize, language,
 quality, PII) and runs them in parallel on the task runner (threads by default, Dask workers with
-``--runner dask``); the global stages reduce in order: dedup -> decontaminate -> split -> mixture -> tokenize;
-then ``report`` (ledger check and report) and ``write``.
+``--runner dask``); the global stages of ``plan.STAGES`` reduce in order (dedup -> decontaminate -> split ->
+mixture -> tokenize), one task each; then ``report`` (ledger check and report) and ``write``.
 
 Data: a task writes its output's frames to a stage folder and returns a small handle (flows/stage_store.py), so
 neither Prefect's futures nor its result storage hold a million records once per stage; the next task reads
@@ -36,11 +36,10 @@ from prefect.tasks import exponential_backoff
 from flows import progress, stage_store
 from flows.keys import BuildKeys, build_keys, current_output
 from flows.stage_store import StageHandle
-from pipeline import build, report_markdown, versions, writer
+from pipeline import build, plan, report_markdown, versions, writer
 from pipeline.config import Mix, load_mix
 from pipeline.io import output_folder
 from pipeline.records import Shard, WorkUnit, shard_unit, work_units
-from schemas.mix import MixSpec
 
 log = logging.getLogger(__name__)
 FLOW_NAME = "instruct-pipeline-build"
@@ -65,41 +64,26 @@ def _shards(handles: list[StageHandle], without: tuple[str, ...] = ()) -> list[S
     return [stage_store.get(handle, without) for handle in handles]
 
 
-@_cached("dedup")
-def dedup_task(shards: list[StageHandle], mix: Mix, key: str | None, folder: Path) -> StageHandle:
-    return stage_store.put(build.dedup_stage(build.union(_shards(shards)), mix), folder)
-
-
-@_cached("decontaminate")
-def decontaminate_task(deduped: StageHandle, mix: Mix, key: str | None, folder: Path) -> StageHandle:
-    return stage_store.put(build.decontaminate_stage(stage_store.get(deduped).kept, mix), folder)
-
-
-@_cached("split")
-def split_task(clean: StageHandle, spec: MixSpec, key: str | None, folder: Path) -> StageHandle:
-    return stage_store.put(build.split_stage(stage_store.get(clean)[0], spec), folder)
-
-
-@_cached("mixture")
-def mixture_task(split: StageHandle, mix: Mix, tokenizer: Any, key: str | None, folder: Path) -> StageHandle:
-    return stage_store.put(build.mixture_stage(stage_store.get(split)[0], mix, tokenizer), folder)
-
-
-@_cached("tokenize")
-def tokenize_task(mixed: StageHandle, split: StageHandle, tokenizer: Any, spec: MixSpec, key: str | None,
-                  folder: Path) -> StageHandle:
-    return stage_store.put(build.tokenize_stage(stage_store.get(mixed).train, stage_store.get(split)[1], tokenizer,
-                                                spec), folder)
+@_cached("stage")
+def stage_task(name: str, shards: list[StageHandle], previous: StageHandle | None,
+               earlier: dict[str, StageHandle], mix: Mix, tokenizer: Any, key: str | None, folder: Path) -> StageHandle:
+    """The global stage ``name`` of ``plan.STAGES`` over the records the stage before kept (the first stage: the
+    union of the shards), with the outputs it reads from the ``earlier`` stages."""
+    stage = plan.stage(name)
+    records = stage_store.get(previous).kept if previous is not None else build.union(_shards(shards))
+    outcomes = {done: stage_store.get(handle) for done, handle in earlier.items()} if stage.reads else {}
+    context = plan.Context(mix, tokenizer, plan.inputs(outcomes, stage))
+    return stage_store.put(plan.run_stage(stage, records, context), folder)
 
 
 @task(name="report", cache_policy=NO_CACHE)
-def report_task(mix: Mix, shards: list[StageHandle], deduped: StageHandle, clean: StageHandle, mixed: StageHandle,
-                tokenized: StageHandle, folder: Path) -> StageHandle:
-    """What ``build.finish`` hands to ``assemble``: every stage's output without the records it passed on."""
-    result = build.assemble(mix, _shards(shards, without=("kept",)), stage_store.get(deduped, without=("kept",)),
-                            stage_store.get(clean)[1], stage_store.get(mixed, without=("train",)),
-                            stage_store.get(tokenized))
-    return stage_store.put(result, folder)
+def report_task(mix: Mix, shards: list[StageHandle], stages: dict[str, StageHandle], folder: Path) -> StageHandle:
+    """What ``build.finish`` hands to ``assemble``: every stage's outcome without the records it passed on (the
+    last one's: train)."""
+    last = plan.STAGES[-1].name
+    outcomes = {name: stage_store.get(handle, without=() if name == last else ("kept",))
+                for name, handle in stages.items()}
+    return stage_store.put(build.assemble(mix, _shards(shards, without=("kept",)), outcomes), folder)
 
 
 @task(name="write", cache_policy=NO_CACHE)
@@ -164,24 +148,20 @@ def _build(mix: Mix, versioned: bool, verify: bool, root: Path) -> str:
         _raise_failure(future)  # the shard's own error (a malformed file names its line)
         if progress.hook is not None:
             progress.hook(source_of[id(future)], 0, True)
-    task, folder = cached(dedup_task, keys.dedup)
-    deduped = task.submit(futures, mix, keys.dedup, folder)
-    task, folder = cached(decontaminate_task, keys.decontaminate)
-    clean = task.submit(deduped, mix, keys.decontaminate, folder)
-    task, folder = cached(split_task, keys.split)
-    split = task.submit(clean, mix.spec, keys.split, folder)
-    task, folder = cached(mixture_task, keys.mixture)
-    mixed = task.submit(split, mix, tokenizer, keys.mixture, folder)
-    task, folder = cached(tokenize_task, keys.tokenize)
-    tokenized = task.submit(mixed, split, tokenizer, mix.spec, keys.tokenize, folder)
+    stages: dict[str, Any] = {}
+    previous = None
+    for stage in plan.STAGES:
+        task, folder = cached(stage_task.with_options(name=stage.name), keys.stages[stage.name])
+        previous = task.submit(stage.name, futures if previous is None else [], previous, dict(stages), mix,
+                               tokenizer, keys.stages[stage.name], folder)
+        stages[stage.name] = previous
     report_folder = stage_store.folder_for(root, name, None)
-    result = report_task.submit(mix, futures, deduped, clean, mixed, tokenized, report_folder)
+    result: Any = report_task.submit(mix, futures, stages, report_folder)  # a future, which Prefect resolves
     written = write_task.submit(result, keys.build, versioned)
-    for stage in (deduped, clean, split, mixed, tokenized, result, written):
-        _raise_failure(stage)  # the failed stage's own error: a later task only sees "upstream failed"
+    for future in (*stages.values(), result, written):
+        _raise_failure(future)  # the failed stage's own error: a later task only sees "upstream failed"
     target = written.result()
-    stage_store.prune(root, name, [*keys.units, keys.dedup, keys.decontaminate, keys.split, keys.mixture,
-                                   keys.tokenize])
+    stage_store.prune(root, name, [*keys.units, *keys.stages.values()])
     return target
 
 
@@ -200,7 +180,8 @@ def with_runner(runner: str, dask_address: str | None = None, workers: int | Non
     """``build_flow`` on the chosen task runner: ``local`` (threads) or ``dask`` (a LocalCluster of ``workers``
     processes, or the cluster at ``dask_address``)."""
     if runner == "local":  # one thread per core (Prefect's default is unbounded: every shard in memory at once)
-        return build_flow.with_options(task_runner=ThreadPoolTaskRunner(max_workers=workers or os.cpu_count()))
+        threads: TaskRunner[Any] = ThreadPoolTaskRunner(max_workers=workers or os.cpu_count())
+        return build_flow.with_options(task_runner=threads)
     if runner != "dask":
         raise ValueError(f"unknown runner {runner!r}; use local or dask")
     from prefect_dask import DaskTaskRunner

@@ -2,9 +2,9 @@
 
 A per-record task (one work unit) is keyed by the unit's bytes, its source's settings and the per-record
 sections of the spec, so adding a file or a source leaves every other unit's key unchanged. Each global stage
-is keyed by the key of the stage before it plus its own settings (and the files it reads besides the
-sources: references, eval sets, the tokenizer), so changing the mixture re-runs the mixture and what follows,
-never dedup. Every key includes ``CODE``, a hash of the pipeline's own source: a new version invalidates all.
+is keyed by the key of the stage before it plus the settings and files (references, eval sets, the tokenizer)
+its row of ``plan.STAGES`` names, so changing the mixture re-runs the mixture and what follows, never dedup.
+Every key includes ``CODE``, a hash of the pipeline's own source: a new version invalidates all.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
-from pipeline import versions
+from pipeline import plan, versions
 from pipeline.config import Mix, ResolvedReference, ResolvedSource
 from pipeline.io import output_folder
 from pipeline.io.readers import display_path
@@ -68,7 +68,10 @@ def source_content(source: ResolvedSource, files: Iterable[Path], root: Path) ->
     None for a Hub dataset without a revision: its content can change under the same name, so it is not cached."""
     if source.kind == "hub":
         return None if source.spec.revision is None else [source.spec.hub, source.spec.revision]
-    paths = list(files) if source.kind == "files" else sorted(p for p in source.folder.rglob("*") if p.is_file())  # type: ignore[union-attr]
+    if source.kind == "files":
+        paths = list(files)
+    else:  # an hf_folder source always has its folder
+        paths = sorted(p for p in cast(Path, source.folder).rglob("*") if p.is_file())
     return [[display_path(p, root), sha256_file(p)] for p in paths]
 
 
@@ -103,33 +106,34 @@ class BuildKeys:
     """One key per task; None where an input cannot be content-hashed (then that task and all after it run)."""
 
     units: list[str | None]
-    dedup: str | None
-    decontaminate: str | None
-    split: str | None
-    mixture: str | None
-    tokenize: str | None
+    stages: dict[str, str | None]  # each global stage of plan.STAGES, by name
     build: str | None  # the whole build: what the output folder's manifest records
+
+
+def _all_known(contents: list[list[Any] | None]) -> list[Any] | None:
+    """None when one content is unknown (a Hub dataset without a revision): the stage cannot be cached."""
+    return None if None in contents else contents
 
 
 def build_keys(mix: Mix) -> BuildKeys:
     units = [unit_key(unit) for unit in work_units(mix)]
-    references = [reference_content(ref, mix.root) for ref in mix.references]
-    evals = [reference_content(ref, mix.root) for ref in mix.evals]
+    files = {
+        "references": _all_known([reference_content(ref, mix.root) for ref in mix.references]),
+        "evals": _all_known([reference_content(ref, mix.root) for ref in mix.evals]),
+        "tokenizer": tokenizer_content(mix.spec.tokenize.tokenizer) if mix.spec.tokenize.enabled else [],
+    }
 
     def chain(previous: str | None, *parts: Any) -> str | None:
         if previous is None or any(part is None for part in parts):
             return None
         return digest(previous, *parts)
 
-    first = None if None in units else digest("dedup", code_digest(), units)
-    dedup = chain(first, _section(mix.spec, "dedup"), [s.spec.name for s in mix.sources], references)
-    decontaminate = chain(dedup, _section(mix.spec, "decontaminate"), evals)
-    split = chain(decontaminate, _section(mix.spec, "split", "seed"))
-    tokens = tokenizer_content(mix.spec.tokenize.tokenizer) if mix.spec.tokenize.enabled else []
-    mixture = chain(split, _section(mix.spec, "mixture", "tokenize", "filters", "seed"), tokens)
-    tokenize = chain(mixture, _section(mix.spec, "tokenize", "filters"), tokens)
-    build = chain(tokenize, mix.spec.model_dump(mode="json", by_alias=True))
-    return BuildKeys(units, dedup, decontaminate, split, mixture, tokenize, build)
+    key = None if None in units else digest("stages", code_digest(), units, [s.spec.name for s in mix.sources])
+    stages = {}
+    for stage in plan.STAGES:
+        key = chain(key, stage.name, _section(mix.spec, *stage.settings), *(files[name] for name in stage.files))
+        stages[stage.name] = key
+    return BuildKeys(units, stages, chain(key, mix.spec.model_dump(mode="json", by_alias=True)))
 
 
 def current_output(mix: Mix, key: str | None, versioned: bool, verify: bool = False) -> Path | None:

@@ -74,8 +74,8 @@ def get(handle: StageHandle, without: Collection[str] = ()) -> Any:
     if not complete(folder):
         raise FileNotFoundError(f"{folder}: a build stage's output is missing; run the build again to recompute it")
     skeleton = handle.skeleton
-    if without and dataclasses.is_dataclass(skeleton):
-        skeleton = dataclasses.replace(skeleton, **{  # type: ignore[type-var]
+    if without and dataclasses.is_dataclass(skeleton) and not isinstance(skeleton, type):
+        skeleton = dataclasses.replace(skeleton, **{
             name: _empty(folder, getattr(skeleton, name)) for name in without})
     return _fill(skeleton, folder)
 
@@ -114,7 +114,7 @@ def _replace(value: Any, kind: type, replace: Callable[[Any], Any]) -> Any:
     if isinstance(value, kind):
         return replace(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.replace(value, **{  # type: ignore[type-var]
+        return dataclasses.replace(value, **{
             f.name: _replace(getattr(value, f.name), kind, replace) for f in dataclasses.fields(value)})
     if isinstance(value, (list, tuple)):
         return type(value)(_replace(v, kind, replace) for v in value)

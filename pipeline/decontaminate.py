@@ -23,11 +23,11 @@ import numpy as np
 import polars as pl
 
 from pipeline import dedup, minhash, validate
-from pipeline.quarantine import no_rejects
+from pipeline.stage import no_rejects
 from schemas.mix import DecontaminateSpec, DedupSpec
 
 STAGE = "decontaminate"
-SHARD_ROWS = 1 << 15  # records whose token lists are held at once
+SLICE_ROWS = 1 << 15  # records whose token lists are held at once
 _SEED64 = np.uint64(0x27D4EB2F165667C5)
 _PRIME64_1, _PRIME64_2 = np.uint64(0x9E3779B185EBCA87), np.uint64(0xC2B2AE3D27D4EB4F)
 
@@ -114,7 +114,7 @@ def ngram_matches(records: pl.DataFrame, evals: Sequence[tuple[str, pl.DataFrame
     Windows are looked up by a 64-bit hash and every hit is confirmed on the tokens themselves (tokens are
     compared as codes of the eval prompts' vocabulary, an exact dictionary), so a record is reported if and
     only if it truly shares a window: a hash collision can neither add a match nor hide one. Records are
-    handled ``SHARD_ROWS`` at a time, which bounds the memory of their token lists."""
+    handled ``SLICE_ROWS`` at a time, which bounds the memory of their token lists."""
     names = [name for name, _ in evals]
     owners = pl.concat([frame.select(pl.lit(k).alias("set"), "id") for k, (_, frame) in enumerate(evals)])
     eval_tokens = minhash.token_series(pl.concat([_prompts(frame) for _, frame in evals]))
@@ -122,14 +122,14 @@ def ngram_matches(records: pl.DataFrame, evals: Sequence[tuple[str, pl.DataFrame
     table = windows(eval_tokens, vocabulary, n)
     order = np.argsort(table.hash, kind="stable")
     found = []
-    for first in range(0, records.height, SHARD_ROWS):
-        shard = records.slice(first, SHARD_ROWS)
-        mine = windows(minhash.token_series(_prompts(shard)), vocabulary, n)
+    for first in range(0, records.height, SLICE_ROWS):
+        part = records.slice(first, SLICE_ROWS)
+        mine = windows(minhash.token_series(_prompts(part)), vocabulary, n)
         hit, eval_window = shared_windows(mine, table, order)
         by_window = np.argsort(hit, kind="stable")  # a record's first window in text order names its eval prompt
         record, first_hit = np.unique(mine.owner[hit[by_window]], return_index=True)
         prompts = table.owner[eval_window[by_window][first_hit]]
-        found.append(pl.DataFrame({"id": shard["id"].gather(record.tolist()),
+        found.append(pl.DataFrame({"id": part["id"].gather(record.tolist()),
                                    "_eval": pl.Series(prompts, dtype=pl.Int64)}))
     hits_frame = pl.concat(found) if found else pl.DataFrame(schema={"id": pl.String, "_eval": pl.Int64})
     eval_of = owners.with_row_index("_eval").with_columns(pl.col("_eval").cast(pl.Int64))

@@ -41,7 +41,7 @@ DUPLICATE_SCHEMA = pl.Schema({
     "kept_in": pl.String(), "kind": pl.String(), "similarity": pl.Float64(),
 })
 THIS_BUILD = "build"  # ``kept_in`` of a duplicate whose kept copy is in this build, not in a reference set
-SHARD_ROWS = 1 << 15  # records tokenized at a time per thread: bounds the memory of their token lists
+SLICE_ROWS = 1 << 15  # records tokenized at a time per thread: bounds the memory of their token lists
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,7 @@ class DedupResult:
     duplicates: pl.DataFrame
     signatures: np.ndarray | None  # rows aligned with ``kept``; None when near dedup is off
     stats: dict[str, int | float | None] = field(default_factory=dict)
+    fingerprints: pl.DataFrame | None = None  # key_a, key_b of each kept record (``key: record`` only)
 
 
 def key_text(key: str) -> pl.Expr:
@@ -80,13 +81,13 @@ def keys_and_shingles(texts: pl.Series, ngram: int) -> tuple[pl.DataFrame, minha
     """The exact-dedup key and the shingle hashes of each text, from one tokenization. The key is the tokens
     joined by spaces (case, punctuation and whitespace folded), kept as two 64-bit hashes with different seeds
     (a 128-bit fingerprint: equal keys always match, different ones collide with probability ~n^2 / 2^129), so
-    a million keys take 16 MB instead of the texts' size. Shards run on all cores (polars and numpy release the
-    GIL); a shard's token lists are dropped once it is hashed, which bounds memory."""
-    def shard(start: int, rows: int) -> tuple[pl.DataFrame, minhash.ShingleSets]:
+    a million keys take 16 MB instead of the texts' size. Slices run on all cores (polars and numpy release the
+    GIL); a slice's token lists are dropped once it is hashed, which bounds memory."""
+    def one_slice(start: int, rows: int) -> tuple[pl.DataFrame, minhash.ShingleSets]:
         tokens = minhash.token_series(texts.slice(start, rows))
         return _fingerprints(tokens), minhash.shingle_sets_of_tokens(tokens, ngram)
 
-    parts = _by_slices(len(texts), shard)
+    parts = _by_slices(len(texts), one_slice)
     keys = pl.concat([k for k, _ in parts]) if parts else pl.DataFrame(schema=FINGERPRINT_SCHEMA)
     return keys, minhash.ShingleSets.concat([sets for _, sets in parts])
 
@@ -103,18 +104,18 @@ def exact_fingerprints(records: pl.DataFrame, key: str = "record") -> pl.DataFra
     """The 128-bit fingerprint (key_a, key_b) of each record's exact-dedup key, as ``deduplicate`` computes it,
     a slice of records at a time on all cores: only a slice's folded text and tokens are held at once, never
     the whole frame's (a million records' folded text is about a gigabyte)."""
-    def shard(start: int, rows: int) -> pl.DataFrame:
+    def one_slice(start: int, rows: int) -> pl.DataFrame:
         return _fingerprints(minhash.token_series(records.slice(start, rows).select(key_text(key)).to_series()))
 
-    parts = _by_slices(records.height, shard)
+    parts = _by_slices(records.height, one_slice)
     return pl.concat(parts) if parts else pl.DataFrame(schema=FINGERPRINT_SCHEMA)
 
 
 def _by_slices(n: int, work: Callable[[int, int], T]) -> list[T]:
     """``work(start, rows)`` over slices of ``n`` records, in order, on all cores (polars and numpy release the
-    GIL); at most ``SHARD_ROWS`` records a slice, which bounds what one slice holds."""
+    GIL); at most ``SLICE_ROWS`` records a slice, which bounds what one slice holds."""
     threads = os.cpu_count() or 1
-    rows = max(1, min(SHARD_ROWS, -(-n // threads)))
+    rows = max(1, min(SLICE_ROWS, -(-n // threads)))
     with ThreadPoolExecutor(threads) as pool:
         return list(pool.map(lambda start: work(start, rows), range(0, n, rows)))
 
@@ -155,6 +156,7 @@ def deduplicate(records: pl.DataFrame, settings: DedupSpec, priority: Sequence[s
             pl.col("row").first().over("key_a", "key_b", *scope)).to_series().to_numpy().astype(np.int64)
     survivors = np.flatnonzero(exact_keeper == itself)
     fingerprints = keys.to_numpy()[survivors] if settings.near else None  # only near dedup's check needs them
+    record_keys = keys if settings.key == "record" else None  # what the split report checks: see _result
     del keys
     sets = sets.take(survivors)
     keeper, similarity, signatures = exact_keeper, np.ones(n), None
@@ -170,7 +172,7 @@ def deduplicate(records: pl.DataFrame, settings: DedupSpec, priority: Sequence[s
         keeper, similarity = final[exact_keeper], near_similarity[exact_keeper]  # an exact copy shares its twin's fate
         signatures = near.signatures
         stats.update(near.stats)
-    return _result(records, universe, exact_keeper, keeper, similarity, signatures, survivors, stats)
+    return _result(records, universe, exact_keeper, keeper, similarity, signatures, survivors, stats, record_keys)
 
 
 def _known_signatures(universe: pl.DataFrame, survivors: np.ndarray,
@@ -188,9 +190,10 @@ def _known_signatures(universe: pl.DataFrame, survivors: np.ndarray,
 
 def _result(records: pl.DataFrame, universe: pl.DataFrame, exact_keeper: np.ndarray, keeper: np.ndarray,
             similarity: np.ndarray, signatures: np.ndarray | None, survivors: np.ndarray,
-            stats: dict[str, int | float | None]) -> DedupResult:
+            stats: dict[str, int | float | None], keys: pl.DataFrame | None) -> DedupResult:
     """The kept records in input order with their signatures (those of exact survivors, in ``survivors``
-    order), and the removed ones as rows of duplicates.parquet."""
+    order) and their fingerprints (from ``keys``, one per row of the universe), and the removed ones as rows of
+    duplicates.parquet."""
     table = universe.select("row", "id", "source", "ref", "_order").with_columns(
         keeper=pl.Series(keeper), similarity=pl.Series(similarity),
         kind=pl.when(pl.Series(keeper == exact_keeper)).then(pl.lit("exact")).otherwise(pl.lit("near")),
@@ -206,4 +209,5 @@ def _result(records: pl.DataFrame, universe: pl.DataFrame, exact_keeper: np.ndar
     kept_signatures = None
     if signatures is not None:  # a kept record survived exact dedup, so it has a signature
         kept_signatures = signatures[np.searchsorted(survivors, kept_rows["row"].to_numpy())]
-    return DedupResult(kept, duplicates.cast(DUPLICATE_SCHEMA), kept_signatures, stats)
+    kept_keys = None if keys is None else keys[kept_rows["row"].to_numpy()]
+    return DedupResult(kept, duplicates.cast(DUPLICATE_SCHEMA), kept_signatures, stats, kept_keys)

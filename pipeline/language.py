@@ -1,7 +1,7 @@
 """Language identification: each record gets ``lang``, ``lang_score`` and how it was decided.
 
 Contract: ``detect_cached(texts, cache)`` returns one row per text (lang, score, method); ``language_filter(records,
-wanted)`` splits records into kept and quarantined (``language:<code>``), deciding by the language of the
+wanted)`` splits records into kept and rejected (``language:<code>``; an ``Outcome``), deciding by the language of the
 instruction and output together and, when that is not wanted, by each alone (a translation task keeps its
 record when either side is in a wanted language).
 
@@ -31,7 +31,7 @@ import numpy as np
 import polars as pl
 import xxhash
 
-from pipeline.quarantine import no_rejects
+from pipeline.stage import Outcome, no_rejects, split_off
 
 STAGE = "language"
 VERSION = 1  # part of the cache's name: bump when a rule or threshold changes
@@ -262,8 +262,8 @@ def detect_cached(texts: pl.Series, cache_file: Path | None = None) -> pl.DataFr
 
 
 def language_filter(records: pl.DataFrame, wanted_by_source: dict[str, list[str] | None],
-                    cache: DetectionCache | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(records with lang, lang_score; quarantined rows: id, source, reason, detail). A record stays when the
+                    cache: DetectionCache | None = None) -> Outcome:
+    """The records with lang and lang_score, and the rejects. A record stays when the
     language of its instruction + output is wanted for its source, or when (a translation task) its instruction
     or its output alone is; ``und`` (no letters) always stays. The caller saves ``cache`` when it is done."""
     cache = DetectionCache() if cache is None else cache
@@ -285,5 +285,4 @@ def language_filter(records: pl.DataFrame, wanted_by_source: dict[str, list[str]
                       pl.col("lang_score").round(3), "_instruction", "_output",
                       wanted.list.join(", ")).alias("detail"),
             "origin")
-        records = records.join(rejected.select("id"), on="id", how="anti", maintain_order="left")
-    return records, rejected
+    return split_off(records, rejected)

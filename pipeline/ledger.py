@@ -1,8 +1,8 @@
 """The fate ledger: every input record ends with exactly one fate, and the fates add up to the inputs.
 
-A fate frame holds ``id`` and ``source`` of the records that met that fate (kept, rejected, duplicate,
-sampled_out). ``reconcile`` counts them per source against the number of records each source fed in and
-raises ``LedgerError`` when a record was lost, counted twice, or appeared from nowhere.
+``reconcile`` takes the frame of fates (``fates.fate_table``: ``id``, ``source`` and ``fate`` of every record:
+kept, rejected, duplicate, sampled_out), counts them per source against the number of records each source fed
+in and raises ``LedgerError`` when a record was lost, counted twice, or appeared from nowhere.
 """
 
 from __future__ import annotations
@@ -20,13 +20,10 @@ class LedgerError(AssertionError):
     """The build lost or duplicated records: a bug, never a data problem."""
 
 
-def reconcile(inputs: Mapping[str, int], fates: Mapping[str, pl.DataFrame]) -> list[LedgerRow]:
-    unknown = set(fates) - set(FATES)
+def reconcile(inputs: Mapping[str, int], everyone: pl.DataFrame) -> list[LedgerRow]:
+    unknown = set(everyone["fate"].unique()) - set(FATES)
     if unknown:
         raise ValueError(f"unknown fates {sorted(unknown)}")
-    everyone = pl.concat(
-        [frame.select("id", "source").with_columns(pl.lit(fate).alias("fate")) for fate, frame in fates.items()]
-    )
     if everyone["id"].n_unique() != everyone.height:
         repeated = everyone.filter(pl.col("id").is_duplicated())
         sample = repeated.sort("id").head(4).rows()

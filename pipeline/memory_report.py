@@ -63,8 +63,8 @@ ASSUMPTIONS = (
 
 def resolve_model(base_model: str | None) -> tuple[str, str]:
     """(what ``model_shape`` reads, how it was found)."""
-    for description, resolve in RESOLVERS if base_model else ():
-        found = resolve(base_model)  # type: ignore[arg-type]
+    for description, resolve in RESOLVERS:
+        found = resolve(base_model) if base_model else None
         if found is not None:
             return found, f"train.base_model '{base_model}': {description}"
     why = f"train.base_model '{base_model}' names no size" if base_model else "train.base_model is not set"

@@ -1,6 +1,7 @@
 """Normalize: clean every text field of the records; nothing is rejected here.
 
-Contract: returns the frame with the same rows and cleaned text, and a count of repairs per (source, repair):
+Contract: an ``Outcome`` (pipeline/stage.py) with the same rows and cleaned text, no rejects, and as stats a count of
+repairs per (source, repair):
 - ``newlines``: CR LF and lone CR become LF;
 - ``control_chars``: C0/C1 control characters other than tab and newline removed, and the invisible
   zero-width space, word joiner and BOM;
@@ -22,6 +23,7 @@ from collections.abc import Callable
 
 import polars as pl
 
+from pipeline.stage import Outcome, kept_all
 from schemas.mix import NormalizeSpec
 
 CONTROL_CHARS = "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u2060\ufeff]"
@@ -64,7 +66,7 @@ def placeholder_mask(inputs: pl.Series, placeholders: list[str]) -> pl.Series:
     return mask
 
 
-def normalize(frame: pl.DataFrame, spec: NormalizeSpec) -> tuple[pl.DataFrame, dict[tuple[str, str], int]]:
+def normalize(frame: pl.DataFrame, spec: NormalizeSpec) -> Outcome:
     clean = text_cleaner(spec)
     not_plain = frame.select(
         ((pl.col(c).str.len_bytes() != pl.col(c).str.len_chars()) | pl.col(c).str.contains(ASCII_CONTROL))
@@ -108,4 +110,4 @@ def normalize(frame: pl.DataFrame, spec: NormalizeSpec) -> tuple[pl.DataFrame, d
         for fix in FIXES
         if row[fix]
     }
-    return frame.drop("_fixes"), repairs
+    return kept_all(frame.drop("_fixes"), repairs)

@@ -1,10 +1,11 @@
 """Personal data: e-mail addresses, phone numbers (international and Chinese mobile), Chinese resident ID numbers
 (checksum-validated), credit-card numbers (Luhn-checked) and IPv4 addresses.
 
-Contract: ``find_pii(records, settings)`` returns the records (redacted when ``action: redact``), the quarantined
-rows (``action: quarantine``, reason ``pii:<type>``) and the counts per type. Every text of a record is scanned:
-``system``, both sides of every ``history`` turn, ``instruction``, ``input`` and ``output``. The PII itself is
-never written to a report, a log or a reason: details name the type and the field only.
+Contract: ``find_pii(records, settings)`` returns an ``Outcome`` (pipeline/stage.py): the records (redacted when
+``action: redact``), the rejects (``action: quarantine``, reason ``pii:<type>``) and, as stats, the counts per
+type. Every text of a record is scanned: ``system``, both sides of every ``history`` turn, ``instruction``,
+``input`` and ``output``. The PII itself is never written to a report, a log or a reason: details name the type
+and the field only.
 ``redact_rejected(rows, settings)`` replaces the PII in rejected.parquet's ``original`` and ``detail`` text
 (``pii.redact_rejected: true``).
 
@@ -24,7 +25,7 @@ from typing import Any
 
 import polars as pl
 
-from pipeline.quarantine import RECORD_REJECT_SCHEMA, no_rejects
+from pipeline.stage import REJECT_SCHEMA, Outcome, kept_all, split_off
 from schemas.mix import PiiSpec
 
 STAGE = "pii"
@@ -158,10 +159,10 @@ def _found_detail(where: dict[str, list[str]]) -> str:
     return "found: " + ", ".join(f"{kind} ({', '.join(dict.fromkeys(where[kind]))})" for kind in sorted(where))
 
 
-def find_pii(records: pl.DataFrame, settings: PiiSpec) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]:
+def find_pii(records: pl.DataFrame, settings: PiiSpec) -> Outcome:
     detectors = _detectors(settings)
     if not detectors or not records.height:
-        return records, no_rejects(), {}
+        return kept_all(records, {})
     suspects = records.with_row_index("_row").filter(_suspect(records, _preselect(detectors)))
     counts: Counter[str] = Counter()
     fixes, reasons = [], []  # the redacted texts of each record with PII, and why it would be quarantined
@@ -173,15 +174,15 @@ def find_pii(records: pl.DataFrame, settings: PiiSpec) -> tuple[pl.DataFrame, pl
             reasons.append((row["id"], row["source"], f"pii:{min(where)}", _found_detail(where), row["origin"]))
     hits = dict(sorted(counts.items()))
     if settings.action == "flag" or not fixes:
-        return records, no_rejects(), hits
+        return kept_all(records, hits)
     if settings.action == "quarantine":
         rejected = pl.DataFrame([(i, s, STAGE, reason, detail, o) for i, s, reason, detail, o in reasons],
-                                schema=RECORD_REJECT_SCHEMA, orient="row")
-        return records.join(rejected.select("id"), on="id", how="anti", maintain_order="left"), rejected, hits
+                                schema=REJECT_SCHEMA, orient="row")
+        return split_off(records, rejected, hits)
     texts = {c: records.schema[c] for c in (*FIELDS, "history") if c in records.columns}
     redacted = records.with_row_index("_row").update(
         pl.DataFrame(fixes, schema={"_row": pl.UInt32, **texts}), on="_row", include_nulls=True).drop("_row")
-    return redacted, no_rejects(), hits
+    return kept_all(redacted, hits)
 
 
 def redact_rejected(rows: pl.DataFrame, settings: PiiSpec) -> pl.DataFrame:

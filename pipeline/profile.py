@@ -52,10 +52,10 @@ def distribution(values: pl.Series, edges: Sequence[int]) -> Distribution:
         return Distribution(count=0, mean=0.0, p50=0, p90=0, p95=0, p99=0, max=0, edges=list(edges),
                             counts=[0] * len(edges))
     bins = np.searchsorted(np.asarray(edges), lengths.to_numpy(), side="right") - 1
-    quantile = {p: int(lengths.quantile(p / 100, "nearest")) for p in (50, 90, 95, 99)}  # type: ignore[arg-type]
-    return Distribution(count=lengths.len(), mean=round(float(lengths.mean()), 1),  # type: ignore[arg-type]
+    quantile = {p: int(lengths.quantile(p / 100, "nearest")) for p in (50, 90, 95, 99)}
+    return Distribution(count=lengths.len(), mean=round(float(lengths.mean()), 1),
                         p50=quantile[50], p90=quantile[90], p95=quantile[95], p99=quantile[99],
-                        max=int(lengths.max()), edges=list(edges),  # type: ignore[arg-type]
+                        max=int(lengths.max()), edges=list(edges),
                         counts=np.bincount(bins, minlength=len(edges)).tolist())
 
 

@@ -1,7 +1,7 @@
 """Heuristic quality filters: a table of named rules, each a reason code with its setting in mix.yaml.
 
-Contract: ``quality_filter(records, settings)`` returns (kept, quarantined rows); a record breaking several rules
-is quarantined once, under the first rule of ``RULES`` it breaks, with every broken rule in ``detail``. A rule
+Contract: ``quality_filter(records, settings)`` returns an ``Outcome`` (pipeline/stage.py); a record breaking several
+rules is rejected once, under the first rule of ``RULES`` it breaks, with every broken rule in ``detail``. A rule
 whose setting is null or false is off. The defaults are on where the field agrees they help (alpaca-cleaned's
 fixes, LLaMA-Factory and data-juicer filters): refusals, unfilled placeholders, instructions that need content
 a text model cannot see, outputs that echo the prompt, degenerate repetition, mojibake.
@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from pipeline import dedup, minhash
-from pipeline.quarantine import no_rejects
+from pipeline.stage import Outcome, first_rule, kept_all, split_off
 from schemas.mix import QualitySpec
 
 STAGE = "quality"
@@ -98,8 +98,8 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-def quality_filter(records: pl.DataFrame, settings: QualitySpec) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(kept records, quarantined rows: id, source, stage, reason, detail, origin)."""
+def quality_filter(records: pl.DataFrame, settings: QualitySpec) -> Outcome:
+    """The records that break no rule; each one that does is rejected under the first rule it breaks."""
     broken = {}
     for rule in RULES:
         value = getattr(settings, rule.setting)
@@ -107,13 +107,13 @@ def quality_filter(records: pl.DataFrame, settings: QualitySpec) -> tuple[pl.Dat
             continue
         broken[rule.reason] = rule.check(records, value).fill_null(False).alias(rule.reason)
     if not broken:
-        return records, no_rejects()
+        return kept_all(records)
     flags = pl.DataFrame(list(broken.values()))
-    first = pl.coalesce([pl.when(pl.col(r)).then(pl.lit(r)) for r in broken])
+    first = first_rule([(r, pl.col(r)) for r in broken])
     every = pl.concat_str([pl.when(pl.col(r)).then(pl.lit(r)) for r in broken], separator=", ", ignore_nulls=True)
     marked = pl.concat([records.select("id", "source", "origin"), flags.select(reason=first, detail=every)],
                        how="horizontal")
     rejected = marked.filter(pl.col("reason").is_not_null()).select(
         "id", "source", pl.lit(STAGE).alias("stage"), "reason", ("rules broken: " + pl.col("detail")).alias("detail"),
         "origin")
-    return records.join(rejected.select("id"), on="id", how="anti", maintain_order="left"), rejected
+    return split_off(records, rejected)

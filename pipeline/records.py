@@ -3,7 +3,7 @@ validate types -> normalize -> validate content) and over a work unit's records 
 quality -> PII), and the reading of a reference dataset or an earlier build through the same chain.
 
 Contract: a chunk or unit goes in; ``kept`` records (``RECORD_SCHEMA``, then ``OUTPUT_SCHEMA`` after the
-filters) and ``rejected`` rows (``REJECT_SCHEMA``, each with its stage, reason and the raw text of its row) come
+filters) and ``rejected`` rows (``QUARANTINE_SCHEMA``, each with its stage, reason and the raw text of its row) come
 out; nothing is dropped silently. Units are independent of each other: the worker pool (``io/workers``) and
 the Prefect flow run them in any order and the build concatenates them in input order.
 """
@@ -24,7 +24,7 @@ from pipeline import dedup, file_units, ingest, language, normalize, pii, qualit
 from pipeline.config import Mix, ResolvedReference, ResolvedSource
 from pipeline.io import readers, signature_index
 from pipeline.io.readers import Chunk
-from pipeline.quarantine import EARLY_REJECT_SCHEMA, REJECT_SCHEMA, STAGE_REJECT_SCHEMA, with_originals
+from pipeline.stage import QUARANTINE_SCHEMA, REJECT_SCHEMA, with_originals
 from schemas.mix import MixSpec
 
 log = logging.getLogger(__name__)
@@ -64,26 +64,31 @@ def process_chunk(chunk: Chunk | file_units.Merged, spec: MixSpec) -> ChunkResul
     name = chunk.source.spec.name
     n_input = len(adapted.records) + len(adapted.rejects)
     invalid = validate.check_types(adapted.records)
-    frame = validate.records_frame(adapted.records, adapted.positions, adapted.subs, skip=invalid,
-                                   may_have_history=adapted.may_have_history)
-    frame, input_rejects, filled = validate.fill_missing_input(frame, spec.validate_.require_input_key)
-    frame, fixes = normalize.normalize(file_units.assign_ids(frame, merged), spec.normalize)
-    kept, content_rejects = validate.check_content(frame)
-    early = pl.concat([
-        pl.DataFrame([(pos, None, ingest.STAGE, reason, detail) for pos, reason, detail in adapted.rejects],
-                     schema=EARLY_REJECT_SCHEMA, orient="row"),
-        pl.DataFrame([(adapted.positions[i], adapted.subs[i], validate.STAGE, reason, detail)
-                      for i, (reason, detail) in invalid.items()], schema=EARLY_REJECT_SCHEMA, orient="row"),
-        input_rejects,
-    ])
-    rejected = pl.concat([file_units.assign_ids(early, merged).select(STAGE_REJECT_SCHEMA.keys()), content_rejects])
-    originals = [chunk.batch.original(p) for p in rejected["_pos"]]
-    rejected = rejected.drop("_pos").with_columns(pl.Series("original", originals, dtype=pl.String))
+    frame = file_units.assign_ids(validate.records_frame(adapted.records, adapted.positions, adapted.subs,
+                                                         skip=invalid, may_have_history=adapted.may_have_history),
+                                  merged)
+    filled = validate.fill_missing_input(frame, spec.validate_.require_input_key)
+    normalized = normalize.normalize(filled.kept, spec.normalize)
+    checked = validate.check_content(normalized.kept)
+    unparsed = file_units.assign_ids(pl.DataFrame(  # rejected before they were records: ingest, the type check
+        [(pos, None, ingest.STAGE, reason, detail) for pos, reason, detail in adapted.rejects]
+        + [(adapted.positions[i], adapted.subs[i], validate.STAGE, reason, detail)
+           for i, (reason, detail) in invalid.items()],
+        schema=_UNPARSED_SCHEMA, orient="row"), merged)
+    rejected = pl.concat([unparsed.select(REJECT_SCHEMA.keys()), filled.rejected, checked.rejected])
+    positions = pl.concat([unparsed.select("id", "_pos"), frame.select("id", "_pos")])
+    at = rejected.select("id").join(positions, on="id", how="left", maintain_order="left")["_pos"]
+    originals = pl.Series("original", [chunk.batch.original(p) for p in at], dtype=pl.String)
     repairs = Counter({(name, fix): n for fix, n in adapted.repairs.items()})
-    repairs.update(fixes)
-    if filled:
-        repairs[(name, "missing_input")] += filled
-    return ChunkResult(name, fmt, n_input, kept.select(RECORD_SCHEMA.keys()), rejected, repairs)
+    repairs.update(normalized.stats)
+    if filled.stats:
+        repairs[(name, "missing_input")] += filled.stats
+    return ChunkResult(name, fmt, n_input, checked.kept.select(RECORD_SCHEMA.keys()),
+                       rejected.with_columns(originals), repairs)
+
+
+_UNPARSED_SCHEMA = {"_pos": pl.Int64(), "_sub": pl.Int64(), "stage": pl.String(), "reason": pl.String(),
+                    "detail": pl.String()}
 
 
 @dataclass(frozen=True)
@@ -119,7 +124,7 @@ class Shard:
     formats: set[str]
     n_input: int
     kept: pl.DataFrame  # OUTPUT_SCHEMA
-    rejected: pl.DataFrame  # REJECT_SCHEMA
+    rejected: pl.DataFrame  # QUARANTINE_SCHEMA
     repairs: Counter[tuple[str, str]]
     pii: Counter[str]
 
@@ -127,16 +132,15 @@ class Shard:
 def filter_records(records: pl.DataFrame, unit: WorkUnit,
                    detections: language.DetectionCache | None = None,
                    ) -> tuple[pl.DataFrame, pl.DataFrame, Counter[str]]:
-    """Language, quality and PII over a unit's validated records: (kept, rejected rows, PII found by type)."""
+    """Language, quality and PII over a unit's validated records: (kept, quarantined rows, PII found by type)."""
     spec, name = unit.spec, unit.source.spec.name
     wanted = unit.source.spec.languages if unit.source.spec.languages is not None else spec.filters.languages
-    kept, language_rejects = language.language_filter(records, {name: wanted}, detections)
-    checked = kept
-    kept, quality_rejects = quality.quality_filter(kept, spec.quality)
-    kept, pii_rejects, pii_found = pii.find_pii(kept, spec.pii)
-    rejected = pl.concat([with_originals(records, language_rejects),
-                          with_originals(checked, pl.concat([quality_rejects, pii_rejects]))])
-    return kept.select(OUTPUT_COLUMNS), rejected, Counter(pii_found)
+    languages = language.language_filter(records, {name: wanted}, detections)
+    qualities = quality.quality_filter(languages.kept, spec.quality)
+    found = pii.find_pii(qualities.kept, spec.pii)
+    rejected = pl.concat([with_originals(languages.rejected, records),
+                          with_originals(pl.concat([qualities.rejected, found.rejected]), languages.kept)])
+    return found.kept.select(OUTPUT_COLUMNS), rejected, Counter(found.stats)
 
 
 def shard(unit: WorkUnit, results: list[ChunkResult], detections: language.DetectionCache | None = None) -> Shard:
@@ -147,7 +151,7 @@ def shard(unit: WorkUnit, results: list[ChunkResult], detections: language.Detec
     repairs: Counter[tuple[str, str]] = Counter()
     for result in results:
         repairs.update(result.repairs)
-    rejected = pl.concat([pl.DataFrame(schema=REJECT_SCHEMA), *(r.rejected for r in results), rejected])
+    rejected = pl.concat([pl.DataFrame(schema=QUARANTINE_SCHEMA), *(r.rejected for r in results), rejected])
     if unit.spec.pii.redact_rejected:  # here, so no stage file of a flow holds the PII either
         rejected = pii.redact_rejected(rejected, unit.spec.pii)
     return Shard(source=name, formats={r.format for r in results}, n_input=sum(r.n_input for r in results),

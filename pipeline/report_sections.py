@@ -438,8 +438,8 @@ def _schema(report: AuditReport) -> Section:
     blocks: list[Block] = [Text("Items a build would reject while reading and validating them, by reason:"),
                            rule_table("reason", report.schema_problems)]
     if report.repairs:
-        blocks += [Text("Repairs a build would make (nothing is lost):"),
-                   table(["repair", "records"], sorted(report.repairs.items(), key=lambda kv: (-kv[1], kv[0])))]
+        repairs = sorted(report.repairs.items(), key=lambda kv: (-kv[1], kv[0]))
+        blocks += [Text("Repairs a build would make (nothing is lost):"), table(["repair", "records"], repairs)]
     return Section("Schema", tuple(blocks))
 
 

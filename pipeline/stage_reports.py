@@ -32,14 +32,16 @@ def general_share(train: pl.DataFrame, mix: Mix) -> float | None:
     return int(train["source"].is_in(general).sum()) / train.height
 
 
-def split_report(spec: MixSpec, train: pl.DataFrame, eval_: pl.DataFrame) -> SplitReport | None:
-    """The split and the proof that no record, repeat or (exact / near) duplicate is on both sides."""
+def split_report(spec: MixSpec, train: pl.DataFrame, eval_: pl.DataFrame,
+                 fingerprints: pl.DataFrame | None = None) -> SplitReport | None:
+    """The split and the proof that no record, repeat or (exact / near) duplicate is on both sides. The exact
+    keys are dedup's (``fingerprints``: id, key_a, key_b) when it computed them, else computed here."""
     if not spec.split.eval:
         return None
     shared = train.select("id").unique().join(eval_.select("id"), on="id", how="semi").height
     # repeats have their first copy's key, so train's keys are the same set with or without them
-    shared_keys = dedup.exact_fingerprints(eval_).unique().join(
-        dedup.exact_fingerprints(train).unique(), on=["key_a", "key_b"], how="semi").height
+    shared_keys = _keys(eval_, fingerprints).unique().join(
+        _keys(train, fingerprints).unique(), on=["key_a", "key_b"], how="semi").height
     near = spec.dedup.near
     train_records = int((train["repeat"] == 0).sum())
     warnings = "".join(f"warning: {w}. " for w in split_warnings(spec, train_records, eval_.height))
@@ -57,6 +59,12 @@ def split_report(spec: MixSpec, train: pl.DataFrame, eval_: pl.DataFrame) -> Spl
     )
 
 
+def _keys(records: pl.DataFrame, fingerprints: pl.DataFrame | None) -> pl.DataFrame:
+    if fingerprints is None:
+        return dedup.exact_fingerprints(records)
+    return records.select("id").join(fingerprints, on="id", how="left", maintain_order="left").drop("id")
+
+
 def dedup_report(spec: MixSpec, result: dedup.DedupResult, references: list[dedup.Reference]) -> DedupReport:
     settings, duplicates, stats = spec.dedup, result.duplicates, result.stats
     in_build = duplicates.filter(pl.col("kept_in") == dedup.THIS_BUILD)
@@ -64,11 +72,11 @@ def dedup_report(spec: MixSpec, result: dedup.DedupResult, references: list[dedu
     return DedupReport(
         exact=settings.exact, near=settings.near, key=settings.key, across_sources=settings.across_sources,
         threshold=settings.threshold, ngram=settings.ngram, num_perm=settings.num_perm,
-        bands=stats.get("bands"), rows=stats.get("rows"), verify=settings.verify,  # type: ignore[arg-type]
+        bands=stats.get("bands"), rows=stats.get("rows"), verify=settings.verify,
         references=[r.name for r in references], reference_records=sum(r.records.height for r in references),
         exact_removed=int(stats.get("exact_removed") or 0), near_removed=int(stats.get("near_removed") or 0),
-        candidate_pairs=stats.get("candidate_pairs"), verified_pairs=stats.get("verified_pairs"),  # type: ignore[arg-type]
-        clusters=stats.get("clusters"), largest_cluster=stats.get("largest_cluster"),  # type: ignore[arg-type]
+        candidate_pairs=stats.get("candidate_pairs"), verified_pairs=stats.get("verified_pairs"),
+        clusters=stats.get("clusters"), largest_cluster=stats.get("largest_cluster"),
         by_source=dict(sorted(Counter(duplicates["source"].to_list()).items())),
         cross_source=in_build.filter(pl.col("kept_source") != pl.col("source")).height,
         against_references=duplicates.height - in_build.height,

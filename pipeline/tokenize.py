@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 
 from pipeline.packing import first_fit_decreasing
+from pipeline.stage import REJECT_SCHEMA, first_rule
 from pipeline.templates import TEMPLATES, Segment, Special, chat_messages
 from schemas.mix import FiltersSpec, TokenizeSpec
 
@@ -33,10 +34,15 @@ TOKEN_COLUMNS = {"id": pl.String(), "source": pl.String(), "task": pl.String(),
                  "n_tokens": pl.Int64(), "truncated": pl.Boolean()}
 
 
+# a reject of this stage: REJECT_SCHEMA and the record's task (the token statistics count rejects by task)
+REJECT_COLUMNS = {"id": pl.String(), "source": pl.String(), "task": pl.String(),
+                  **{k: v for k, v in REJECT_SCHEMA.items() if k not in ("id", "source")}}
+
+
 @dataclass
 class Tokenized:
     examples: pl.DataFrame  # TOKEN_COLUMNS, one row per record kept
-    rejected: pl.DataFrame  # id, source, task, stage, reason, detail, origin
+    rejected: pl.DataFrame  # REJECT_COLUMNS
 
 
 def tokenize(frame: pl.DataFrame, tokenizer: Any, spec: TokenizeSpec, filters: FiltersSpec) -> Tokenized:
@@ -189,7 +195,7 @@ def _apply_limits(frame: pl.DataFrame, examples: pl.DataFrame, spec: TokenizeSpe
                       pl.format("{} tokens > filters.max_tokens {}", n, pl.lit(filters.max_tokens))))
     too_long = (n > cut) if spec.overflow == "drop" else no_answer_left
     rules.append(("too_long", too_long, pl.format("{} tokens > tokenize.cutoff_len {}", n, pl.lit(cut))))
-    reason = pl.coalesce([pl.when(cond).then(pl.lit(name)) for name, cond, _ in rules])
+    reason = first_rule([(name, cond) for name, cond, _ in rules])
     detail = pl.coalesce([pl.when(cond).then(text) for _, cond, text in rules])
     flags = examples.select("id", reason.alias("reason"), detail.alias("detail"))
     dropped = flags.filter(pl.col("reason").is_not_null())

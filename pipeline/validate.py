@@ -11,13 +11,13 @@ Passing records become a typed polars frame (``records_frame``).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import polars as pl
 from pydantic import ValidationError
 
-from pipeline.quarantine import EARLY_REJECT_SCHEMA
+from pipeline.stage import Outcome, first_rule, kept_all, split_off
 from schemas.record import RECORD_BATCH, REQUIRED_TEXT_FIELDS, TEXT_FIELDS
 
 STAGE = "validate"
@@ -42,13 +42,13 @@ def check_types(records: list[dict[str, Any]]) -> dict[int, tuple[str, str]]:
         RECORD_BATCH.validate_python(records)
         return {}
     except ValidationError as err:
-        problems: dict[int, list[dict[str, Any]]] = {}
+        problems: dict[int, list[Mapping[str, Any]]] = {}
         for e in err.errors(include_url=False, include_input=False):
             problems.setdefault(int(e["loc"][0]), []).append(e)
     return {i: _explain(records[i], errors) for i, errors in sorted(problems.items())}
 
 
-def _explain(record: dict[str, Any], errors: list[dict[str, Any]]) -> tuple[str, str]:
+def _explain(record: dict[str, Any], errors: list[Mapping[str, Any]]) -> tuple[str, str]:
     first = errors[0]
     field = str(first["loc"][1]) if len(first["loc"]) > 1 else "record"
     details = []
@@ -59,18 +59,18 @@ def _explain(record: dict[str, Any], errors: list[dict[str, Any]]) -> tuple[str,
     return f"{ERROR_REASONS.get(first['type'], 'invalid')}:{field}", "; ".join(details)
 
 
-def fill_missing_input(frame: pl.DataFrame, required: bool) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+def fill_missing_input(frame: pl.DataFrame, required: bool) -> Outcome:
     """Records whose row had no ``input`` get ""; with ``validate.require_input_key`` they are rejected instead.
-    Returns the frame, the rejects (``_pos``, ``_sub``, ``stage``, ``reason``, ``detail``) and how many were filled."""
+    Stats: how many were filled."""
     missing = pl.col("input").is_null()
     n_missing = frame.select(missing.sum()).item()
     if not required:
-        return frame.with_columns(pl.col("input").fill_null("")), pl.DataFrame(schema=EARLY_REJECT_SCHEMA), n_missing
+        return kept_all(frame.with_columns(pl.col("input").fill_null("")), n_missing)
     rejected = frame.filter(missing).select(
-        "_pos", "_sub", pl.lit(STAGE).alias("stage"), pl.lit("missing_field:input").alias("reason"),
-        pl.lit("input: Field required (validate.require_input_key is on)").alias("detail"),
+        "id", "source", pl.lit(STAGE).alias("stage"), pl.lit("missing_field:input").alias("reason"),
+        pl.lit("input: Field required (validate.require_input_key is on)").alias("detail"), "origin",
     )
-    return frame.filter(~missing), rejected, 0
+    return split_off(frame, rejected, 0)
 
 
 def _at(value: Any, path: tuple[Any, ...]) -> Any:
@@ -134,15 +134,12 @@ def content_rules() -> list[tuple[str, pl.Expr]]:
     return rules
 
 
-def check_content(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Split normalized, identified records into kept and rejected (``id``, ``source``, ``stage``, ``reason``,
-    ``detail``, ``origin``, ``_pos``)."""
-    reason = pl.coalesce([pl.when(cond).then(pl.lit(name)) for name, cond in content_rules()])
-    flagged = frame.with_columns(reason.alias("_reason"))
-    kept = flagged.filter(pl.col("_reason").is_null()).drop("_reason")
+def check_content(frame: pl.DataFrame) -> Outcome:
+    """Normalized, identified records: kept, or rejected under the first content rule they break."""
+    flagged = frame.with_columns(first_rule(content_rules()).alias("_reason"))
     rejected = flagged.filter(pl.col("_reason").is_not_null()).select(
         "id", "source", pl.lit(STAGE).alias("stage"), pl.col("_reason").alias("reason"),
         pl.format("{} is empty after normalization", pl.col("_reason").str.strip_prefix("empty_")).alias("detail"),
-        "origin", "_pos",
+        "origin",
     )
-    return kept, rejected
+    return Outcome(flagged.filter(pl.col("_reason").is_null()).drop("_reason"), rejected)

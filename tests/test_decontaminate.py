@@ -94,11 +94,11 @@ def _reference(records: list[str], eval_prompts: list[str], n: int) -> dict[str,
     return found
 
 
-@pytest.mark.parametrize("shard_rows", [1 << 15, 7])
-def test_matches_equal_plain_python_on_random_text(monkeypatch, shard_rows):
+@pytest.mark.parametrize("slice_rows", [1 << 15, 7])
+def test_matches_equal_plain_python_on_random_text(monkeypatch, slice_rows):
     """A small vocabulary makes many real shared windows (and tokens unknown to the evals, short prompts,
-    prompts without tokens and CJK characters); the result is exactly the token-level reference, sharded or not."""
-    monkeypatch.setattr(decontaminate, "SHARD_ROWS", shard_rows)
+    prompts without tokens and CJK characters); the result is exactly the token-level reference, sliced or not."""
+    monkeypatch.setattr(decontaminate, "SLICE_ROWS", slice_rows)
     rng = random.Random(3)
     vocab = ["alpha", "beta", "gamma", "delta", "天", "地"]
 

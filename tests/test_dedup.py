@@ -59,7 +59,7 @@ def test_exact_duplicates_fold_case_punctuation_and_spaces():
 
 
 def test_exact_fingerprints_slice_by_slice_equal_the_dedup_keys(monkeypatch):
-    monkeypatch.setattr(dedup, "SHARD_ROWS", 2)  # five slices: slices must line up with the records
+    monkeypatch.setattr(dedup, "SLICE_ROWS", 2)  # five slices: slices must line up with the records
     frame = records([("Summarize:", PARAGRAPH, "Budget up for the library."),
                      ("summarize", PARAGRAPH.upper().replace(",", " ,  "), "Budget up for the library!"),
                      ("Summarize:", PARAGRAPH, "Budget up for libraries.")]

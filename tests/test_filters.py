@@ -35,7 +35,8 @@ def test_translation_tasks_are_kept_by_instruction_or_output():
         {"instruction": "把下面的句子翻译成英文：我喜欢喝茶。", "output": "I like drinking tea."},
         {"instruction": "Quelle est la capitale de l'Italie ?", "output": "La capitale de l'Italie est Rome."},
     ])
-    kept, rejected = language.language_filter(records, {"s": ["en", "zh"]})
+    outcome = language.language_filter(records, {"s": ["en", "zh"]})
+    kept, rejected = outcome.kept, outcome.rejected
     assert kept["id"].to_list() == ["s#0", "s#1"]
     assert rejected.row(0, named=True)["reason"] == "language:fr"
 
@@ -51,7 +52,8 @@ def test_mislabelled_chinese_files_have_their_english_records_found(shared_data)
 def test_arithmetic_without_letters_is_kept(shared_data):
     rows = json.loads((shared_data / "zh-misc" / "integer_arithmetic.json").read_text())[:50]
     records = frame([{"instruction": r["instruction"], "output": r["output"]} for r in rows])
-    kept, rejected = language.language_filter(records, {"s": ["zh"]})
+    outcome = language.language_filter(records, {"s": ["zh"]})
+    kept, rejected = outcome.kept, outcome.rejected
     assert rejected.is_empty() and set(kept["lang"]) <= {"und", "zh"}
 
 
@@ -81,7 +83,8 @@ def test_language_cache_detects_each_text_once(tmp_path, monkeypatch):
     ({"instruction": "Say café.", "output": "CafÃ© is spelled with an accent."}, "mojibake"),
 ])
 def test_each_quality_rule_on_an_example(row, reason):
-    kept, rejected = quality.quality_filter(frame([row]), QualitySpec())
+    outcome = quality.quality_filter(frame([row]), QualitySpec())
+    kept, rejected = outcome.kept, outcome.rejected
     assert kept.is_empty() and rejected.row(0, named=True)["reason"] == reason
 
 
@@ -94,13 +97,13 @@ def test_each_quality_rule_on_an_example(row, reason):
     {"instruction": "Construct a truth table for P and Q.", "output": "P Q | P∧Q\nT T | T\nT F | F\nF T | F\nF F | F"},
 ])
 def test_quality_rules_leave_good_records_alone(row):
-    _, rejected = quality.quality_filter(frame([row]), QualitySpec())
+    rejected = quality.quality_filter(frame([row]), QualitySpec()).rejected
     assert rejected.is_empty(), rejected.to_dicts()
 
 
 def test_a_rule_set_to_null_is_off():
     row = {"instruction": "Tell a story.", "output": "and then " * 40}
-    assert quality.quality_filter(frame([row]), QualitySpec(max_repeated_ngram_ratio=None))[1].is_empty()
+    assert quality.quality_filter(frame([row]), QualitySpec(max_repeated_ngram_ratio=None)).rejected.is_empty()
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -127,13 +130,16 @@ def test_pii_false_positives_are_left_alone(text):
 def test_pii_actions():
     records = frame([{"instruction": "Contact?", "output": "Write to a@b.com"},
                      {"instruction": "Hi", "output": "Hello"}])
-    redacted, rejected, counts = pii.find_pii(records, PiiSpec())
+    found = pii.find_pii(records, PiiSpec())
+    redacted, rejected, counts = found.kept, found.rejected, found.stats
     assert redacted["output"].to_list() == ["Write to <EMAIL>", "Hello"] and rejected.is_empty()
     assert counts == {"email": 1}
-    kept, rejected, _ = pii.find_pii(records, PiiSpec(action="quarantine"))
+    found = pii.find_pii(records, PiiSpec(action="quarantine"))
+    kept, rejected = found.kept, found.rejected
     assert kept["id"].to_list() == ["s#1"] and rejected.row(0, named=True)["reason"] == "pii:email"
     assert "a@b.com" not in rejected.row(0, named=True)["detail"]  # never print the PII itself
-    flagged, rejected, counts = pii.find_pii(records, PiiSpec(action="flag"))
+    found = pii.find_pii(records, PiiSpec(action="flag"))
+    flagged, rejected, counts = found.kept, found.rejected, found.stats
     assert flagged.equals(records) and rejected.is_empty() and counts == {"email": 1}
 
 

@@ -118,7 +118,7 @@ def test_stage_outputs_live_in_files_and_a_lost_one_is_recomputed(tmp_path: Path
     _flow_run(mix)
     keys = build_keys(load_mix(mix))
     folders = stage_store.state_root() / "lost"
-    expected = {*keys.units, keys.dedup, keys.decontaminate, keys.split, keys.mixture, keys.tokenize}
+    expected = {*keys.units, *keys.stages.values()}
     assert {p.name for p in folders.iterdir()} == expected  # the report's own folder went with the write
     shard = folders / keys.units[0]
     assert stage_store.complete(shard) and sorted(p.suffix for p in shard.iterdir()) == ["", ".arrow", ".arrow"]
@@ -130,9 +130,8 @@ def test_stage_outputs_live_in_files_and_a_lost_one_is_recomputed(tmp_path: Path
     assert shards == [("shard", "Cached"), ("shard", "Completed"), ("shard", "Completed")]  # b cached; a, c computed
     assert BuildReport.model_validate_json((Path(out) / "report.json").read_bytes()).totals["input"] == 80
     now = build_keys(load_mix(mix))
-    assert {p.name for p in folders.iterdir()} == {*now.units, now.dedup, now.decontaminate, now.split, now.mixture,
-                                                   now.tokenize}
-    assert keys.dedup not in {p.name for p in folders.iterdir()}  # the old build's stages were pruned
+    assert {p.name for p in folders.iterdir()} == {*now.units, *now.stages.values()}
+    assert keys.stages["dedup"] not in {p.name for p in folders.iterdir()}  # the old build's stages were pruned
 
 
 def test_a_failed_build_resumes_from_the_shards_it_finished(tmp_path: Path, write_mix) -> None:

@@ -10,7 +10,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import build, mixture, stage_reports, validate
+from pipeline import build, mixture, plan, stage_reports, tokenize, validate
 from pipeline.config import ConfigError, load_mix
 from schemas.mix import MixtureSpec
 from tests.conftest import write_jsonl
@@ -192,6 +192,42 @@ def test_mixture_in_tokens(tmp_path, write_mix, llama_tokenizer):
     assert tokens is not None and result.report.mixture.achieved == tokens.train_tokens
     longest = max(t.max for t in tokens.by_source)
     assert 300 - longest < tokens.train_tokens <= 300  # whole records, up to the token budget
+
+
+def test_a_mixture_in_tokens_tokenizes_each_record_once(tmp_path, write_mix, llama_tokenizer, monkeypatch):
+    """The mixture's tokenization of the pool is reused by the tokenize stage (only eval is tokenized there), and
+    the rows are those a fresh tokenization of the same records gives."""
+    write_jsonl(tmp_path / "a.jsonl", [{"instruction": f"Question {k}?", "input": "",
+                                        "output": " ".join(f"w{k}x{j}" for j in range(k + 1))} for k in range(40)])
+    mix = load_mix(write_mix({"name": "t", "tokenize": {"enabled": True}, "split": {"eval": 0.1},
+                              "sources": [{"name": "a", "path": "a.jsonl"}], "dedup": {"near": False},
+                              "mixture": {"size": 300, "unit": "tokens", "max_repeats": 2}}))
+    seen: list[str] = []
+    real = tokenize.tokenize
+
+    def counting(frame, *args):  # type: ignore[no-untyped-def]
+        seen.extend(frame["id"].to_list())
+        return real(frame, *args)
+
+    monkeypatch.setattr(tokenize, "tokenize", counting)
+    result = build.run(mix, tokenizer=llama_tokenizer)
+    assert sorted(seen) == sorted(f"a#{k}" for k in range(40))  # once each: the pool in the mixture, eval after
+    monkeypatch.setattr(tokenize, "tokenize", real)
+    fresh = plan.tokenize_splits(result.train, result.eval, llama_tokenizer, mix.spec)
+    for split in ("train", "eval"):
+        assert fresh.outputs[f"tokenized/{split}"].equals(result.tokenized[split])
+
+
+def test_the_split_report_reuses_dedup_keys_and_agrees_with_computing_them(tmp_path, write_mix):
+    write_jsonl(tmp_path / "a.jsonl", [{"instruction": f"Name item {k % 15}.", "input": "", "output": f"Item {k}."}
+                                       for k in range(60)])
+    mix = load_mix(write_mix({"name": "t", "sources": [{"name": "a", "path": "a.jsonl"}], "split": {"eval": 0.2},
+                              "dedup": {"key": "prompt", "near": False}}))
+    result = build.run(mix)  # key: prompt, so dedup's keys are not the split report's: computed there
+    assert result.report.split is not None and result.report.split.shared_exact_keys == 0
+    mix = load_mix(write_mix({"name": "t", "sources": [{"name": "a", "path": "a.jsonl"}], "split": {"eval": 0.2}}))
+    result = build.run(mix)
+    assert result.report.split == stage_reports.split_report(mix.spec, result.train, result.eval)
 
 
 def sources_available(report, source: str) -> int:  # type: ignore[no-untyped-def]

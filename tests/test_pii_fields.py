@@ -48,7 +48,8 @@ def no_secret(value: object) -> bool:
 
 def test_system_and_every_history_turn_are_redacted_and_counted():
     records = chat(RECORDS)
-    redacted, rejected, counts = pii.find_pii(records, PiiSpec())
+    found = pii.find_pii(records, PiiSpec())
+    redacted, rejected, counts = found.kept, found.rejected, found.stats
     assert rejected.is_empty() and counts == {"cn_id": 1, "credit_card": 1, "email": 1, "phone": 1}
     assert no_secret(redacted.to_dicts())
     assert redacted["system"].to_list() == ["Escalate to <EMAIL> when unsure.", None, None, "Be brief."]
@@ -59,14 +60,16 @@ def test_system_and_every_history_turn_are_redacted_and_counted():
 
 
 def test_quarantine_and_flag_see_system_and_history():
-    kept, rejected, counts = pii.find_pii(chat(RECORDS), PiiSpec(action="quarantine"))
+    found = pii.find_pii(chat(RECORDS), PiiSpec(action="quarantine"))
+    kept, rejected, counts = found.kept, found.rejected, found.stats
     assert kept["id"].to_list() == ["c#3"]
     assert dict(zip(rejected["id"], rejected["reason"], strict=True)) == {"c#0": "pii:email", "c#1": "pii:cn_id",
                                                              "c#2": "pii:credit_card"}
     assert rejected.filter(pl.col("id") == "c#1")["detail"].item() == \
         "found: cn_id (history[1].assistant), phone (history[0].user)"
     assert no_secret(rejected.to_dicts())
-    flagged, rejected, flag_counts = pii.find_pii(chat(RECORDS), PiiSpec(action="flag"))
+    found = pii.find_pii(chat(RECORDS), PiiSpec(action="flag"))
+    flagged, rejected, flag_counts = found.kept, found.rejected, found.stats
     assert flagged.equals(chat(RECORDS)) and rejected.is_empty() and flag_counts == counts
 
 

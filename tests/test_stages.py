@@ -99,14 +99,14 @@ def test_self_instruct_ids_and_ledger(build_rows):
 
 
 def test_ledger_catches_a_lost_and_a_double_fate():
-    kept = pl.DataFrame({"id": ["a#0", "a#1"], "source": ["a", "a"]})
-    rejected = pl.DataFrame({"id": ["a#2"], "source": ["a"]})
-    rows = ledger.reconcile({"a": 3}, {"kept": kept, "rejected": rejected})
+    fates = pl.DataFrame({"id": ["a#0", "a#1", "a#2"], "source": ["a"] * 3, "fate": ["kept", "kept", "rejected"]})
+    rows = ledger.reconcile({"a": 3}, fates)
     assert rows[0].balanced
     with pytest.raises(ledger.LedgerError, match=r"a: input 4 != kept 2 \+ rejected 1 \+ duplicate 0"):
-        ledger.reconcile({"a": 4}, {"kept": kept, "rejected": rejected})
+        ledger.reconcile({"a": 4}, fates)
+    twice = pl.concat([fates, fates.head(1).with_columns(fate=pl.lit("rejected"))])
     with pytest.raises(ledger.LedgerError, match="1 record\\(s\\) have more than one fate"):
-        ledger.reconcile({"a": 3}, {"kept": kept, "rejected": kept.head(1)})
+        ledger.reconcile({"a": 3}, twice)
 
 
 def test_funnel_counts_by_stage(build_rows):

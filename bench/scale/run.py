@@ -189,19 +189,19 @@ class Timers:
         setattr(module, name, timed)
 
 
-STAGE_FUNCTIONS = (  # (stage, function of pipeline/build.py): what build.run() and build.finish() call, in order;
-    # then writer.write, and io/workers.iter_shards is wrapped as the "shards" stage
-    ("load_tokenizer", "needed_tokenizer"), ("union", "union"), ("dedup", "dedup_stage"),
-    ("decontaminate", "decontaminate_stage"), ("split", "split_stage"), ("mixture", "mixture_stage"),
-    ("tokenize", "tokenize_stage"), ("assemble", "assemble"),
+STAGE_FUNCTIONS = (  # (stage, function of pipeline/build.py): what build.run() and build.finish() call, in order,
+    # around the global stages (plan.run_stage, timed under each stage's name); then writer.write, and
+    # io/workers.iter_shards is wrapped as the "shards" stage
+    ("load_tokenizer", "needed_tokenizer"), ("union", "union"), ("assemble", "assemble"),
 )
 
 
 def run_stages(mix_path: Path, workers: int | None, profile_path: Path | None) -> dict[str, Any]:
     """``build.run`` (as ``pipeline build --runner direct`` calls it) and ``writer.write``, with every stage
-    function of STAGE_FUNCTIONS and the ``iter_shards`` generator wrapped to time it and label the RSS sampler:
-    what finish() keeps alive between stages is whatever the code of the day keeps."""
-    from pipeline import build, language, ledger, pii, profile, quality, writer
+    function of STAGE_FUNCTIONS, each global stage of ``plan.STAGES`` and the ``iter_shards`` generator wrapped
+    to time it and label the RSS sampler: what finish() keeps alive between stages is whatever the code of the
+    day keeps."""
+    from pipeline import build, language, ledger, pii, plan, profile, quality, writer
     from pipeline.config import load_mix
     from pipeline.io import workers as workers_pool
     from pipeline.io import writers
@@ -249,6 +249,8 @@ def run_stages(mix_path: Path, workers: int | None, profile_path: Path | None) -
 
     for name, function in STAGE_FUNCTIONS:
         setattr(build, function, stage(name, getattr(build, function)))
+    run_stage = plan.run_stage
+    plan.run_stage = lambda row, records, context: stage(row.name, run_stage)(row, records, context)
     writer.write = stage("write", writer.write)
     workers_pool.iter_shards = shards_stage(workers_pool.iter_shards)
 

@@ -68,7 +68,7 @@ def pii_hits(records: pl.DataFrame) -> dict[str, RuleCount]:
     """Records holding each type of personal data (validated as a build validates it), never the data itself."""
     found = {}
     for detector in pii.DETECTORS:
-        _, holding, _ = pii.find_pii(records, PiiSpec(action="quarantine", types=[detector.type]))
+        holding = pii.find_pii(records, PiiSpec(action="quarantine", types=[detector.type])).rejected
         found[detector.type] = rule_count(holding["id"])
     return found
 

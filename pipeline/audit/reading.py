@@ -22,8 +22,8 @@ import polars as pl
 from pipeline.config import ResolvedSource, resolve_source
 from pipeline.io import readers
 from pipeline.io.json_stream import MalformedJSONError
-from pipeline.quarantine import REJECT_SCHEMA
 from pipeline.records import RECORD_SCHEMA, process_chunk
+from pipeline.stage import QUARANTINE_SCHEMA
 from schemas.mix import MixSpec, NormalizeSpec, SourceSpec
 
 
@@ -120,7 +120,7 @@ def _problem(err: ValueError) -> str:
 def read(sources: Sequence[AuditSource], spec: MixSpec, root: Path, progress: Progress | None = None) -> Readout:
     """Ingest, validate and normalize every file (``process_chunk``), file by file."""
     kept: list[pl.DataFrame] = [pl.DataFrame(schema=RECORD_SCHEMA)]
-    rejected: list[pl.DataFrame] = [pl.DataFrame(schema=REJECT_SCHEMA)]
+    rejected: list[pl.DataFrame] = [pl.DataFrame(schema=QUARANTINE_SCHEMA)]
     out = Readout(records=kept[0], rejected=rejected[0])
     for item in sources:
         name = item.source.spec.name

@@ -1,0 +1,246 @@
+"""The global stages, in order: a table that the direct runner (``build.finish``) and the Prefect flow
+(flows/build_flow.py) both walk, so the order lives here and a new stage is one row.
+
+Contract: each stage is ``run(records, context) -> Outcome`` (pipeline/stage.py) over the records the stage
+before it kept (the first: the union of the per-record chain's output), with ``context`` holding the build and
+the named ``outputs`` of earlier stages it ``reads``. ``run_stage`` is how both runners call one: it quarantines
+the rejects (the record's JSON from the frames the stage saw, PII redacted under ``pii.redact_rejected``), so
+no stage folder of a flow holds more than rejected.parquet will. A row also says which sections of the spec and
+which files besides the sources its result depends on: the flow's cache key of the stage (flows/keys.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from pipeline import decontaminate, dedup, mixture, pii, stage_reports, tokenize
+from pipeline.config import Mix
+from pipeline.io import heap
+from pipeline.io.tokenizer import tokenizer_source
+from pipeline.records import load_eval_prompts, load_reference
+from pipeline.stage import QUARANTINE_SCHEMA, Outcome, kept_all, no_rejects, split_off, with_originals, without
+from schemas.mix import MixSpec
+from schemas.report import MixtureReport, MixtureSource, MixtureTask, TokenReport
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Context:
+    mix: Mix
+    tokenizer: Any = None  # loaded before any data is read; None when tokenize is off
+    inputs: dict[str, pl.DataFrame] = field(default_factory=dict)  # the earlier outputs a stage reads, by name
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str  # as in the report, rejected.parquet's ``stage`` and the flow's task
+    run: Callable[[pl.DataFrame, Context], Outcome]
+    reads: tuple[str, ...] = ()  # outputs of earlier stages it needs besides the records
+    settings: tuple[str, ...] = ()  # the sections of the spec its result depends on
+    files: tuple[str, ...] = ()  # what else it reads: "references", "evals", "tokenizer"
+
+
+def dedup_stage(records: pl.DataFrame, context: Context) -> Outcome:
+    """Exact and near dedup over the union of the shards, against the mix's references. Outputs: the
+    ``duplicates`` (each with the record it duplicates), with near dedup the ``signatures`` of the kept, with
+    ``key: record`` their ``fingerprints`` (the exact keys the split report checks)."""
+    mix = context.mix
+    spec = mix.spec
+    if not (spec.dedup.exact or spec.dedup.near):
+        return Outcome(records, no_rejects(), None, {"duplicates": pl.DataFrame(schema=dedup.DUPLICATE_SCHEMA)})
+    references = [load_reference(ref, mix) for ref in mix.references]
+    deduped = dedup.deduplicate(records, spec.dedup, [s.spec.name for s in mix.sources], references)
+    heap.trim()
+    outputs = {"duplicates": deduped.duplicates}
+    if deduped.signatures is not None:
+        outputs["signatures"] = pl.DataFrame({"id": deduped.kept["id"], "signature": deduped.signatures})
+    if deduped.fingerprints is not None:
+        outputs["fingerprints"] = pl.concat([deduped.kept.select("id"), deduped.fingerprints], how="horizontal")
+    return Outcome(deduped.kept, no_rejects(), stage_reports.dedup_report(spec, deduped, references), outputs)
+
+
+def decontaminate_stage(records: pl.DataFrame, context: Context) -> Outcome:
+    """Records whose prompt leaks a prompt of an eval set are rejected."""
+    mix = context.mix
+    if not mix.evals:
+        return kept_all(records)
+    evals = [(ref.label, load_eval_prompts(ref, mix)) for ref in mix.evals]
+    return split_off(records, decontaminate.contaminated(records, evals, mix.spec.decontaminate))
+
+
+def split_stage(records: pl.DataFrame, context: Context) -> Outcome:
+    """Kept: the train pool; output ``eval``: the eval records, stratified by task, before any upsampling. A
+    split that leaves train empty or smaller than eval is logged as a warning, or stops the build (MixtureError)
+    under ``mixture.strict``."""
+    spec = context.mix.spec
+    if not spec.split.eval:
+        return Outcome(records, no_rejects(), None, {"eval": records.clear()})
+    pool, eval_ = mixture.split_eval(records, spec.split.eval, _seed(spec.split.seed, spec))
+    warnings = stage_reports.split_warnings(spec, pool.height, eval_.height)
+    if warnings and spec.mixture.strict:
+        raise mixture.MixtureError("split guard failed (mixture.strict: true):\n  " + "\n  ".join(warnings))
+    for warning in warnings:
+        log.warning("split: %s", warning)
+    return Outcome(pool, no_rejects(), None, {"eval": eval_})
+
+
+def mixture_stage(pool: pl.DataFrame, context: Context) -> Outcome:
+    """Kept: train rows (``repeat`` numbers a record's copies, 0 the first); output ``sampled_out``. With a
+    mixture in tokens, the pool is tokenized first: the records the tokenize stage would reject are rejected
+    here, so the mixture counts what trains, and output ``examples`` (the tokenized records of train) spares
+    the tokenize stage a second pass."""
+    mix = context.mix
+    if not mix.spec.mixture.active:
+        return Outcome(pool.with_columns(repeat=pl.lit(0, pl.UInt16)), no_rejects(), None,
+                       {"sampled_out": pool.clear()})
+    if mix.spec.mixture.unit != "tokens":
+        train, sampled_out, report = mix_pool(pool, mix, None)
+        return Outcome(train, no_rejects(), report, {"sampled_out": sampled_out})
+    counted = tokenize.tokenize(pool, context.tokenizer, mix.spec.tokenize, mix.spec.filters)
+    kept = split_off(pool, counted.rejected)
+    tokens = kept.kept.select("id").join(counted.examples.select("id", "n_tokens"), on="id", how="left",
+                                         maintain_order="left")["n_tokens"].cast(pl.Int64)
+    train, sampled_out, report = mix_pool(kept.kept, mix, tokens)
+    examples = counted.examples.join(train.select("id"), on="id", how="semi", maintain_order="left")
+    return Outcome(train, kept.rejected, report, {"sampled_out": sampled_out, "examples": examples})
+
+
+def tokenize_stage(train: pl.DataFrame, context: Context) -> Outcome:
+    """Both splits through the template, masks, cutoff and packing: kept is train, output ``eval`` the eval
+    records kept, ``tokenized/train`` and ``tokenized/eval`` the rows of tokenized/ (none when tokenize is off)."""
+    spec = context.mix.spec
+    eval_ = context.inputs["eval"].with_columns(repeat=pl.lit(0, pl.UInt16))
+    if not spec.tokenize.enabled:
+        return Outcome(train, no_rejects(), None, {"eval": eval_})
+    outcome = tokenize_splits(train, eval_, context.tokenizer, spec, context.inputs.get("examples"))
+    heap.trim()
+    return outcome
+
+
+def _seed(seed: int | None, spec: MixSpec) -> int:
+    return spec.seed if seed is None else seed
+
+
+def mix_pool(pool: pl.DataFrame, mix: Mix, tokens: pl.Series | None) -> tuple[
+        pl.DataFrame, pl.DataFrame, MixtureReport]:
+    """The mixture over the train pool: train rows (with repeats), the records sampled out, and the report."""
+    settings = mix.spec.mixture
+    infos = [mixture.SourceInfo(s.spec.name, s.spec.task_label, s.spec.general) for s in mix.sources]
+    weights = tokens if tokens is not None else pl.Series(np.ones(pool.height, dtype=np.int64))
+    sizes = pool.select("source").with_columns(n=weights).group_by("source").agg(pl.col("n").sum())
+    available = {s.name: 0 for s in infos} | dict(sizes.iter_rows())
+    targets = mixture.plan(infos, available, settings)
+    warnings = mixture.guards(targets, settings, settings.unit)
+    for warning in warnings:
+        log.warning("mixture: %s", warning)
+    seed = _seed(settings.seed, mix.spec)
+    train, left_out = mixture.sample(pool, targets, seed, settings.sampling == "diverse", tokens)
+    counted = train.join(pool.select("id").with_columns(_n=weights), on="id", how="left", maintain_order="left")
+    rows = counted.group_by("source").agg(pl.len().alias("rows"), (pl.col("repeat").max() + 1).alias("copies"),
+                                          pl.col("_n").sum().alias("_actual"))
+    by_source = targets.join(rows, on="source", how="left", maintain_order="left").with_columns(
+        pl.col("rows").fill_null(0), pl.col("copies").fill_null(0),
+        achieved=pl.col("_actual").fill_null(0).cast(pl.Int64),  # in tokens: whole records, up to the target
+    ).drop("_actual")
+    targets = by_source.select(targets.columns)
+    total = int(targets["achieved"].sum())
+    tasks = targets.group_by("task", maintain_order=True).agg(pl.col("target", "achieved").sum())
+    report = MixtureReport(
+        unit=settings.unit, size=int(targets["target"].sum()), achieved=total, seed=seed,
+        sampling=settings.sampling, max_repeats=settings.max_repeats, general_share=settings.general_share,
+        general_share_achieved=(round(int(targets.filter(pl.col("general"))["achieved"].sum()) / total, 4)
+                                if total else 0.0),
+        tasks=[MixtureTask(task=t, target=tg, achieved=a, share=round(a / total, 4) if total else 0.0)
+               for t, tg, a in tasks.iter_rows()],
+        sources=[MixtureSource(**row) for row in by_source.iter_rows(named=True)],
+        warnings=warnings,
+    )
+    return train, left_out, report
+
+
+def tokenize_splits(train: pl.DataFrame, eval_: pl.DataFrame, tokenizer: Any, spec: MixSpec,
+                    tokenized: pl.DataFrame | None = None) -> Outcome:
+    """Tokenize both splits (see ``tokenize_stage``). Each record is tokenized once: its repeats (mixture
+    upsampling) reuse the example, and train reuses ``tokenized`` (a mixture in tokens made it) when given."""
+    settings = spec.tokenize
+    kept, rows, examples, rejects, row_tokens = {}, {}, [], [], {}
+    for name, frame in (("train", train), ("eval", eval_)):
+        firsts = frame.filter(pl.col("repeat") == 0)
+        if name == "train" and tokenized is not None:
+            result = tokenize.Tokenized(firsts.select("id").join(tokenized, on="id", how="left", maintain_order="left"),
+                                        pl.DataFrame(schema=tokenize.REJECT_COLUMNS))
+        else:
+            result = tokenize.tokenize(firsts, tokenizer, settings, spec.filters)
+        kept[name] = without(frame, result.rejected)
+        # mixture.sample puts first copies first, in the order tokenized: only the repeats need a copy of their lists
+        again = kept[name].filter(pl.col("repeat") > 0).select("id").join(result.examples, on="id", how="left",
+                                                                           maintain_order="left")
+        repeated = pl.concat([result.examples, again], rechunk=False)
+        if not repeated["id"].equals(kept[name]["id"]):
+            raise AssertionError("tokenize: train rows are not first copies then repeats (mixture.sample's order)")
+        examples.append(result.examples.select("id", "source", "task", "n_tokens", "truncated"))  # not the lists
+        rejects.append(result.rejected)
+        del result  # its token lists: ``repeated`` has its own copy
+        row_tokens[name] = int(repeated["n_tokens"].sum())
+        if settings.packing:
+            rows[name] = tokenize.pack(repeated, settings.cutoff_len)
+        else:
+            rows[name] = repeated.select("id", "input_ids", tokenize.attention_mask(pl.col("input_ids")), "labels")
+    all_examples, all_rejects = pl.concat(examples), pl.concat(rejects)
+    train_tokens = row_tokens["train"]
+    report = TokenReport(
+        tokenizer=tokenizer_source(settings.tokenizer), template=settings.template, cutoff_len=settings.cutoff_len,
+        packing=settings.packing, train_tokens=train_tokens,
+        eval_tokens=row_tokens["eval"], train_rows=rows["train"].height,
+        packing_efficiency=(round(train_tokens / (rows["train"].height * settings.cutoff_len), 4)
+                            if settings.packing and rows["train"].height else None),
+        by_task=stage_reports.token_stats(all_examples, all_rejects, "task"),
+        by_source=stage_reports.token_stats(all_examples, all_rejects, "source"),
+    )
+    return Outcome(kept["train"], all_rejects, report,
+                   {"eval": kept["eval"], "tokenized/train": rows["train"], "tokenized/eval": rows["eval"]})
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage(dedup.STAGE, dedup_stage, settings=("dedup",), files=("references",)),
+    Stage(decontaminate.STAGE, decontaminate_stage, settings=("decontaminate",), files=("evals",)),
+    Stage("split", split_stage, settings=("split", "seed")),
+    Stage(mixture.STAGE, mixture_stage, settings=("mixture", "tokenize", "filters", "seed"), files=("tokenizer",)),
+    Stage(tokenize.STAGE, tokenize_stage, reads=("eval", "examples"), settings=("tokenize", "filters"),
+          files=("tokenizer",)),
+)
+
+
+def run_stage(stage: Stage, records: pl.DataFrame, context: Context) -> Outcome:
+    """``stage`` over ``records``, its rejects quarantined from the frames it saw."""
+    outcome = stage.run(records, context)
+    if not outcome.rejected.height:
+        return Outcome(outcome.kept, pl.DataFrame(schema=QUARANTINE_SCHEMA), outcome.stats, outcome.outputs)
+    seen = [frame for frame in context.inputs.values() if "instruction" in frame.columns]  # records, not tokens
+    rejected = with_originals(outcome.rejected, records, *seen)
+    settings = context.mix.spec.pii
+    if settings.redact_rejected:
+        rejected = pii.redact_rejected(rejected, settings)
+    return Outcome(outcome.kept, rejected, outcome.stats, outcome.outputs)
+
+
+def stage(name: str) -> Stage:
+    return next(row for row in STAGES if row.name == name)
+
+
+def output_of(outcomes: dict[str, Outcome], name: str) -> pl.DataFrame:
+    """The output ``name`` of the latest stage (in ``outcomes``, in plan order) that made one."""
+    return next(o.outputs[name] for o in reversed(outcomes.values()) if name in o.outputs)
+
+
+def inputs(outcomes: dict[str, Outcome], stage: Stage) -> dict[str, pl.DataFrame]:
+    """The outputs of earlier stages that ``stage`` reads, those that were made (``examples`` is optional)."""
+    return {name: output_of(outcomes, name) for name in stage.reads
+            if any(name in o.outputs for o in outcomes.values())}
