@@ -67,8 +67,8 @@ def split_off(records: pl.DataFrame, rejected: pl.DataFrame, stats: Any = None) 
 def with_originals(rejects: pl.DataFrame, *seen: pl.DataFrame) -> pl.DataFrame:
     """Quarantine rows for a stage's ``rejects``: ``original`` is the record as JSON, from the frames the stage
     was given (``seen``; a record repeated by the mixture is encoded once), for the rejects only."""
-    found = [frame.join(rejects.select("id"), on="id", how="semi") for frame in seen]
-    originals = (pl.concat(found) if len(found) > 1 else found[0]).unique("id", maintain_order=True).select(
-        "id", pl.struct("instruction", "input", "output", "system", "history").struct.json_encode().alias("original"))
+    record = pl.struct("instruction", "input", "output", "system", "history").struct.json_encode().alias("original")
+    found = [frame.join(rejects.select("id"), on="id", how="semi").select("id", record) for frame in seen]
+    originals = (pl.concat(found) if len(found) > 1 else found[0]).unique("id", maintain_order=True)
     quarantined = rejects.drop("task", strict=False).join(originals, on="id", how="left", maintain_order="left")
     return quarantined.select(QUARANTINE_SCHEMA.keys())

@@ -255,3 +255,27 @@ def test_alpaca_prompts_of_real_records_equal_a_plain_tokenizer_call(llama_token
         prompt = llama_tokenizer(f"{preamble}\n\n### Instruction:\n{user}\n\n### Response:\n").input_ids
         assert row["input_ids"][: len(prompt)] == prompt and row["labels"][len(prompt) - 1] == -100
         assert row["labels"][len(prompt)] != -100
+
+
+def test_records_too_long_in_train_and_eval_are_quarantined_with_their_text(tmp_path, write_mix, llama_tokenizer):
+    """The tokenize stage sees two frames (train with its repeats, eval): a reject from either keeps its
+    record's text, and with pii.redact_rejected the PII in it is replaced there."""
+    rows = [{"instruction": f"Question {k} about item {k * 13}?", "input": "",
+             "output": (f"Write to me{k}@example.com. " if k % 2 else "") + " ".join(f"w{k}x{j}" for j in range(
+                 8 if k % 3 else 120))} for k in range(30)]
+    write_jsonl(tmp_path / "rows.jsonl", rows)
+    mix = write_mix({"name": "t", "sources": [{"name": "s", "path": "rows.jsonl"}], "split": {"eval": 0.3},
+                     "pii": {"action": "flag", "redact_rejected": True}, "dedup": {"near": False},
+                     "tokenize": {"cutoff_len": 128}, "mixture": {"size": 40, "max_repeats": 2}})
+    result = build.run(load_mix(mix), tokenizer=llama_tokenizer)
+    too_long = result.rejected.filter(pl.col("stage") == "tokenize")
+    assert set(too_long["reason"]) == {"too_long"} and too_long.height == 10
+    assert too_long["original"].null_count() == 0
+    by_id = {f"s#{k}": row for k, row in enumerate(rows)}
+    from_eval = 9 - result.eval.height  # split.eval 0.3 of the 30 records
+    assert 0 < from_eval < too_long.height  # rejects came from both frames
+    for reject in too_long.iter_rows(named=True):
+        original = by_id[reject["id"]]
+        assert reject["original"].startswith(f'{{"instruction":"{original["instruction"]}"')
+        assert "@example.com" not in reject["original"] and ("<EMAIL>" in reject["original"]) == ("@" in
+                                                                                                  original["output"])
