@@ -36,10 +36,11 @@ from prefect.tasks import exponential_backoff
 from flows import progress, stage_store
 from flows.keys import BuildKeys, build_keys, current_output
 from flows.stage_store import StageHandle
-from pipeline import build, plan, report_markdown, versions, writer
+from pipeline import build, plan, versions, writer
 from pipeline.config import Mix, load_mix
 from pipeline.io import output_folder
 from pipeline.records import Shard, WorkUnit, shard_unit, work_units
+from pipeline.report import markdown
 
 log = logging.getLogger(__name__)
 FLOW_NAME = "instruct-pipeline-build"
@@ -97,7 +98,7 @@ def write_task(report: StageHandle, key: str | None, versioned: bool) -> str:
         versions.point_latest(root, target)
     else:
         target = writer.write(result, build_key=key)
-    create_markdown_artifact(markdown=report_markdown.render(result.report), key=_artifact_key(result.mix.spec.name),
+    create_markdown_artifact(markdown=markdown.render(result.report), key=_artifact_key(result.mix.spec.name),
                              description=f"build report: {target}")
     stage_store.remove(report)
     return str(target)

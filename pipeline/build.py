@@ -25,12 +25,9 @@ from pipeline import (
     fates,
     language,
     ledger,
-    memory_report,
     mixture,
     plan,
-    profile,
     quality,
-    stage_reports,
     tokenize,
     writer,
 )
@@ -39,6 +36,8 @@ from pipeline.io import workers as workers_pool
 from pipeline.io.tokenizer import load_tokenizer
 from pipeline.io.workers import ProgressCallback
 from pipeline.records import OUTPUT_SCHEMA, Shard
+from pipeline.report import profile, stages
+from pipeline.report.memory import memory_report
 from pipeline.stage import Outcome
 from schemas.mix import MixSpec
 from schemas.report import BuildReport, PiiReport
@@ -145,13 +144,13 @@ def assemble(mix: Mix, shards: list[Shard], outcomes: dict[str, Outcome]) -> Bui
         quality=fates.rule_counts(everyone, quality.STAGE),
         pii=PiiReport(action=spec.pii.action, found=dict(sorted(pii_found.items()))),
         decontamination=fates.rule_counts(everyone, decontaminate.STAGE),
-        split=stage_reports.split_report(spec, train, eval_, outcomes[dedup.STAGE].outputs.get("fingerprints")),
+        split=stages.split_report(spec, train, eval_, outcomes[dedup.STAGE].outputs.get("fingerprints")),
         mixture=outcomes[mixture.STAGE].stats,
         advice=mixture.base_model_advice(train.height, train["task"].n_unique(),
-                                         stage_reports.general_share(train, mix)),
+                                         stages.general_share(train, mix)),
         tokens=outcomes[tokenize.STAGE].stats,
         profile=profile.build_profile(train, tokenized),
-        memory=memory_report.memory_report(spec.train, spec.tokenize.cutoff_len),
+        memory=memory_report(spec.train, spec.tokenize.cutoff_len),
     )
     return BuildResult(mix=mix, train=train, eval=eval_, rejected=all_rejected, duplicates=duplicates,
                        report=report, tokenized=tokenized, signatures=signatures)

@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pipeline import decontaminate, dedup, mixture, pii, stage_reports, tokenize
+from pipeline import decontaminate, dedup, mixture, pii, tokenize
 from pipeline.config import Mix
 from pipeline.io import heap
 from pipeline.io.tokenizer import tokenizer_source
 from pipeline.records import load_eval_prompts, load_reference
+from pipeline.report.stages import dedup_report, split_warnings, token_stats
 from pipeline.stage import QUARANTINE_SCHEMA, Outcome, kept_all, no_rejects, split_off, with_originals, without
 from schemas.mix import MixSpec
 from schemas.report import MixtureReport, MixtureSource, MixtureTask, TokenReport
@@ -63,7 +64,7 @@ def dedup_stage(records: pl.DataFrame, context: Context) -> Outcome:
         outputs["signatures"] = pl.DataFrame({"id": deduped.kept["id"], "signature": deduped.signatures})
     if deduped.fingerprints is not None:
         outputs["fingerprints"] = pl.concat([deduped.kept.select("id"), deduped.fingerprints], how="horizontal")
-    return Outcome(deduped.kept, no_rejects(), stage_reports.dedup_report(spec, deduped, references), outputs)
+    return Outcome(deduped.kept, no_rejects(), dedup_report(spec, deduped, references), outputs)
 
 
 def decontaminate_stage(records: pl.DataFrame, context: Context) -> Outcome:
@@ -83,7 +84,7 @@ def split_stage(records: pl.DataFrame, context: Context) -> Outcome:
     if not spec.split.eval:
         return Outcome(records, no_rejects(), None, {"eval": records.clear()})
     pool, eval_ = mixture.split_eval(records, spec.split.eval, _seed(spec.split.seed, spec))
-    warnings = stage_reports.split_warnings(spec, pool.height, eval_.height)
+    warnings = split_warnings(spec, pool.height, eval_.height)
     if warnings and spec.mixture.strict:
         raise mixture.MixtureError("split guard failed (mixture.strict: true):\n  " + "\n  ".join(warnings))
     for warning in warnings:
@@ -201,8 +202,8 @@ def tokenize_splits(train: pl.DataFrame, eval_: pl.DataFrame, tokenizer: Any, sp
         eval_tokens=row_tokens["eval"], train_rows=rows["train"].height,
         packing_efficiency=(round(train_tokens / (rows["train"].height * settings.cutoff_len), 4)
                             if settings.packing and rows["train"].height else None),
-        by_task=stage_reports.token_stats(all_examples, all_rejects, "task"),
-        by_source=stage_reports.token_stats(all_examples, all_rejects, "source"),
+        by_task=token_stats(all_examples, all_rejects, "task"),
+        by_source=token_stats(all_examples, all_rejects, "source"),
     )
     return Outcome(kept["train"], all_rejects, report,
                    {"eval": kept["eval"], "tokenized/train": rows["train"], "tokenized/eval": rows["eval"]})

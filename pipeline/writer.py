@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, cast
 import orjson
 
 import pipeline
-from pipeline import report_html, report_markdown
 from pipeline.config import Mix
 from pipeline.io import output_folder, readers, signature_index, writers
+from pipeline.report import html, markdown
 from schemas.manifest import InputFile, Manifest
 from schemas.mix import MixSpec
 
@@ -73,8 +73,8 @@ def write(result: BuildResult, target: Path | None = None, build_key: str | None
             signature_index.write(tmp / signature_index.FOLDER, result.signatures["id"],
                                   result.signatures["signature"].to_numpy(), spec.dedup, compression)
         writers.write_json(result.report.model_dump(mode="json"), tmp / "report.json")
-        (tmp / "report.md").write_text(report_markdown.render(result.report), encoding="utf-8")
-        (tmp / "report.html").write_text(report_html.render(result.report), encoding="utf-8")
+        (tmp / "report.md").write_text(markdown.render(result.report), encoding="utf-8")
+        (tmp / "report.html").write_text(html.render(result.report), encoding="utf-8")
         if result.tokenized:
             writers.write_dataset_dict(result.tokenized, tmp / "tokenized", fingerprint=result.report.spec_hash)
         files = [p for p in sorted(tmp.rglob("*")) if p.is_file()]

@@ -9,11 +9,13 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from pipeline import audit, memory_report, profile
+from pipeline import audit
 from pipeline.audit import rules
 from pipeline.audit.reading import strict_json_problem
 from pipeline.audit.runner import measure
 from pipeline.io.json_stream import MalformedJSONError, iter_json_batches
+from pipeline.report import profile
+from pipeline.report.memory import memory_report
 from schemas.audit import AuditReport, json_schema
 from tests.test_report_html import small_dataset
 
@@ -179,7 +181,7 @@ def test_build_profile_reads_token_lengths_from_tokenized_rows():
 def test_memory_section_resolves_the_base_model(base_model, model):
     from schemas.mix import TrainSpec
 
-    report = memory_report.memory_report(TrainSpec(base_model=base_model), 2048)
+    report = memory_report(TrainSpec(base_model=base_model), 2048)
     assert report.model == model and report.seq_len == 2048
     assert [m.method for m in report.methods] == ["full", "lora", "qlora"]
     totals = {m.method: m.total for m in report.methods}

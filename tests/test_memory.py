@@ -53,7 +53,7 @@ def test_estimate_command(cli):
 def test_a_build_never_imports_the_trainer():
     """The pipeline must not depend on the trainer: importing the build, its report and the CLI leaves
     ``trainer`` unimported (a fresh interpreter, so no other test's imports count)."""
-    code = ("import sys, pipeline.build, pipeline.memory_report, pipeline.cli; "
+    code = ("import sys, pipeline.build, pipeline.report.memory, pipeline.cli; "
             "print(sorted(m for m in sys.modules if m == 'trainer' or m.startswith('trainer.')))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]", result.stdout

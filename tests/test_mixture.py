@@ -10,8 +10,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import build, mixture, plan, stage_reports, tokenize, validate
+from pipeline import build, mixture, plan, tokenize, validate
 from pipeline.config import ConfigError, load_mix
+from pipeline.report.stages import split_report
 from schemas.mix import MixtureSpec
 from tests.conftest import write_jsonl
 
@@ -151,7 +152,7 @@ def test_split_report_counts_exact_keys_on_both_sides(write_mix, tmp_path):
                           "repeat": pl.Series([0, 0, 0, 1], dtype=pl.UInt16)}).with_columns(
         history=pl.lit(None, validate.HISTORY))
     eval_ = frame.head(1).with_columns(id=pl.lit("a#9"), instruction=pl.lit("NAME A FRUIT"), output=pl.lit("apple"))
-    report = stage_reports.split_report(spec, frame, pl.concat([eval_, frame.slice(2, 1).with_columns(
+    report = split_report(spec, frame, pl.concat([eval_, frame.slice(2, 1).with_columns(
         id=pl.lit("a#8"), output=pl.lit("1, 2, 3!"))]))
     assert report is not None and report.train_records == 3 and report.eval == 2
     assert report.shared_exact_keys == 2 and report.shared_ids == 0
@@ -227,7 +228,7 @@ def test_the_split_report_reuses_dedup_keys_and_agrees_with_computing_them(tmp_p
     assert result.report.split is not None and result.report.split.shared_exact_keys == 0
     mix = load_mix(write_mix({"name": "t", "sources": [{"name": "a", "path": "a.jsonl"}], "split": {"eval": 0.2}}))
     result = build.run(mix)
-    assert result.report.split == stage_reports.split_report(mix.spec, result.train, result.eval)
+    assert result.report.split == split_report(mix.spec, result.train, result.eval)
 
 
 def sources_available(report, source: str) -> int:  # type: ignore[no-untyped-def]

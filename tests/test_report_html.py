@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import audit, build, report_sections, writer
+from pipeline import audit, build, writer
 from pipeline.config import load_mix
-from pipeline.report_sections import Chart, Table
+from pipeline.report.document import Chart, Document, Table
+from pipeline.report.sections import document
 from schemas.report import BuildReport
 from tests.conftest import ROOT, write_json, write_jsonl
 
@@ -30,7 +31,7 @@ def browser():  # type: ignore[no-untyped-def]
         launched.close()
 
 
-def check_in_browser(browser, html: Path, doc: report_sections.Document, name: str) -> Path:  # type: ignore[no-untyped-def]
+def check_in_browser(browser, html: Path, doc: Document, name: str) -> Path:  # type: ignore[no-untyped-def]
     """Open the page offline, assert it renders cleanly and completely, and save a full-page screenshot."""
     page = browser.new_page(viewport={"width": 1366, "height": 900})  # a laptop screen
     errors: list[str] = []
@@ -65,7 +66,7 @@ def test_build_report_renders_in_chromium(browser, tmp_path, write_mix, llama_to
     mix = load_mix(tmp_path / "data" / "mix.yaml")
     out = writer.write(build.run(mix, tokenizer=llama_tokenizer))
     report = BuildReport.model_validate_json((out / "report.json").read_text())
-    doc = report_sections.document(report)
+    doc = document(report)
     assert {"Funnel", "Train split: lengths", "Memory estimate"} <= {s.title for s in doc.sections}
     assert report.profile is not None and report.profile.lengths.tokens is not None  # the token histogram too
     assert check_in_browser(browser, out / "report.html", doc, "build-report").stat().st_size > 10_000
@@ -94,7 +95,7 @@ def test_audit_report_renders_in_chromium(browser, tmp_path, llama_tokenizer):
     paths = small_dataset(tmp_path / "data")
     report = audit.run(paths, llama_tokenizer, root=tmp_path)
     written = audit.write(report, tmp_path / "audit")
-    doc = report_sections.document(report)
+    doc = document(report)
     assert [p.name for p in written] == ["audit.html", "audit.md", "audit.json"]
     assert {"Verdicts", "Files", "Duplicate records", "Lengths"} <= {s.title for s in doc.sections}
     check_in_browser(browser, tmp_path / "audit" / "audit.html", doc, "audit-report")

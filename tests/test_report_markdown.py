@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import audit, build, report_html, report_markdown, report_sections
+from pipeline import audit, build
 from pipeline.config import load_mix
-from pipeline.report_sections import Chart, Share, Table, table
+from pipeline.report import html, markdown
+from pipeline.report.document import Bullets, Chart, Document, Section, Series, Share, Table, Text, table
+from pipeline.report.sections import document
 from tests.conftest import write_jsonl
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "report_small.md"
@@ -35,7 +37,7 @@ def small_build(tmp_path: Path, write_mix) -> build.BuildResult:  # type: ignore
 
 def test_markdown_report_snapshot(tmp_path, write_mix):
     """Set UPDATE_SNAPSHOTS=1 to rewrite the snapshot after an intended change, and review the diff."""
-    text = report_markdown.render(small_build(tmp_path, write_mix).report)
+    text = markdown.render(small_build(tmp_path, write_mix).report)
     if os.environ.get("UPDATE_SNAPSHOTS"):
         SNAPSHOT.write_text(text, encoding="utf-8")
     assert text == SNAPSHOT.read_text(encoding="utf-8")
@@ -62,16 +64,16 @@ class Tags(HTMLParser):
 
 def test_both_renderers_draw_every_table_and_chart_of_the_model(tmp_path, write_mix):
     report = small_build(tmp_path, write_mix).report
-    doc = report_sections.document(report)
+    doc = document(report)
     tables, charts = len(doc.blocks(Table)), len(doc.blocks(Chart))
     assert tables >= 12 and charts >= 7  # funnel, per source, mixture, languages, 2 length histograms, words, memory
     parsed = Tags()
-    parsed.feed(report_html.render(report))
+    parsed.feed(html.render(report))
     assert parsed.tags["table"] == tables and parsed.tags["svg"] == charts
     assert parsed.tags["section"] == len(doc.sections)
     assert all(link.startswith("#") for link in parsed.links)  # nothing fetched when the page is opened
-    assert "<script" not in report_html.render(report)
-    lines = report_markdown.render(report).splitlines()
+    assert "<script" not in html.render(report)
+    lines = markdown.render(report).splitlines()
     assert sum(line.startswith("|---") for line in lines) == tables
     assert lines.count("```text") == charts
 
@@ -79,19 +81,19 @@ def test_both_renderers_draw_every_table_and_chart_of_the_model(tmp_path, write_
 def test_columns_are_typed_from_their_cells():
     made = table(["name", "count", "share", "flag"], [("a", 1, Share(0.5), True), ("b", None, Share(0.25), False)])
     assert [c.numeric for c in made.columns] == [False, True, True, False]
-    assert report_markdown.table(made)[1] == "|---|---:|---:|---|"
-    assert report_markdown.table(made)[2] == "| a | 1 | 50.0% | yes |"
+    assert markdown.table(made)[1] == "|---|---:|---:|---|"
+    assert markdown.table(made)[2] == "| a | 1 | 50.0% | yes |"
 
 
 @pytest.mark.parametrize("kind", ["bar", "histogram", "stacked"])
 def test_text_bars_scale_to_the_largest_value(kind):
-    series = (report_sections.Series("kept", (10.0, 40.0, 0.0)),) if kind != "stacked" else (
-        report_sections.Series("kept", (10.0, 30.0, 0.0)), report_sections.Series("removed", (0.0, 10.0, 0.0)))
-    lines = report_markdown.chart(Chart(kind, "t", ("a", "bb", "c"), series))  # type: ignore[arg-type]
+    series = (Series("kept", (10.0, 40.0, 0.0)),) if kind != "stacked" else (
+        Series("kept", (10.0, 30.0, 0.0)), Series("removed", (0.0, 10.0, 0.0)))
+    lines = markdown.chart(Chart(kind, "t", ("a", "bb", "c"), series))  # type: ignore[arg-type]
     body = [line for line in lines if line.startswith(("a ", "bb", "c "))]
     widest = body[1].split("  ")[1]
-    assert widest.startswith("█" * report_markdown.BAR_WIDTH if kind != "stacked" else "█" * 30 + "▓" * 10)
-    assert body[0].count("█") == report_markdown.BAR_WIDTH // 4
+    assert widest.startswith("█" * markdown.BAR_WIDTH if kind != "stacked" else "█" * 30 + "▓" * 10)
+    assert body[0].count("█") == markdown.BAR_WIDTH // 4
     assert body[2].endswith(" 0" if kind != "stacked" else "(none)")
 
 
@@ -102,9 +104,9 @@ def _no_raw_html(text: str) -> None:
     """No tag from the data in the Markdown, and none in the HTML a Markdown viewer makes of it."""
     lowered = text.lower()
     assert "<script" not in lowered and "<img" not in lowered
-    markdown = pytest.importorskip("markdown")
+    markdown_lib = pytest.importorskip("markdown")
     parsed = Tags()
-    parsed.feed(markdown.markdown(text, extensions=["tables", "fenced_code"]))
+    parsed.feed(markdown_lib.markdown(text, extensions=["tables", "fenced_code"]))
     assert "script" not in parsed.tags and "img" not in parsed.tags and "table" in parsed.tags
 
 
@@ -114,20 +116,20 @@ def test_audit_markdown_escapes_html_from_the_data(tmp_path):
             for k, text in enumerate([SCRIPT, SCRIPT, IMG, IMG, f"{IMG} & more", "Say <b>hi</b> & [x](js:y)"])]
     write_jsonl(tmp_path / "data" / f"{IMG}.jsonl", rows)
     report = audit.run([str(tmp_path / "data")], root=tmp_path)
-    text = report_markdown.render(report)
+    text = markdown.render(report)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text and "&lt;img src=x onerror=alert(1)&gt;" in text
     _no_raw_html(text)
 
 
 def test_every_markdown_block_escapes_html():
-    doc = report_sections.Document(
+    doc = Document(
         title=f"Build report: {IMG}", lead=f"lead {SCRIPT}", byline="`a <= b`, 3 < 4 & 5 > 2",
-        sections=(report_sections.Section(f"Section {IMG}", (
-            report_sections.Text(f"text {SCRIPT}"), report_sections.Bullets((f"bullet {IMG}",)),
+        sections=(Section(f"Section {IMG}", (
+            Text(f"text {SCRIPT}"), Bullets((f"bullet {IMG}",)),
             table(["name", "why"], [(SCRIPT, f"a | b\nc & {IMG} [x](javascript:alert(1))")]),
-            Chart("bar", f"chart {SCRIPT}", (IMG,), (report_sections.Series("records", (1.0,)),)),
+            Chart("bar", f"chart {SCRIPT}", (IMG,), (Series("records", (1.0,)),)),
         )),))
-    text = report_markdown.render_document(doc)
+    text = markdown.render_document(doc)
     _no_raw_html(text.replace(f"```text\n{IMG}", "```text\n"))  # a fenced block shows it as code
     assert "| &lt;script&gt;alert(1)&lt;/script&gt; | a \\| b c &amp; &lt;img src=x onerror=alert(1)&gt; " \
            "\\[x](javascript:alert(1)) |" in text

@@ -201,10 +201,11 @@ def run_stages(mix_path: Path, workers: int | None, profile_path: Path | None) -
     function of STAGE_FUNCTIONS, each global stage of ``plan.STAGES`` and the ``iter_shards`` generator wrapped
     to time it and label the RSS sampler: what finish() keeps alive between stages is whatever the code of the
     day keeps."""
-    from pipeline import build, language, ledger, pii, plan, profile, quality, writer
+    from pipeline import build, language, ledger, pii, plan, quality, writer
     from pipeline.config import load_mix
     from pipeline.io import workers as workers_pool
     from pipeline.io import writers
+    from pipeline.report import profile
 
     timers = Timers()
     timers.wrap(workers_pool, "process_unit", "shards.read_validate_normalize (this process's share)")

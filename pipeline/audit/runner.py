@@ -16,7 +16,7 @@ from typing import Any
 
 import polars as pl
 
-from pipeline import language, normalize, profile, report_html, report_markdown
+from pipeline import language, normalize
 from pipeline.audit.measures import (
     INSTRUCTION_DEDUP,
     RECORD_DEDUP,
@@ -33,6 +33,7 @@ from pipeline.audit.measures import (
 from pipeline.audit.reading import AuditSource, Progress, Readout, audit_spec, read, resolve
 from pipeline.audit.rules import findings, verdicts
 from pipeline.io import writers
+from pipeline.report import html, markdown, profile
 from schemas.audit import AuditFile, AuditReport, DuplicateView
 from schemas.mix import NormalizeSpec
 from schemas.report import DatasetProfile, RuleCount
@@ -138,8 +139,8 @@ def write(report: AuditReport, folder: Path, formats: Sequence[str] = FORMATS) -
     """audit.html / audit.md / audit.json into ``folder`` (created); the paths written."""
     folder.mkdir(parents=True, exist_ok=True)
     renderers: dict[str, Callable[[Path], object]] = {  # what a renderer returns is not used
-        "html": lambda path: path.write_text(report_html.render(report), encoding="utf-8"),
-        "md": lambda path: path.write_text(report_markdown.render(report), encoding="utf-8"),
+        "html": lambda path: path.write_text(html.render(report), encoding="utf-8"),
+        "md": lambda path: path.write_text(markdown.render(report), encoding="utf-8"),
         "json": lambda path: writers.write_json(report.model_dump(mode="json"), path),
     }
     written = []

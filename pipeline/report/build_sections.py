@@ -1,148 +1,32 @@
-"""A report as sections: the one model both renderers read (report_markdown, report_html), built by pure
-functions from a ``BuildReport`` or an ``AuditReport``.
+"""A build's report as sections: ``build_document(report)`` from a ``BuildReport``, and the sections a build and an
+audit share (``profile_sections``: the dataset profile; ``memory_section``: the memory estimate).
 
-A ``Document`` is a title, a lead line and sections; a ``Section`` is a title and blocks: paragraphs, bullet
-lists, tables (columns typed from their cells: numbers are right-aligned) and charts given as data (bar, grouped
-bar, histogram, stacked bar), which report.md draws as text bars and report.html as inline SVG. Summary
-sections come first, details after. Sections without data are left out; nothing here reads a clock or a path,
-so one report always gives the same document.
+Contract: pure functions of the report. Summary sections come first, details after; sections without data are
+left out; nothing here reads a clock or a path, so one report always gives the same document.
 """
 
 from __future__ import annotations
 
-import unicodedata
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from itertools import pairwise
-from typing import Literal
-
-from schemas.audit import AuditReport, DuplicateView
-from schemas.report import (
-    BuildReport,
-    DatasetProfile,
-    Distribution,
-    GroupCount,
-    MemoryReport,
-    RuleCount,
+from pipeline.report.document import (
+    Block,
+    Bullets,
+    Chart,
+    Document,
+    Section,
+    Series,
+    Share,
+    Table,
+    Text,
+    bin_labels,
+    counted,
+    rule_table,
+    table,
 )
-
-
-class Share(float):
-    """A fraction shown as a percentage (a numeric column)."""
-
-
-Cell = str | int | float | bool | None
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    numeric: bool = False
-    badge: bool = False  # a short label (a severity) shown as a coloured tag in HTML
-
-
-@dataclass(frozen=True)
-class Table:
-    columns: tuple[Column, ...]
-    rows: tuple[tuple[Cell, ...], ...]
-
-
-@dataclass(frozen=True)
-class Series:
-    name: str
-    values: tuple[float, ...]
-
-
-@dataclass(frozen=True)
-class Chart:
-    """Bars per label: ``bar`` (one series, or several side by side), ``histogram`` (one series over ordered
-    bins), ``stacked`` (the series are parts of each bar, in order)."""
-
-    kind: Literal["bar", "histogram", "stacked"]
-    title: str
-    labels: tuple[str, ...]
-    series: tuple[Series, ...]
-    unit: str = "records"
-
-
-@dataclass(frozen=True)
-class Text:
-    text: str  # `code` in backticks
-
-
-@dataclass(frozen=True)
-class Bullets:
-    items: tuple[str, ...]
-
-
-Block = Text | Bullets | Table | Chart
-
-
-@dataclass(frozen=True)
-class Section:
-    title: str
-    blocks: tuple[Block, ...]
-    summary: bool = False
-
-
-@dataclass(frozen=True)
-class Document:
-    title: str
-    lead: str  # the one line to read if nothing else
-    byline: str
-    sections: tuple[Section, ...]
-
-    def blocks(self, kind: type) -> list[Block]:
-        return [b for s in self.sections for b in s.blocks if isinstance(b, kind)]
-
-
-def cell_text(value: Cell) -> str:
-    """How every renderer writes a cell: integers with thousands separators, shares as percentages."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, Share):
-        return f"{value:.1%}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:,.4g}"
-    return str(value)
-
-
-def table(names: Sequence[str], rows: Iterable[Sequence[Cell]], badges: Sequence[str] = ()) -> Table:
-    """A table whose numeric columns are those where every cell is a number."""
-    body = tuple(tuple(row) for row in rows)
-    numeric = [bool(body) and all(isinstance(r[k], (int, float)) and not isinstance(r[k], bool) or r[k] is None
-                                  for r in body) for k in range(len(names))]
-    return Table(tuple(Column(n, num, n in badges) for n, num in zip(names, numeric, strict=True)), body)
-
-
-def display_width(text: str) -> int:
-    """Columns the text takes in a terminal: East Asian wide and full-width characters take two."""
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-
-
-def pad(text: str, width: int) -> str:
-    return text + " " * max(0, width - display_width(text))
-
-
-def counted(counts: dict[str, int]) -> str:
-    """``reason 3, other 1``: most frequent first."""
-    return ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+from schemas.report import BuildReport, DatasetProfile, Distribution, GroupCount, MemoryReport
 
 
 def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
-
-
-def bin_labels(edges: Sequence[int]) -> tuple[str, ...]:
-    return tuple(f"{lo}–{hi - 1}" for lo, hi in pairwise(edges)) + (f"{edges[-1]}+",)
-
-
-def rule_table(first: str, found: dict[str, RuleCount]) -> Table:
-    return table([first, "records", "examples"], [(k, v.count, ", ".join(v.examples)) for k, v in found.items()])
 
 
 # ---- shared: the dataset profile and the memory estimate -------------------------------------------------------
@@ -384,94 +268,3 @@ def _ledger(report: BuildReport) -> Section:
         table(["source", "input", "kept", "rejected", "duplicate", "sampled out", "balanced"],
               [(r.source, r.input, r.kept, r.rejected, r.duplicate, r.sampled_out, r.balanced) for r in report.ledger]),
     ))
-
-
-# ---- an audit's report -----------------------------------------------------------------------------------------
-
-
-def audit_document(report: AuditReport) -> Document:
-    t = report.totals
-    sections = [
-        _verdicts(report), _files(report), _schema(report), _fields(report),
-        _duplicates("Duplicate records", report.duplicates,
-                    "What a build's dedup would remove: the whole record (`key: record`)"),
-        _duplicates("Similar instructions", report.instruction_duplicates,
-                    "The instruction alone, as a set of words (characters of CJK text)"),
-        *profile_sections(report.profile, "", "dataset", "file"),
-        Section("Quality rules", (Text("Records breaking each rule at a build's defaults (a record can break "
-                                       "several):"), rule_table("rule", report.quality))),
-        Section("Personal data", (Text("Records holding each type (validated as a build validates it):"),
-                                  rule_table("type", report.pii))),
-        Section("Content", (rule_table("check", report.content),)),
-    ]
-    return Document(
-        title=f"Dataset audit: {', '.join(report.paths)}",
-        lead=(f"{t['items']:,} items in {t['files']:,} file(s): {t['records']:,} readable records, {t['rejected']:,} "
-              f"a build would reject, {t['exact_duplicates']:,} exact and {t['near_duplicates']:,} near duplicates; "
-              f"{len(report.verdicts)} finding(s)."),
-        byline=(f"Tokenizer {report.tokenizer or 'none'}; audit version {report.version}. Nothing was removed: "
-                "every count is of what a build would do."),
-        sections=tuple(sections),
-    )
-
-
-def _verdicts(report: AuditReport) -> Section:
-    if not report.verdicts:
-        return Section("Verdicts", (Text("No problem found."),), summary=True)
-    return Section("Verdicts", (
-        Text("The problems found, worst first:"),
-        table(["severity", "problem", "count", "share", "what", "examples"],
-              [(v.severity, v.code, v.count, Share(v.share), v.message, ", ".join(v.examples))
-               for v in report.verdicts],
-              badges=("severity",)),
-    ), summary=True)
-
-
-def _files(report: AuditReport) -> Section:
-    return Section("Files", (table(
-        ["file", "format", "items", "records", "rejected", "duplicates", "languages", "problem"],
-        [(f.source, f.format, f.items, f.records, sum(f.rejected.values()), f.duplicates,
-          counted(dict(list(f.languages.items())[:3])), f.problem or "") for f in report.files]),), summary=True)
-
-
-def _schema(report: AuditReport) -> Section:
-    blocks: list[Block] = [Text("Items a build would reject while reading and validating them, by reason:"),
-                           rule_table("reason", report.schema_problems)]
-    if report.repairs:
-        repairs = sorted(report.repairs.items(), key=lambda kv: (-kv[1], kv[0]))
-        blocks += [Text("Repairs a build would make (nothing is lost):"), table(["repair", "records"], repairs)]
-    return Section("Schema", tuple(blocks))
-
-
-def _fields(report: AuditReport) -> Section:
-    return Section("Fields", (
-        Text("Empty, placeholder and missing values (placeholders: inputs such as 'No input' or '<noinput>', "
-             "unfilled slots such as '{{name}}' or '<nooutput>'):"),
-        table(["field", "present", "empty", "placeholder", "missing key", "examples (empty, placeholder)"],
-              [(f.field, f.present, f.empty.count, f.placeholder.count if f.placeholder else None, f.missing_key,
-                ", ".join(f.empty.examples[:2] + (f.placeholder.examples[:2] if f.placeholder else [])))
-               for f in report.fields]),
-    ))
-
-
-def _duplicates(title: str, view: DuplicateView, what: str) -> Section:
-    blocks: list[Block] = [
-        Text(f"{what}: exact after folding case and punctuation, near at Jaccard >= {view.threshold} over "
-             f"{view.ngram}-token shingles (MinHash LSH, verified)."),
-        table(["exact", "near", "rate", "across files", "clusters", "largest cluster"],
-              [(view.exact, view.near, Share(view.rate), view.cross_file, view.clusters, view.largest_cluster)]),
-    ]
-    if view.pairs:
-        blocks += [Text("Files sharing the most duplicates:"),
-                   table(["file", "duplicates a record of", "kind", "records"],
-                         [(p.file, p.kept_file, p.kind, p.count) for p in view.pairs])]
-    if view.examples:
-        blocks += [Text("Example clusters (the largest of each kind):"),
-                   table(["kind", "kept", "size", "lowest similarity", "duplicates", "instruction"],
-                         [(e.kind, e.kept_id, e.size, e.similarity, ", ".join(e.members), e.preview)
-                          for e in view.examples])]
-    return Section(title, tuple(blocks))
-
-
-def document(report: BuildReport | AuditReport) -> Document:
-    return audit_document(report) if isinstance(report, AuditReport) else build_document(report)

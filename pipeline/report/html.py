@@ -1,4 +1,5 @@
-"""report.html / audit.html: a report's sections (``report_sections``) as one self-contained page.
+"""report.html / audit.html: a report's sections (``document``, made by ``sections.document``) as one
+self-contained page.
 
 Contract: ``render(report)`` is a pure function of the report. The page has inline CSS and inline SVG charts,
 no JavaScript and no reference to anything outside it, so it opens offline and attached to an e-mail; the lead
@@ -11,7 +12,7 @@ from __future__ import annotations
 import re
 from html import escape
 
-from pipeline.report_sections import (
+from pipeline.report.document import (
     Block,
     Bullets,
     Cell,
@@ -22,8 +23,8 @@ from pipeline.report_sections import (
     Text,
     cell_text,
     display_width,
-    document,
 )
+from pipeline.report.sections import document
 from schemas.audit import AuditReport
 from schemas.report import BuildReport
 

@@ -1,6 +1,6 @@
-"""report.md / audit.md: a report's sections (``report_sections``) as Markdown, readable in a terminal and in a
-GitHub pull request. Tables are GitHub tables (numeric columns right-aligned); charts are drawn as text bars in
-fenced blocks, with their numbers, so nothing is lost without a browser.
+"""report.md / audit.md: a report's sections (``document``, made by ``sections.document``) as Markdown, readable
+in a terminal and in a GitHub pull request. Tables are GitHub tables (numeric columns right-aligned); charts are
+drawn as text bars in fenced blocks, with their numbers, so nothing is lost without a browser.
 
 Contract: ``render(report)`` is a pure function of the report (no timestamps, no paths of this machine beyond
 what the report holds), so the same build or audit gives the same file. Text from the data (an audit's
@@ -15,19 +15,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from pipeline.report_sections import (
-    Block,
-    Bullets,
-    Cell,
-    Chart,
-    Document,
-    Table,
-    Text,
-    cell_text,
-    display_width,
-    document,
-    pad,
-)
+from pipeline.report.document import Block, Bullets, Cell, Chart, Document, Table, Text, cell_text, display_width, pad
+from pipeline.report.sections import document
 from schemas.audit import AuditReport
 from schemas.report import BuildReport
 

@@ -1,6 +1,9 @@
 """The report sections of the global stages, built from their results: dedup (counts, clusters, the closest
 pairs), split (sizes per task and the proof that nothing straddles it), the general share of train, and token
 statistics per task and per source.
+
+Contract: pure functions of what the stages returned (their frames and stats) and the spec; nothing is read from
+disk or written.
 """
 
 from __future__ import annotations
