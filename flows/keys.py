@@ -24,7 +24,7 @@ from pipeline.config import Mix, ResolvedReference, ResolvedSource
 from pipeline.io import output_folder
 from pipeline.io.readers import display_path
 from pipeline.io.tokenizer import tokenizer_source
-from pipeline.io.writers import sha256_file
+from pipeline.io.writers import input_sha256
 from pipeline.records import WorkUnit, work_units
 from schemas.mix import MixSpec
 
@@ -72,7 +72,7 @@ def source_content(source: ResolvedSource, files: Iterable[Path], root: Path) ->
         paths = list(files)
     else:  # an hf_folder source always has its folder
         paths = sorted(p for p in cast(Path, source.folder).rglob("*") if p.is_file())
-    return [[display_path(p, root), sha256_file(p)] for p in paths]
+    return [[display_path(p, root), input_sha256(p)] for p in paths]
 
 
 def unit_key(unit: WorkUnit) -> str | None:
@@ -88,7 +88,7 @@ def unit_key(unit: WorkUnit) -> str | None:
 def reference_content(ref: ResolvedReference, root: Path) -> list[Any] | None:
     if ref.build is not None:
         manifest = ref.build / "manifest.json"
-        return [ref.name, sha256_file(manifest) if manifest.is_file() else None]
+        return [ref.name, input_sha256(manifest) if manifest.is_file() else None]
     assert ref.source is not None
     return source_content(ref.source, ref.source.files, root)
 
@@ -97,7 +97,7 @@ def tokenizer_content(name: str) -> list[Any]:
     source = tokenizer_source(name)
     folder = Path(source)
     if folder.is_dir():
-        return [[p.name, sha256_file(p)] for p in sorted(folder.iterdir()) if p.is_file()]
+        return [[p.name, input_sha256(p)] for p in sorted(folder.iterdir()) if p.is_file()]
     return [source]
 
 

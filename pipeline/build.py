@@ -1,7 +1,7 @@
 """The build's direct runner: the per-record chain over every work unit (``records``, spread by ``io/workers``),
 then the global stages of ``plan.STAGES`` (dedup, decontamination, split, mixture, tokenization) over their union,
 in order, and the assembly of the result: the fates of every record (checked by the ledger; ``fates``), the
-report (``stage_reports`` and the report modules) and what ``writer.write`` puts in the output folder.
+report (the ``report`` package) and what ``writer.write`` puts in the output folder.
 
 Contract: ``run(mix)`` -> ``BuildResult`` in memory, nothing written but the language cache; each global stage
 takes the records the previous one kept and returns an ``Outcome`` (pipeline/stage.py), and ``finish`` lets

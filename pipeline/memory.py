@@ -1,7 +1,7 @@
 """GPU memory estimate for fine-tuning a LLaMA-shaped model: pure arithmetic on the model's shape, no torch.
 
 Contract: ``estimate(shape, settings, seq_len)`` and ``model_shape(model)`` read nothing but their arguments (and
-a local config.json ``model_shape`` is pointed at). The build report (``memory_report.py``), ``pipeline estimate``
+a local config.json ``model_shape`` is pointed at). The build report (``report/memory.py``), ``pipeline estimate``
 and the trainer (which checks the estimate against the free GPU memory before it loads a model) all use them.
 
 Assumptions, stated because they decide the numbers:

@@ -42,7 +42,7 @@ def input_files(mix: Mix) -> list[InputFile]:
         files = source.files or tuple(sorted(p for p in cast(Path, source.folder).rglob("*") if p.is_file()))
         for path in files:
             found.append(InputFile(source=source.spec.name, path=readers.display_path(path, mix.root),
-                                   bytes=path.stat().st_size, sha256=writers.sha256_file(path)))
+                                   bytes=path.stat().st_size, sha256=writers.input_sha256(path)))
     return found
 
 

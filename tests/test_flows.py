@@ -244,3 +244,28 @@ def test_a_flow_build_that_keeps_nothing_says_why_and_leaves_the_previous_build(
     assert result.exit_code == 1 and "no train record left: 10 records in, 10 rejected (empty_output 10)" in \
         result.output, result.output
     assert _hashes(tmp_path / "out" / "empty") == before
+
+
+def test_a_flow_build_hashes_each_input_once(tmp_path: Path, write_mix, monkeypatch) -> None:
+    """The CLI's unchanged-output check, the flow's cache keys and the manifest all read every input's sha256;
+    each file is read once per process, and again only once it changes."""
+    from flows.keys import build_keys
+    from pipeline.io import writers
+
+    _parts(tmp_path, {"a.jsonl": 5, "b.jsonl": 5})
+    mix = load_mix(write_mix({"name": "h", "sources": [{"name": "s", "path": "parts/*.jsonl"}]}))
+    hashed: list[str] = []
+    real = writers.sha256_file
+
+    def counting(path: Path) -> str:
+        hashed.append(path.name)
+        return real(path)
+
+    monkeypatch.setattr(writers, "sha256_file", counting)
+    writers._input_digest.cache_clear()
+    first = build_keys(mix)
+    assert build_keys(mix) == first and [f.sha256 for f in writer.input_files(mix)] == [
+        real(tmp_path / "parts" / name) for name in ("a.jsonl", "b.jsonl")]
+    assert sorted(hashed) == ["a.jsonl", "b.jsonl"]
+    _parts(tmp_path, {"a.jsonl": 6})
+    assert build_keys(mix).units[0] != first.units[0] and sorted(hashed) == ["a.jsonl", "a.jsonl", "b.jsonl"]

@@ -5,6 +5,7 @@ replaces the previous build, is ``output_folder``'s.)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import shutil
 from collections.abc import Iterator
@@ -51,6 +52,19 @@ def sha256_file(path: Path) -> str:
         while block := fh.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
+
+
+def input_sha256(path: Path) -> str:
+    """``sha256_file`` of an input, computed once per process while its size, mtime and inode stay the same: a
+    flow build reads every input's digest for its cache keys (in the CLI's unchanged-output check, then in the
+    flow) and for the manifest, and hashing a large corpus thrice cost more than its per-record stages."""
+    stat = path.stat()
+    return _input_digest(str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _input_digest(path: str, size: int, mtime_ns: int, inode: int) -> str:
+    return sha256_file(Path(path))
 
 
 def write_dataset_dict(splits: dict[str, pl.DataFrame], path: Path, fingerprint: str) -> None:
