@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from pipeline import dedup, file_units, ingest, language, normalize, pii, quality, validate
+from pipeline import chat_format, dedup, file_units, ingest, language, normalize, pii, quality, validate
 from pipeline.config import Mix, ResolvedReference, ResolvedSource
 from pipeline.io import readers, signature_index
 from pipeline.io.readers import Chunk
@@ -165,7 +165,7 @@ def shard_unit(unit: WorkUnit) -> Shard:
 
 def build_records(folder: Path, columns: Iterable[str]) -> pl.DataFrame:
     """An earlier build's kept records, train then eval, as written to its output folder."""
-    return pl.concat([pl.read_parquet(folder / name).select(columns)
+    return pl.concat([chat_format.read_records(folder / name, columns)
                       for name in ("train.parquet", "eval.parquet") if (folder / name).is_file()])
 
 

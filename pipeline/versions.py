@@ -15,6 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
+from pipeline import chat_format
 from schemas.changes import ChangeCounts, ChangeReport
 
 LATEST = "latest"
@@ -52,7 +53,7 @@ def _records(train: pl.DataFrame, eval_: pl.DataFrame) -> pl.DataFrame:
 
 
 def read_records(folder: Path) -> pl.DataFrame:
-    frames = {name: pl.read_parquet(folder / f"{name}.parquet") for name in ("train", "eval")}
+    frames = {name: chat_format.read_records(folder / f"{name}.parquet") for name in ("train", "eval")}
     return _records(frames["train"], frames["eval"])
 
 

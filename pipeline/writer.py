@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, cast
 import orjson
 
 import pipeline
+from pipeline import card, chat_format
 from pipeline.config import Mix
 from pipeline.io import output_folder, readers, signature_index, writers
 from pipeline.report import html, markdown
@@ -65,8 +66,8 @@ def write(result: BuildResult, target: Path | None = None, build_key: str | None
         raise output_folder.EmptyBuildError(result.report, target)
     with output_folder.atomic_folder(target) as tmp:
         compression, level = spec.output.compression, spec.output.compression_level
-        writers.write_parquet(result.train, tmp / "train.parquet", compression, level)
-        writers.write_parquet(result.eval, tmp / "eval.parquet", compression, level)
+        writers.write_parquet(chat_format.for_files(result.train), tmp / "train.parquet", compression, level)
+        writers.write_parquet(chat_format.for_files(result.eval), tmp / "eval.parquet", compression, level)
         writers.write_parquet(result.rejected, tmp / "rejected.parquet", compression, level)
         writers.write_parquet(result.duplicates, tmp / "duplicates.parquet", compression, level)
         if result.signatures is not None:
@@ -75,6 +76,7 @@ def write(result: BuildResult, target: Path | None = None, build_key: str | None
         writers.write_json(result.report.model_dump(mode="json"), tmp / "report.json")
         (tmp / "report.md").write_text(markdown.render(result.report), encoding="utf-8")
         (tmp / "report.html").write_text(html.render(result.report), encoding="utf-8")
+        (tmp / "README.md").write_text(card.render(result.report, mix), encoding="utf-8")
         if result.tokenized:
             writers.write_dataset_dict(result.tokenized, tmp / "tokenized", fingerprint=result.report.spec_hash)
         files = [p for p in sorted(tmp.rglob("*")) if p.is_file()]

@@ -54,6 +54,9 @@ class SourceSpec(Section):
     lenient: bool = Field(
         False, description="recover the valid records of malformed JSON and quarantine the rest, instead of failing"
     )
+    license: str | None = Field(
+        None, description="the source's license as a Hub license id (e.g. cc-by-nc-4.0): the dataset card lists it"
+    )
 
     @model_validator(mode="after")
     def _one_location(self) -> SourceSpec:

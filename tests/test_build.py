@@ -22,8 +22,8 @@ from schemas.manifest import Manifest
 from schemas.report import BuildReport
 from tests.conftest import ROOT, write_jsonl
 
-OUTPUTS = ["dedup_index", "duplicates.parquet", "eval.parquet", "manifest.json", "rejected.parquet", "report.html",
-           "report.json", "report.md", "tokenized", "train.parquet"]
+OUTPUTS = ["README.md", "dedup_index", "duplicates.parquet", "eval.parquet", "manifest.json", "rejected.parquet",
+           "report.html", "report.json", "report.md", "tokenized", "train.parquet"]
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ def test_demo_build_through_the_cli(demo, flow_cli):
     answer = train.filter(pl.col("id") == "zh_qa#54")["output"][0]
     assert "<PHONE>" in answer and "<EMAIL>" in answer and "13800138000" not in answer
     assert "redacted email 1, phone 1" in result.output
-    assert train.height == 289 and train.columns == list(ROW_SCHEMA)
+    assert train.height == 289 and train.columns == [*ROW_SCHEMA, "messages"]  # history as [[query, response]]
     rejected = pl.read_parquet(out / "rejected.parquet")
     broken = rejected.filter(pl.col("reason") == "malformed_json").to_dicts()[0]
     assert broken["origin"] == "tasks/summarize_sharegpt.jsonl:40" and broken["detail"].startswith("line 40, column")
