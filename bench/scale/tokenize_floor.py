@@ -27,7 +27,7 @@ os.environ.setdefault("INSTRUCT_PIPELINE_TOKENIZER", str(ROOT.parent / "shared" 
 import polars as pl
 from make_corpus import label
 
-from pipeline import tokenize
+from pipeline import chat_format, tokenize
 from pipeline.config import load_mix
 from pipeline.io.tokenizer import load_tokenizer
 from pipeline.templates import TEMPLATES
@@ -49,7 +49,7 @@ def main() -> None:
     name = label(args.records)
     mix = load_mix(WORK / name / "mix.yaml")
     spec = mix.spec.tokenize
-    frame = pl.read_parquet(mix.out_dir / "train.parquet").filter(pl.col("repeat") == 0).head(args.sample)
+    frame = chat_format.read_records(mix.out_dir / "train.parquet").filter(pl.col("repeat") == 0).head(args.sample)
     tokenizer = load_tokenizer(spec.tokenizer)
     backend = tokenizer.backend_tokenizer
     load = os.getloadavg()
