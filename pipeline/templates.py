@@ -5,6 +5,12 @@ Segments are tokenized separately and their ids concatenated, so the boundary be
 never merges into one token and the first token of an answer is never masked. A text segment marked ``glue``
 directly follows a special token in the rendered text and is tokenized without SentencePiece's leading "▁",
 as the tokenizer does on the whole string (LLaMA-2 chat's ``<s>[INST]``).
+
+The ``llamafactory-*`` templates are LLaMA-Factory's ``alpaca`` and ``llama2`` token for token (its
+``src/llamafactory/data/template.py`` at ff6d4d12ee): LLaMA-Factory tokenizes every slot of its template on its
+own (``tokenizer.encode(part, add_special_tokens=False)``), so each part gets a leading "▁" of its own, and
+its labels train each whole assistant slot. Records with ``tools`` or tool-call turns are outside that parity
+(LLaMA-Factory renders them with its tool formatter; the readers fold them into the system prompt).
 """
 
 from __future__ import annotations
@@ -82,9 +88,61 @@ def llama2_chat(record: Mapping[str, Any], system: str | None, mask_history: boo
     return segments
 
 
+# LLaMA-Factory's alpaca template: its default system, and what its assistant slot adds after the answer.
+LLAMAFACTORY_ALPACA_SYSTEM = f"{ALPACA_SYSTEM}\n\n"
+LLAMAFACTORY_ANSWER_TAIL = "\n\n"
+
+
+def llamafactory_turns(record: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(user, assistant) exchanges as LLaMA-Factory's Alpaca converter makes them: instruction and input joined
+    by one newline (either left out when empty)."""
+    user = "\n".join(part for part in (record["instruction"], record["input"]) if part)
+    return [(t["user"], t["assistant"]) for t in record["history"] or ()] + [(user, record["output"])]
+
+
+def llamafactory_alpaca(record: Mapping[str, Any], system: str | None, mask_history: bool) -> list[Segment]:
+    """LLaMA-Factory's ``alpaca``: no BOS; ``{system}`` (default: the Alpaca preamble and "\\n\\n"; a record's own
+    system replaces it whole, with no separator), then per exchange ``### Instruction:\\n{user}\\n\\n### Response:\\n``
+    and the trained ``{answer}</s>\\n\\n``. Each part is tokenized on its own, as LLaMA-Factory does."""
+    system_prompt = record["system"] or (LLAMAFACTORY_ALPACA_SYSTEM if system is None else system)
+    exchanges = llamafactory_turns(record)
+    segments = [Segment(system_prompt, False, constant=not record["system"])] if system_prompt else []
+    for k, (user, answer) in enumerate(exchanges):
+        trained = k == len(exchanges) - 1 or not mask_history
+        segments += [
+            Segment(f"### Instruction:\n{user}\n\n### Response:\n", False),
+            Segment(answer, trained),
+            Segment(Special.EOS, trained),
+            Segment(LLAMAFACTORY_ANSWER_TAIL, trained, constant=True),
+        ]
+    return segments
+
+
+def llamafactory_llama2(record: Mapping[str, Any], system: str | None, mask_history: bool) -> list[Segment]:
+    """LLaMA-Factory's ``llama2``: per exchange ``<s>`` ``[INST] {user} [/INST]`` and the trained ``{answer}</s>``,
+    the system (no default) fused into the first user message as ``<<SYS>>\\n{system}\\n<</SYS>>\\n\\n``; nothing
+    is stripped and each part is tokenized on its own ("▁[INST]" after ``<s>``, no "▁" before ``</s>``)."""
+    system_prompt = record["system"] or system
+    exchanges = llamafactory_turns(record)
+    segments = []
+    for k, (user, answer) in enumerate(exchanges):
+        if k == 0 and system_prompt:
+            user = f"<<SYS>>\n{system_prompt}\n<</SYS>>\n\n{user}"
+        trained = k == len(exchanges) - 1 or not mask_history
+        segments += [
+            Segment(Special.BOS, False),
+            Segment(f"[INST] {user} [/INST]", False),
+            Segment(answer, trained),
+            Segment(Special.EOS, trained),
+        ]
+    return segments
+
+
 TEMPLATES: dict[str, Callable[[Mapping[str, Any], str | None, bool], list[Segment]]] = {
     "alpaca": alpaca,
     "llama2-chat": llama2_chat,
+    "llamafactory-alpaca": llamafactory_alpaca,
+    "llamafactory-llama2": llamafactory_llama2,
 }
 
 

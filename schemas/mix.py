@@ -235,7 +235,12 @@ class TokenizeSpec(Section):
         description="hub id or local folder (INSTRUCT_PIPELINE_TOKENIZER overrides); a public copy of the "
         "LLaMA-2 tokenizer, since meta-llama/Llama-2-7b-hf is gated",
     )
-    template: Literal["alpaca", "llama2-chat", "chat_template"] = "alpaca"
+    template: Literal["alpaca", "llama2-chat", "chat_template", "llamafactory-alpaca", "llamafactory-llama2"] = Field(
+        "alpaca",
+        description="alpaca (token-identical to axolotl's alpaca), llama2-chat (Meta's Llama-2-chat template), "
+        "chat_template (the tokenizer's own), llamafactory-alpaca / llamafactory-llama2 (token-identical to "
+        "LLaMA-Factory's alpaca / llama2 templates)",
+    )
     system: str | None = Field(None, description="system prompt for records without one (template default if unset)")
     cutoff_len: int = Field(1024, ge=16)
     overflow: Literal["truncate", "drop"] = "drop"
