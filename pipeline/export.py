@@ -33,12 +33,16 @@ from pipeline import chat_format
 from schemas.mix import MixSpec
 
 ALPACA_COLUMNS = ("instruction", "input", "output", "system", "history")
-# our tokenize.template -> (LLaMA-Factory's template, how its tokens compare), from tests/test_templates.py
+# our tokenize.template -> (LLaMA-Factory's template, how its tokens compare; tests/test_templates.py)
 LLAMA_FACTORY_TEMPLATES: dict[str, tuple[str, str]] = {
-    "alpaca": ("alpaca", "differs from ours (see the README's template parity table)"),
-    "llama2-chat": ("llama2", "differs from ours (see the README's template parity table)"),
-    "chat_template": ("default", "ours renders the tokenizer's own chat template; pick the LLaMA-Factory "
-                                 "template of that model"),
+    "llamafactory-alpaca": ("alpaca", "is token-identical to ours (tested)"),
+    "llamafactory-llama2": ("llama2", "is token-identical to ours (tested)"),
+    "alpaca": ("alpaca", "differs from ours (no BOS, one newline before the input, a trained \\n\\n after EOS); "
+                         "build with tokenize.template: llamafactory-alpaca for parity"),
+    "llama2-chat": ("llama2", "differs from ours (its parts are tokenized apart); build with tokenize.template: "
+                              "llamafactory-llama2 for parity"),
+    "chat_template": ("default", "is not ours: ours renders the tokenizer's own chat template; pick the "
+                                 "LLaMA-Factory template of that model"),
 }
 
 
