@@ -10,6 +10,7 @@ from collections import Counter
 import polars as pl
 
 from pipeline.config import ResolvedSource
+from pipeline.formats import parse_alias_repair
 from schemas.report import RuleCount, SourceSummary, StageCounts
 
 # in order; a record rejected by one never reaches the next
@@ -70,18 +71,23 @@ def funnel(inputs: Counter[str], fates: pl.DataFrame) -> list[StageCounts]:
 
 def source_summary(source: ResolvedSource, inputs: Counter[str], train: pl.DataFrame, fates: pl.DataFrame,
                    repairs: Counter[tuple[str, str]], formats: dict[str, set[str]]) -> SourceSummary:
-    """``kept`` counts a source's rows of train (repeats too)."""
+    """``kept`` counts a source's rows of train (repeats too); ``aliases`` are read off the alias repairs."""
     name = source.spec.name
     theirs = fates.filter(pl.col("source") == name)
     mine = theirs.filter(pl.col("fate") == "rejected")
     reasons = dict(sorted(Counter(mine["reason"].to_list()).items()))
+    mine_repairs = {fix: n for (src, fix), n in repairs.items() if src == name}
+    aliases: dict[str, set[str]] = {}
+    for field, key in filter(None, map(parse_alias_repair, mine_repairs)):
+        aliases.setdefault(field, set()).add(key)
     return SourceSummary(
         name=name, task=source.spec.task_label, general=source.spec.general,
         format="+".join(sorted(formats[name])) or source.spec.format,
         files=len(source.files) or 1, input=inputs[name],
         kept=int((train["source"] == name).sum()), rejected=mine.height,
         duplicates=int((theirs["fate"] == "duplicate").sum()), reasons=reasons,
-        repairs=dict(sorted((fix, n) for (src, fix), n in repairs.items() if src == name)),
+        repairs=dict(sorted(mine_repairs.items())),
+        aliases={field: "+".join(sorted(keys)) for field, keys in sorted(aliases.items())},
     )
 
 

@@ -1,11 +1,19 @@
 """Map source rows of a known format to canonical record fields (types are checked later, in validate).
 
-``adapt_batch`` takes a batch of parsed rows and the source's field map (canonical name -> the source's key)
-and returns the records they hold (one per row for Alpaca and chat formats, one per instance for
-self-instruct), each with the position of its row, plus the rows it could not read as the format, each with a
-reason code. Repairs that lose nothing (``history: ""`` read as no history, tool specs folded into the system
-prompt) are counted. Records may share objects with the rows: nothing here or downstream mutates them, since a
-rejected row is quarantined exactly as it was read.
+``adapt_batch`` takes a batch of parsed rows, the source's field map (canonical name -> the source's key) and
+the key aliases found for the batch, and returns the records they hold (one per row for Alpaca and chat formats,
+one per instance for self-instruct), each with the position of its row, plus the rows it could not read as the
+format, each with a reason code. Repairs that lose nothing (``history: ""`` read as no history, tool specs
+folded into the system prompt, a field read under an alias) are counted. Records may share objects with the
+rows: nothing here or downstream mutates them, since a rejected row is quarantined exactly as it was read.
+
+Key aliases (``ALIASES``, applied by ``format: auto`` to Alpaca-like rows only): ``find_aliases`` reads them off
+one row's keys, as format detection does, so a chunk is read with one mapping. For each canonical field the row
+lacks and the source's ``columns`` does not map, the table's keys present in the row (and not named by
+``columns``) are looked up: exactly one is read as the field; two or more make the field ambiguous, and every
+row of the chunk is rejected as ``ambiguous_field:<field>`` naming them (no guess: the keys often mean different
+things, e.g. LLaMA-Factory's ``query`` is the input, not the instruction). An explicit ``columns`` entry always
+wins, and a present canonical key is never replaced.
 """
 
 from __future__ import annotations
@@ -49,12 +57,73 @@ ROLES: dict[str, str] = {
 }
 ALPACA_FIELDS = ("instruction", "input", "output", "system", "history")
 
+# canonical field -> the keys read for it, under format: auto, when an Alpaca-like row lacks it (GPTeacher's
+# response, Dolly's context and response, question/answer and prompt/completion sets)
+ALIASES: dict[str, tuple[str, ...]] = {
+    "instruction": ("prompt", "query", "question"),
+    "input": ("context",),
+    "output": ("response", "completion", "answer", "target"),
+}
+AMBIGUOUS_HINT = ": name the one to read in the source's columns"  # then "(<field>: <first key>)"
+ALIAS_REPAIR = "alias:"  # repairs "alias:<field>=<key>": records whose field was read under an alias
 
-def adapt_batch(fmt: str, values: list[Any], bad: Mapping[int, tuple[str, str]], columns: Mapping[str, str]) -> Adapted:
-    """Records of every row of a batch; unparsable rows (``bad``) and non-objects are rejected here."""
+
+@dataclass(frozen=True)
+class Aliases:
+    """The aliases a chunk is read with: (field, key) pairs, and the fields more than one key could be."""
+
+    mapped: tuple[tuple[str, str], ...] = ()
+    ambiguous: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def __str__(self) -> str:
+        return " ".join([f"{f}={k}" for f, k in self.mapped] + [f"{f}={'|'.join(k)}" for f, k in self.ambiguous])
+
+
+NO_ALIASES = Aliases()
+
+
+def find_aliases(row: Mapping[str, Any], columns: Mapping[str, str]) -> Aliases:
+    """The aliases of ``ALIASES`` that a row's keys call for (see the module docstring)."""
+    named = set(columns.values())
+    mapped, ambiguous = [], []
+    for field_name, keys in ALIASES.items():
+        if field_name in columns or field_name in row:
+            continue
+        present = tuple(k for k in keys if k in row and k not in named)
+        if len(present) == 1:
+            mapped.append((field_name, present[0]))
+        elif present:
+            ambiguous.append((field_name, present))
+    return Aliases(tuple(mapped), tuple(ambiguous)) if mapped or ambiguous else NO_ALIASES
+
+
+def alias_repair(field_name: str, key: str) -> str:
+    return f"{ALIAS_REPAIR}{field_name}={key}"
+
+
+def parse_alias_repair(repair: str) -> tuple[str, str] | None:
+    """(field, key) of an ``alias_repair`` name; None for any other repair."""
+    if not repair.startswith(ALIAS_REPAIR):
+        return None
+    field_name, _, key = repair.removeprefix(ALIAS_REPAIR).partition("=")
+    return field_name, key
+
+
+def adapt_batch(fmt: str, values: list[Any], bad: Mapping[int, tuple[str, str]], columns: Mapping[str, str],
+                aliases: Aliases = NO_ALIASES) -> Adapted:
+    """Records of every row of a batch; unparsable rows (``bad``) and non-objects are rejected here, and so is
+    every row when ``aliases`` has an ambiguous field."""
     out = Adapted()
-    if fmt == "alpaca" and all(columns.get(f, f) == f for f in ALPACA_FIELDS):
-        _alpaca_rows(values, bad, out)
+    if aliases.ambiguous:
+        _ambiguous_rows(values, bad, aliases, out)
+        return out
+    mapped = [(field_name, key) for field_name, key in aliases.mapped if field_name not in columns]  # columns win
+    if mapped:
+        columns = {**dict(mapped), **columns}
+        for field_name, key in mapped:
+            out.repairs[alias_repair(field_name, key)] = sum(1 for row in values if type(row) is dict and key in row)
+    if fmt == "alpaca":
+        _alpaca_rows(values, bad, columns, out)
         return out
     adapt = ADAPTERS[fmt](columns)
     for pos, row in enumerate(values):
@@ -74,21 +143,36 @@ def adapt_batch(fmt: str, values: list[Any], bad: Mapping[int, tuple[str, str]],
     return out
 
 
-def _alpaca_rows(values: list[Any], bad: Mapping[int, tuple[str, str]], out: Adapted) -> None:
-    """The hot path: rows already in canonical shape are used as they are; only rows with a ``system`` or
-    ``history`` key are copied, to drop empty values and turn LLaMA-Factory's [[q, a], ...] pairs into turns."""
+def _alpaca_rows(values: list[Any], bad: Mapping[int, tuple[str, str]], columns: Mapping[str, str],
+                 out: Adapted) -> None:
+    """The hot path: rows already in canonical shape are used as they are; rows under other keys (``columns``,
+    aliases: GPTeacher's ``response``) are picked and renamed into a new dict. Only rows with a ``system`` or
+    ``history`` key are (also) copied, to drop empty values and turn LLaMA-Factory's [[q, a], ...] pairs into
+    turns."""
     records, positions = out.records, out.positions
+    keys = [(f, columns.get(f, f)) for f in ALPACA_FIELDS]
+    renamed = any(f != key for f, key in keys)
     tidied = False
     for pos, row in enumerate(values):
         if type(row) is not dict:
             out.rejects.append(_not_a_row(pos, row, bad))
             continue
+        if renamed:
+            row = {f: row[key] for f, key in keys if key in row}
         if "history" in row or "system" in row:
             row, tidied = _tidy_alpaca(row, out.repairs), True
         records.append(row)
         positions.append(pos)
     out.subs = [None] * len(records)
     out.may_have_history = tidied
+
+
+def _ambiguous_rows(values: list[Any], bad: Mapping[int, tuple[str, str]], aliases: Aliases, out: Adapted) -> None:
+    reason = f"ambiguous_field:{aliases.ambiguous[0][0]}"
+    detail = "; ".join(f"keys {' and '.join(repr(k) for k in keys)} could each be the {field_name}{AMBIGUOUS_HINT}"
+                       f" ({field_name}: {keys[0]})" for field_name, keys in aliases.ambiguous)
+    out.rejects = [_not_a_row(pos, row, bad) if type(row) is not dict else (pos, reason, detail)
+                   for pos, row in enumerate(values)]
 
 
 def _tidy_alpaca(row: Mapping[str, Any], repairs: Counter[str]) -> Record:
@@ -110,19 +194,6 @@ def _not_a_row(pos: int, row: Any, bad: Mapping[int, tuple[str, str]]) -> tuple[
     if pos in bad:
         return pos, "malformed_json", bad[pos][1]
     return pos, "not_an_object", f"expected a JSON object, got {'null' if row is None else type(row).__name__}"
-
-
-def alpaca(columns: Mapping[str, str]) -> RowAdapter:
-    """Alpaca rows under other key names (e.g. GPTeacher's ``response``): pick and rename, then tidy."""
-    keys = [(f, columns.get(f, f)) for f in ALPACA_FIELDS]
-
-    def adapt(row: Mapping[str, Any]) -> list[Record]:
-        repairs: Counter[str] = Counter()
-        record = _tidy_alpaca({f: row[key] for f, key in keys if key in row}, repairs)
-        record["repairs"] = list(repairs.elements())
-        return [record]
-
-    return adapt
 
 
 def sharegpt(columns: Mapping[str, str]) -> RowAdapter:
@@ -167,9 +238,9 @@ def mt_bench(columns: Mapping[str, str]) -> RowAdapter:
     return adapt
 
 
-# format name -> adapter factory, called once per chunk with the source's field map.
+# format name -> adapter factory, called once per chunk with the source's field map (Alpaca rows are read in
+# bulk by _alpaca_rows instead).
 ADAPTERS: dict[str, Callable[[Mapping[str, str]], RowAdapter]] = {
-    "alpaca": alpaca,
     "sharegpt": sharegpt,
     "openai": openai,
     "self_instruct": self_instruct,

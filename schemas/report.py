@@ -39,6 +39,10 @@ class SourceSummary(Model):
     duplicates: int = 0
     reasons: dict[str, int] = Field(default_factory=dict)
     repairs: dict[str, int] = Field(default_factory=dict, description="fixes that lost nothing, by kind")
+    aliases: dict[str, str] = Field(
+        default_factory=dict, description="canonical field -> the key format: auto read it from (its alias table), "
+        "e.g. {output: response}; keys that differ between files are joined with '+'. Explicit columns are not "
+        "listed; the records read so are counted in repairs as alias:<field>=<key>")
 
 
 class LedgerRow(Model):

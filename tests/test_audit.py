@@ -170,7 +170,7 @@ def test_build_profile_reads_token_lengths_from_tokenized_rows():
     import polars as pl
 
     plain = pl.DataFrame({"input_ids": [[1, 2, 3], [1, 2]]})
-    packed = pl.DataFrame({"seq_lens": [[3, 2], [4]]})
+    packed = pl.DataFrame({"seq_lengths": [[3, 2], [4]]})
     assert profile.example_lengths(plain).to_list() == [3, 2]
     assert profile.example_lengths(packed).to_list() == [3, 2, 4]
 
@@ -187,3 +187,89 @@ def test_memory_section_resolves_the_base_model(base_model, model):
     totals = {m.method: m.total for m in report.methods}
     assert totals["qlora"] < totals["lora"] < totals["full"]
     assert ("assumed" in report.model_from) == (model == "7B" and base_model != "NousResearch/Llama-2-7b-hf")
+
+
+@pytest.fixture
+def gpteacher(tmp_path, shared_data) -> Path:
+    """GPTeacher's layout (instruction, input, response) over real GPT-4 answers: LLaMA-Factory's alpaca_en_demo."""
+    rows = json.loads((shared_data / "llama-factory" / "alpaca_en_demo.json").read_text(encoding="utf-8"))[:200]
+    path = tmp_path / "gpteacher.json"
+    path.write_text(json.dumps([{"instruction": r["instruction"], "input": r["input"], "response": r["output"]}
+                                for r in rows]), encoding="utf-8")
+    return path
+
+
+def test_audit_reads_aliased_keys_and_says_so(gpteacher, tmp_path):
+    """The issue's case: GPTeacher was 0 readable records, every one rejected as missing_field:output."""
+    report = audit.run([str(gpteacher)], root=tmp_path)
+    assert (report.totals["records"], report.totals["rejected"]) == (200, 0)
+    assert report.files[0].repairs["alias:output=response"] == 200
+    aliased = verdict(report, "aliased_keys")
+    assert aliased.severity == "info" and aliased.count == 200
+    assert "gpteacher.json: output <- response 200" in aliased.message
+    assert "alias:" not in next((v.message for v in report.verdicts if v.code == "repairs"), "")
+    explicit = audit.run([str(gpteacher)], root=tmp_path, columns={"output": "response"})
+    assert (explicit.totals["records"], explicit.totals["rejected"]) == (200, 0)
+    assert "aliased_keys" not in {v.code for v in explicit.verdicts}
+    assert not any(fix.startswith("alias:") for fix in explicit.files[0].repairs)
+
+
+def test_audit_rejects_an_ambiguous_file_until_columns_choose(gpteacher, tmp_path):
+    rows = json.loads(gpteacher.read_text())
+    both = tmp_path / "both.jsonl"
+    both.write_text("".join(json.dumps({**r, "answer": "Short."}) + "\n" for r in rows))
+    report = audit.run([str(both)], root=tmp_path)
+    assert report.totals["records"] == 0 and report.schema_problems["ambiguous_field:output"].count == 200
+    ambiguous = verdict(report, "ambiguous_keys")
+    assert ambiguous.severity == "high" and "--columns FIELD=KEY" in ambiguous.message
+    assert "(both.jsonl: keys 'response' and 'answer' could each be the output (200))" in ambiguous.message
+    assert "invalid_records" not in {v.code for v in report.verdicts}
+    chosen = audit.run([str(both)], root=tmp_path, columns={"output": "answer"})
+    assert chosen.totals["records"] == 200 and chosen.profile.lengths.output_chars.max == len("Short.")
+
+
+def test_audit_names_columns_when_a_field_is_missing(tmp_path):
+    path = tmp_path / "odd.jsonl"
+    path.write_text("".join(json.dumps({"instruction": f"Say {k}.", "reply": f"{k}."}) + "\n" for k in range(5)))
+    report = audit.run([str(path)], root=tmp_path)
+    invalid = verdict(report, "invalid_records")
+    assert "missing_field:output 5" in invalid.message and "--columns FIELD=KEY" in invalid.message
+    assert audit.run([str(path)], root=tmp_path, columns={"output": "reply"}).totals["records"] == 5
+
+
+def test_parse_columns():
+    assert audit.parse_columns(["output=response", " instruction = prompt ", "output=response"]) == {
+        "output": "response", "instruction": "prompt"}
+    assert audit.parse_columns([]) == {}
+
+
+@pytest.mark.parametrize("items, message", [
+    (["outputresponse"], "--columns 'outputresponse': expected FIELD=KEY, e.g. output=response"),
+    (["output="], "--columns 'output=': expected FIELD=KEY"),
+    (["=response"], "--columns '=response': expected FIELD=KEY"),
+    (["outputs=response"], "--columns 'outputs=response': unknown canonical field 'outputs'; did you mean 'output'? "
+                           "valid: instruction, input, output, system, history, conversations, messages"),
+    (["answer=response"], "--columns 'answer=response': unknown canonical field 'answer'; valid: instruction,"),
+    (["output=a", "output=b"], "--columns 'output=b': output is already read from 'a'"),
+])
+def test_parse_columns_errors_name_the_item(items, message):
+    from pipeline.config import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        audit.parse_columns(items)
+    assert str(err.value).startswith(message)
+
+
+def test_resolve_checks_columns_before_reading(tmp_path):
+    from pipeline.config import ConfigError
+
+    path = write_rows(tmp_path / "a.jsonl")
+    [source] = audit.resolve([str(path)], tmp_path, {"output": "response"})
+    assert source.source.spec.columns == {"output": "response"} and source.source.spec.format == "auto"
+    with pytest.raises(ConfigError, match="columns: unknown canonical field 'reply'"):
+        audit.resolve([str(path)], tmp_path, {"reply": "x"})
+
+
+def write_rows(path: Path) -> Path:
+    path.write_text(json.dumps({"instruction": "Hi", "response": "Hello"}) + "\n")
+    return path

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pipeline.formats import FormatError, adapt_batch, detect_format
+from pipeline.formats import NO_ALIASES, Aliases, FormatError, adapt_batch, detect_format, find_aliases
 
 
 def adapt(fmt: str, row: dict, columns: dict | None = None) -> list[dict]:
@@ -122,3 +122,48 @@ def test_tools_nested_past_orjsons_depth_limit_are_folded_into_the_system_prompt
     turns = [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello"}]
     (record,) = adapt("sharegpt", {"conversations": turns, "tools": tools})
     assert record["system"] == "Tools:\n" + "[" * 301 + "]" * 301
+
+
+@pytest.mark.parametrize("keys, columns, mapped, ambiguous", [
+    (("instruction", "input", "response"), {}, [("output", "response")], []),  # GPTeacher
+    (("instruction", "context", "response", "category"), {}, [("input", "context"), ("output", "response")], []),
+    (("question", "answer"), {}, [("instruction", "question"), ("output", "answer")], []),
+    (("prompt", "completion"), {}, [("instruction", "prompt"), ("output", "completion")], []),
+    (("query", "target"), {}, [("instruction", "query"), ("output", "target")], []),
+    # LLaMA-Factory names the input `query`: with `prompt` beside it, neither is guessed
+    (("prompt", "query", "response"), {}, [("output", "response")], [("instruction", ("prompt", "query"))]),
+    (("instruction", "response", "answer"), {}, [], [("output", ("response", "answer"))]),
+    (("instruction", "input", "output", "response", "question"), {}, [], []),  # canonical keys are never replaced
+    (("instruction", "response", "answer"), {"output": "answer"}, [], []),  # explicit columns win
+    (("prompt", "question", "response"), {"input": "question"}, [("instruction", "prompt"), ("output", "response")],
+     []),  # a key that columns names is no alias for another field
+    (("instruction", "input", "output"), {}, [], []),
+])
+def test_aliases_from_a_rows_keys(keys, columns, mapped, ambiguous):
+    found = find_aliases(dict.fromkeys(keys, "x"), columns)
+    assert (list(found.mapped), list(found.ambiguous)) == (mapped, ambiguous)
+    assert (found == NO_ALIASES) == (not mapped and not ambiguous)
+
+
+def test_aliased_rows_are_read_and_counted():
+    rows = [{"instruction": "Name a colour.", "input": "", "response": "Blue."},
+            {"instruction": "Name a fruit.", "input": "", "output": "Apple."},  # read as the first row says: no output
+            "not a row"]
+    out = adapt_batch("alpaca", rows, {}, {}, Aliases(mapped=(("output", "response"),)))
+    assert out.records == [{"instruction": "Name a colour.", "input": "", "output": "Blue."},
+                           {"instruction": "Name a fruit.", "input": ""}]
+    assert out.repairs == {"alias:output=response": 1}
+    assert out.rejects == [(2, "not_an_object", "expected a JSON object, got str")]
+    explicit = adapt_batch("alpaca", rows[:1], {}, {"output": "instruction"}, Aliases(mapped=(("output", "response"),)))
+    assert explicit.records[0]["output"] == "Name a colour." and not explicit.repairs  # columns win over an alias
+
+
+def test_an_ambiguous_field_rejects_every_row_naming_the_keys():
+    rows = [{"instruction": "Hi", "response": "Hello", "answer": "Hey"}, {"instruction": "Bye", "response": "Bye"},
+            None]
+    out = adapt_batch("alpaca", rows, {2: ("{", "bad")}, {}, Aliases(ambiguous=(("output", ("response", "answer")),)))
+    assert not out.records
+    detail = ("keys 'response' and 'answer' could each be the output: name the one to read in the source's columns "
+              "(output: response)")
+    assert out.rejects == [(0, "ambiguous_field:output", detail), (1, "ambiguous_field:output", detail),
+                           (2, "malformed_json", "bad")]

@@ -10,10 +10,12 @@ ids), so every count is also per file and duplicates across files are found like
 
 The modules: ``reading`` (files to a ``Readout``, leniently), ``measures`` (the counters: hits, duplicates,
 fields, token lengths), ``rules`` (findings and the verdict rule table), ``runner`` (``run``, ``measure``,
-``write``). The names below are the ones used from outside the package.
+``write``). The names below are the ones used from outside the package. Files are read with ``format: auto``,
+key aliases included (``response`` read as the output, ...: ``pipeline.formats.ALIASES``); ``columns`` (from
+``--columns output=response``, ``parse_columns``) names a field's key explicitly and wins over the aliases.
 """
 
-from pipeline.audit.reading import audit_spec, read, resolve
+from pipeline.audit.reading import audit_spec, parse_columns, read, resolve
 from pipeline.audit.runner import FORMATS, run, write
 
-__all__ = ["FORMATS", "audit_spec", "read", "resolve", "run", "write"]
+__all__ = ["FORMATS", "audit_spec", "parse_columns", "read", "resolve", "run", "write"]

@@ -47,6 +47,7 @@ class Measured:
     records: pl.DataFrame  # readable records, as a build's normalize leaves them, with lang
     record_dups: pl.DataFrame  # every duplicate by the record key (dedup.DUPLICATE_SCHEMA)
     instruction_dups: pl.DataFrame  # every duplicate by the instruction alone
+    rejected: pl.DataFrame  # every unreadable item (QUARANTINE_SCHEMA)
 
 
 def rule_count(ids: pl.Series) -> RuleCount:

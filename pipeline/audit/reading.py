@@ -1,8 +1,10 @@
 """`pipeline audit`, reading: every file of the PATH arguments as a source of its own, read leniently.
 
-Contract: ``resolve(paths, root)`` turns each PATH (file, glob or folder) into one ``AuditSource`` per file (or
-per HF dataset folder), each with a unique, id-safe source name; ``read(sources, audit_spec(sources), root)``
-ingests, validates and normalizes them as a build would (``process_chunk``) and returns a ``Readout``: the
+Contract: ``resolve(paths, root, columns)`` turns each PATH (file, glob or folder) into one ``AuditSource`` per
+file (or per HF dataset folder), each with a unique, id-safe source name, read with ``format: auto`` (its key
+aliases included) and the explicit field map ``columns`` (``parse_columns`` reads it from ``--columns`` items);
+``read(sources, audit_spec(sources), root)`` ingests, validates and normalizes them as a build would
+(``process_chunk``) and returns a ``Readout``: the
 readable records, the rejects, and per file the items read, formats, repairs and the problem that stopped or
 would stop a strict read (``strict_json_problem``). A malformed item is counted and a broken file is reported;
 neither stops the audit. Nothing else is measured here.
@@ -10,21 +12,22 @@ neither stops the audit. Nothing else is measured here.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import polars as pl
 
-from pipeline.config import ResolvedSource, resolve_source
+from pipeline.config import ConfigError, ResolvedSource, resolve_source
 from pipeline.io import readers
 from pipeline.io.json_stream import MalformedJSONError
 from pipeline.records import RECORD_SCHEMA, process_chunk
 from pipeline.stage import QUARANTINE_SCHEMA
-from schemas.mix import MixSpec, NormalizeSpec, SourceSpec
+from schemas.mix import CANONICAL_FIELDS, MixSpec, NormalizeSpec, SourceSpec
 
 
 class Progress(Protocol):
@@ -63,9 +66,36 @@ def _source_name(path: Path, taken: set[str]) -> str:
     return name
 
 
-def resolve(paths: Sequence[str], root: Path) -> list[AuditSource]:
-    """One lenient source per file of each PATH (file, glob or folder), or per HF dataset folder; a path that
-    does not resolve raises ``ConfigError`` with its reason."""
+def parse_columns(values: Sequence[str]) -> dict[str, str]:
+    """``--columns`` items (``FIELD=KEY``, e.g. ``output=response``) as a source's ``columns``: canonical field ->
+    the key to read it from. A malformed item, an unknown field or a field given two keys raises ``ConfigError``."""
+    columns: dict[str, str] = {}
+    for item in values:
+        field_name, sep, key = (part.strip() for part in item.partition("="))
+        if not sep or not field_name or not key:
+            raise ConfigError(f"--columns {item!r}: expected FIELD=KEY, e.g. output=response")
+        check_columns({field_name: key}, f"--columns {item!r}")
+        if columns.get(field_name, key) != key:
+            raise ConfigError(f"--columns {item!r}: {field_name} is already read from {columns[field_name]!r}")
+        columns[field_name] = key
+    return columns
+
+
+def check_columns(columns: Mapping[str, str], where: str = "columns") -> None:
+    """``ConfigError`` naming the first field of ``columns`` that is not a canonical field, and the valid ones."""
+    for field_name in columns:
+        if field_name not in CANONICAL_FIELDS:
+            close = difflib.get_close_matches(field_name, CANONICAL_FIELDS, n=1, cutoff=0.5)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise ConfigError(f"{where}: unknown canonical field {field_name!r}; {hint}"
+                              f"valid: {', '.join(CANONICAL_FIELDS)}")
+
+
+def resolve(paths: Sequence[str], root: Path, columns: Mapping[str, str] | None = None) -> list[AuditSource]:
+    """One lenient source per file of each PATH (file, glob or folder), or per HF dataset folder, each read with
+    ``columns`` (canonical field -> the key to read it from; ``format: auto``'s aliases still apply to the other
+    fields); a path that does not resolve, or an unknown field, raises ``ConfigError`` with its reason."""
+    check_columns(columns or {})
     taken: set[str] = set()
     found = []
     for text in paths:
@@ -73,7 +103,8 @@ def resolve(paths: Sequence[str], root: Path) -> list[AuditSource]:
         whole = resolve_source(where, SourceSpec(name="audit", path=text, lenient=True), root)
         for file in whole.files or (whole.folder,):
             assert file is not None
-            spec = SourceSpec(name=_source_name(file, taken), path=str(file), task=text, lenient=True)
+            spec = SourceSpec(name=_source_name(file, taken), path=str(file), task=text, lenient=True,
+                              columns=dict(columns or {}))
             single = (ResolvedSource(spec=spec, kind="files", files=(file,)) if whole.kind == "files" else
                       ResolvedSource(spec=spec, kind=whole.kind, folder=whole.folder))
             found.append(AuditSource(single, text, readers.display_path(file, root)))

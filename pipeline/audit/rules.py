@@ -8,11 +8,13 @@ first (``SEVERITIES``), then by count, then by code. Pure: nothing is read or wr
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import polars as pl
 
 from pipeline.audit.measures import CUTOFF, EXAMPLES, QUALITY_RULES, Measured, preview
+from pipeline.formats import AMBIGUOUS_HINT, parse_alias_repair
 from schemas.audit import DuplicateView, Verdict
 from schemas.report import RuleCount
 
@@ -21,6 +23,8 @@ LOW_DIVERSITY_SHARE = 0.5  # ten leading words starting more instructions than t
 SEVERITIES = ("high", "medium", "low", "info")
 SCHEMA_PARSE = ("malformed_json", "not_an_object")
 SCHEMA_EMPTY = ("empty_output", "empty_instruction")
+AMBIGUOUS = "ambiguous_field:"  # rejects of a file whose keys left a field ambiguous (pipeline.formats)
+MISSING = "missing_field:"
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,8 @@ VERDICT_RULES: tuple[VerdictRule, ...] = (
                 "them unless the source sets lenient: true"),
     VerdictRule("malformed_items", ALWAYS_HIGH, "{count:,} item(s) do not parse ({detail}); a lenient build "
                 "quarantines them"),
+    VerdictRule("ambiguous_keys", ALWAYS_HIGH, "{count:,} record(s) are unread, their file having more than one key "
+                "for a field ({detail}); name the key to read with --columns FIELD=KEY"),
     VerdictRule("invalid_records", ALWAYS_HIGH, "{count:,} record(s) fail the record schema ({detail})"),
     VerdictRule("empty_output", ALWAYS_HIGH, "{count:,} record(s) have an empty output; a build rejects them"),
     VerdictRule("empty_instruction", ALWAYS_HIGH, "{count:,} record(s) have an empty instruction"),
@@ -100,8 +106,12 @@ VERDICT_RULES: tuple[VerdictRule, ...] = (
                 "gives them \"\" (missing_input) or, with validate.require_input_key, rejects them"),
     VerdictRule("empty_input", ((0.0, "info"),), "{count:,} record(s) have an empty input (instructions without "
                 "context: normal for Alpaca data)"),
+    VerdictRule("aliased_keys", ((0.0, "info"),), "{count:,} record(s) are read under key aliases ({detail}); a "
+                "build with format: auto reads them so too. If a key means something else, name the right one "
+                "with --columns FIELD=KEY"),
     VerdictRule("repairs", ((0.0, "info"),), "{count:,} repair(s) a build would make: {detail}"),
 )
+MISSING_FIELD_HINT = "; a field under another key is read with --columns FIELD=KEY"
 
 
 def findings(measured: Measured) -> dict[str, Finding]:
@@ -109,7 +119,8 @@ def findings(measured: Measured) -> dict[str, Finding]:
     report, records = measured.report, measured.records
     record_dups, instruction_dups = measured.record_dups, measured.instruction_dups
     schema = report.schema_problems
-    invalid = {k: v for k, v in schema.items() if k not in SCHEMA_PARSE + SCHEMA_EMPTY}
+    ambiguous = tuple(k for k in schema if k.startswith(AMBIGUOUS))
+    invalid = {k: v for k, v in schema.items() if k not in SCHEMA_PARSE + SCHEMA_EMPTY + ambiguous}
     broken = [(f.source, f.problem) for f in report.files if f.problem]
     fields = {f.field: f for f in report.fields}
     cross = record_dups.filter(pl.col("source") != pl.col("kept_source"))
@@ -119,7 +130,10 @@ def findings(measured: Measured) -> dict[str, Finding]:
     narrow = diversity.top10_share > LOW_DIVERSITY_SHARE
     missing_in = [f.source for f in report.files if f.repairs.get("missing_input")]
     similar = instruction_dups.join(record_dups, on="id", how="anti")  # a duplicated record is reported as such
-    other_repairs = {k: v for k, v in report.repairs.items() if k not in ("missing_input", "placeholder_input")}
+    aliased = {(f.source, alias): n for f in report.files for fix, n in f.repairs.items()
+               if (alias := parse_alias_repair(fix)) is not None}
+    other_repairs = {k: v for k, v in report.repairs.items()
+                     if k not in ("missing_input", "placeholder_input") and parse_alias_repair(k) is None}
 
     def of(*reasons: str) -> Finding:
         chosen = {r: schema[r] for r in reasons if r in schema}
@@ -133,7 +147,10 @@ def findings(measured: Measured) -> dict[str, Finding]:
     found = {
         "not_strict_json": Finding(len(broken), [f for f, _ in broken], "; ".join(f"{f}: {p}" for f, p in broken)),
         "malformed_items": of(*SCHEMA_PARSE),
-        "invalid_records": of(*invalid),
+        "ambiguous_keys": _ambiguous(of(*ambiguous), measured.rejected),
+        "invalid_records": _with_hint(of(*invalid)),
+        "aliased_keys": Finding(sum(aliased.values()), [], "; ".join(
+            f"{file}: {field} <- {key} {n:,}" for (file, (field, key)), n in aliased.items())),
         "empty_output": of("empty_output"),
         "empty_instruction": of("empty_instruction"),
         "language_mismatch": off_language(records),
@@ -165,6 +182,22 @@ def _similar_pairs(pairs: pl.DataFrame, records: pl.DataFrame) -> str:
                              how="semi").select("id", "instruction").iter_rows())
     return "e.g. " + "; ".join(f"'{preview(text[i])}' ~ '{preview(text[k])}'" for i, k in
                                pairs.select("id", "kept_id").iter_rows())
+
+
+def _ambiguous(found: Finding, rejected: pl.DataFrame) -> Finding:
+    """Ambiguous rejects, with the keys each file left ambiguous (the rejects' detail, one per file)."""
+    if not found.count:
+        return found
+    keys = (rejected.filter(pl.col("reason").str.starts_with(AMBIGUOUS)).group_by("source", maintain_order=True)
+            .agg(pl.col("detail").first(), pl.len()))
+    hint = re.compile(re.escape(AMBIGUOUS_HINT) + r" \([^)]*\)")
+    return Finding(found.count, found.examples, "; ".join(
+        f"{source}: {hint.sub('', detail)} ({n:,})" for source, detail, n in keys.iter_rows()))
+
+
+def _with_hint(found: Finding) -> Finding:
+    """A finding of invalid records, with how to name a field's key when a field is missing."""
+    return Finding(found.count, found.examples, found.detail + MISSING_FIELD_HINT) if MISSING in found.detail else found
 
 
 def _finding(count: RuleCount | None, detail: str = "") -> Finding:

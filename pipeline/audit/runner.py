@@ -1,15 +1,15 @@
 """`pipeline audit`, the whole audit: read (``reading``), measure (``measures``), judge (``rules``), write.
 
-Contract: ``run(paths, tokenizer, progress, root)`` is ``measure`` and then the verdicts, as an ``AuditReport``;
-``measure`` reads the files and runs every measurement (tokenizing in a thread beside the rest) into a
-``Measured``; ``write(report, folder, formats)`` writes audit.html / audit.md / audit.json (``FORMATS``) into
-the folder and returns the paths written.
+Contract: ``run(paths, tokenizer, progress, root, columns)`` is ``measure`` and then the verdicts, as an
+``AuditReport``; ``measure`` reads the files (with ``columns``, as ``reading.resolve``) and runs every
+measurement (tokenizing in a thread beside the rest) into a ``Measured``; ``write(report, folder, formats)``
+writes audit.html / audit.md / audit.json (``FORMATS``) into the folder and returns the paths written.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -56,18 +56,20 @@ def _measure_records(records: pl.DataFrame, priority: list[str], stage: Callable
 
 
 def run(paths: Sequence[str], tokenizer: Any = None, progress: Progress | None = None,
-        root: Path | None = None) -> AuditReport:
-    """Audit the datasets at ``paths`` (relative to ``root``, the working folder by default); ``tokenizer``
-    (the LLaMA-2 tokenizer) gives the token lengths, which are left out without it."""
-    measured = measure(paths, tokenizer, progress, root or Path.cwd())
+        root: Path | None = None, columns: Mapping[str, str] | None = None) -> AuditReport:
+    """Audit the datasets at ``paths`` (relative to ``root``, the working folder by default), each file read with
+    ``columns`` (canonical field -> key, as ``resolve``); ``tokenizer`` (the LLaMA-2 tokenizer) gives the token
+    lengths, which are left out without it."""
+    measured = measure(paths, tokenizer, progress, root or Path.cwd(), columns)
     report = measured.report
     report.verdicts = verdicts(findings(measured), report.totals["items"])
     return report
 
 
-def measure(paths: Sequence[str], tokenizer: Any, progress: Progress | None, root: Path) -> Measured:
+def measure(paths: Sequence[str], tokenizer: Any, progress: Progress | None, root: Path,
+            columns: Mapping[str, str] | None = None) -> Measured:
     """Every measurement of the audit: read, then language, quality, PII, duplicates, tokens and the profile."""
-    sources = resolve(paths, root)
+    sources = resolve(paths, root, columns)
     readout = read(sources, audit_spec(sources), root, progress)
     stage: Callable[[str], None] = progress.stage if progress else (lambda _: None)
     records, rejected = readout.records, readout.rejected
@@ -105,7 +107,7 @@ def measure(paths: Sequence[str], tokenizer: Any, progress: Progress | None, roo
         duplicates=record_view, instruction_duplicates=instruction_view, quality=quality_found, pii=pii_found,
         content=content_hits(records, tokens), profile=dataset,
     )
-    return Measured(report, records, record_dups, instruction_dups)
+    return Measured(report, records, record_dups, instruction_dups, rejected)
 
 
 def audit_files(sources: Sequence[AuditSource], readout: Readout, records: pl.DataFrame, inputs: pl.DataFrame,

@@ -7,6 +7,7 @@ left out; nothing here reads a clock or a path, so one report always gives the s
 
 from __future__ import annotations
 
+from pipeline.formats import alias_repair
 from pipeline.report.document import (
     Block,
     Bullets,
@@ -22,7 +23,7 @@ from pipeline.report.document import (
     rule_table,
     table,
 )
-from schemas.report import BuildReport, DatasetProfile, Distribution, GroupCount, MemoryReport
+from schemas.report import BuildReport, DatasetProfile, Distribution, GroupCount, MemoryReport, SourceSummary
 
 
 def _sentence(text: str) -> str:
@@ -152,11 +153,22 @@ def _funnel(report: BuildReport) -> Section:
 
 
 def _sources(report: BuildReport) -> Section:
+    """The sources table, and a line naming the keys ``format: auto`` read under an alias, when any was."""
+    aliased = [_aliases(s) for s in report.sources if s.aliases]
+    note = (Text("Read under key aliases (format: auto; a source's columns choose otherwise): "
+                 + "; ".join(aliased) + "."),) if aliased else ()
     return Section("Sources", (table(
         ["source", "task", "general", "format", "input", "kept", "rejected", "duplicates", "rejected because",
          "repaired"],
         [(s.name, s.task, s.general, s.format, s.input, s.kept, s.rejected, s.duplicates, counted(s.reasons),
-          counted(s.repairs)) for s in report.sources]),))
+          counted(s.repairs)) for s in report.sources]), *note))
+
+
+def _aliases(source: SourceSummary) -> str:
+    """``gpteacher: output <- response (12,208 records)``."""
+    return f"{source.name}: " + ", ".join(
+        f"{field} <- {keys} ({sum(source.repairs.get(alias_repair(field, k), 0) for k in keys.split('+')):,} records)"
+        for field, keys in source.aliases.items())
 
 
 def _funnel_by_source(report: BuildReport) -> Section | None:
