@@ -8,8 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.changes import ChangeReport
 
-REPORT_VERSION = 5  # 2: dedup, duplicates per source; 3: split, mixture, advice; 4: quality, pii, decontamination;
-# 5: profile (the train split: languages, lengths in characters and tokens, diversity, composition) and memory
+REPORT_VERSION = 6  # 2: dedup, duplicates per source; 3: split, mixture, advice; 4: quality, pii, decontamination;
+# 5: profile (the train split: languages, lengths in characters and tokens, diversity, composition) and memory;
+# 6: not_applied gone (every section's stage has landed), a source's key aliases
 
 
 class Model(BaseModel):
@@ -286,9 +287,6 @@ class BuildReport(Model):
     mixture: MixtureReport | None = None
     advice: list[str] = Field(default_factory=list, description="which model to start from, for this data")
     tokens: TokenReport | None = None
-    not_applied: list[str] = Field(
-        default_factory=list, description="mix.yaml sections set to non-defaults whose stage has not landed yet"
-    )
     profile: DatasetProfile | None = Field(None, description="the train split as written (repeats included)")
     memory: MemoryReport | None = Field(None, description="GPU memory to fine-tune on this build")
     changes: ChangeReport | None = Field(None, description="against the previous version (scheduled builds)")
