@@ -7,8 +7,8 @@ own parser reads it) has the licenses the sources declare (``license:`` on a sou
 none when no source says), the languages found in train, ``text-generation`` as task category, the size
 category, and ``configs``: ``default`` with the train split (and ``eval`` when it has records: an empty split
 fails ``load_dataset``) and, when there is one, ``rejected`` with the quarantine. Listing the files keeps
-``load_dataset`` on the records, away from tokenized/ and anything a trainer caches beside them. The body is a short summary drawn
-from the report; report.md has the rest.
+``load_dataset`` on the records, away from tokenized/ and anything a trainer caches beside them. The body is a
+short summary drawn from the report; report.md has the rest.
 """
 
 from __future__ import annotations

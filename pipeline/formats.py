@@ -131,11 +131,11 @@ def adapt_batch(fmt: str, values: list[Any], bad: Mapping[int, tuple[str, str]],
             out.rejects.append(_not_a_row(pos, row, bad))
             continue
         try:
-            mapped = adapt(row)
+            records = adapt(row)
         except FormatError as err:
             out.rejects.append((pos, err.reason, err.detail))
             continue
-        for record in mapped:
+        for record in records:
             out.repairs.update(record.pop("repairs", ()))
             out.subs.append(record.pop("_sub", None))
             out.records.append(record)
