@@ -209,27 +209,40 @@ def _apply_limits(frame: pl.DataFrame, examples: pl.DataFrame, spec: TokenizeSpe
 
 
 def pack(examples: pl.DataFrame, capacity: int) -> pl.DataFrame:
-    """Rows of whole examples (first-fit-decreasing): ``ids``, ``input_ids``, ``labels``, ``attention_mask``,
-    ``position_ids`` restarting at 0 for each example, and ``seq_lens`` (what varlen attention needs)."""
+    """Rows of whole examples (first-fit-decreasing), each in the columns every trainer reads as is:
+
+    - ``input_ids`` and ``labels``: the examples end to end;
+    - ``attention_mask``: each token's example within the row, numbered from 1 (LLaMA-Factory's ``neat_packing``
+      layout, whose 4D block-diagonal mask compares these numbers, and axolotl's multipack one; 0 would be
+      padding). transformers reads a 2D mask as booleans, so any other reader sees ones;
+    - ``position_ids``: restarting at 0 for each example (transformers' packed-sequence detection, flash
+      attention's variable-length path, LLaMA-Factory's ``neat_packing`` on flash attention, our trainer);
+    - ``seq_lengths``: each example's length in order (TRL's padding-free collator derives ``position_ids``
+      from it; what varlen attention needs);
+    - ``ids``: the record ids in order, which ``writers.write_dataset_dict`` moves to ``record_ids.parquet``
+      (no trainer collates a list of strings)."""
     rows = first_fit_decreasing(examples["n_tokens"].to_list(), capacity)
     order = [i for row in rows for i in row]
     row_of = [r for r, row in enumerate(rows) for _ in row]
-    placed = examples[order].with_columns(pl.Series("_row", row_of, dtype=pl.Int64))
-    placed = placed.with_columns(pl.int_ranges(0, pl.col("n_tokens"), dtype=pl.Int32).alias("position_ids"))
+    number = [k + 1 for row in rows for k in range(len(row))]
+    placed = examples[order].with_columns(pl.Series("_row", row_of, dtype=pl.Int64),
+                                          pl.Series("_number", number, dtype=pl.Int32))
+    placed = placed.with_columns(pl.int_ranges(0, pl.col("n_tokens"), dtype=pl.Int32).alias("position_ids"),
+                                 pl.col("_number").repeat_by(pl.col("n_tokens")).alias("attention_mask"))
     packed = placed.group_by("_row", maintain_order=True).agg(
         pl.col("id").alias("ids"),
         pl.col("input_ids").explode(),
+        pl.col("attention_mask").explode(),
         pl.col("labels").explode(),
         pl.col("position_ids").explode(),
-        pl.col("n_tokens").cast(pl.Int32).alias("seq_lens"),
+        pl.col("n_tokens").cast(pl.Int32).alias("seq_lengths"),
     )
-    return packed.drop("_row").with_columns(attention_mask(pl.col("input_ids"))).select(
-        "ids", "input_ids", "attention_mask", "labels", "position_ids", "seq_lens"
-    )
+    return packed.select("ids", "input_ids", "attention_mask", "labels", "position_ids", "seq_lengths")
 
 
 def attention_mask(input_ids: pl.Expr) -> pl.Expr:
-    """All ones, as long as each row (built from the lengths: no temporary list of the ids' width)."""
+    """An unpacked row's mask: all ones, as long as each row (built from the lengths: no temporary list of the
+    ids' width)."""
     return pl.lit(1, dtype=pl.Int8).repeat_by(input_ids.list.len()).alias("attention_mask")
 
 

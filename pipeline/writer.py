@@ -78,7 +78,8 @@ def write(result: BuildResult, target: Path | None = None, build_key: str | None
         (tmp / "report.html").write_text(html.render(result.report), encoding="utf-8")
         (tmp / "README.md").write_text(card.render(result.report, mix), encoding="utf-8")
         if result.tokenized:
-            writers.write_dataset_dict(result.tokenized, tmp / "tokenized", fingerprint=result.report.spec_hash)
+            # the splits (eval also as validation) and tokenized/record_ids.parquet: (split, row) -> record ids
+            writers.write_dataset_dict(result.tokenized, tmp / "tokenized", result.report.spec_hash, compression, level)
         files = [p for p in sorted(tmp.rglob("*")) if p.is_file()]
         manifest = Manifest(
             name=spec.name, seed=spec.seed, spec=spec.model_dump(mode="json", by_alias=True),

@@ -37,12 +37,15 @@ def _direct(model, examples):
 
 
 def _eval_split_by_group(build):
-    """The eval split's examples per task, cut from the packed rows by ``seq_lens`` and named by ``ids``."""
+    """The eval split's examples per task, cut from the packed rows by ``seq_lengths`` and named by
+    ``tokenized/record_ids.parquet`` (its lines for a row, in order)."""
     task_of = dict(pl.read_parquet(build / "eval.parquet").select("id", "task").iter_rows())
+    names = pl.read_parquet(build / "tokenized" / "record_ids.parquet").filter(pl.col("split") == "eval")
+    ids_of = dict(names.group_by("row", maintain_order=True).agg("id").iter_rows())
     groups: dict[str, list] = {}
-    for row in load_from_disk(str(build / "tokenized"))["eval"]:
+    for number, row in enumerate(load_from_disk(str(build / "tokenized"))["eval"]):
         offset = 0
-        for example_id, length in zip(row["ids"], row["seq_lens"], strict=True):
+        for example_id, length in zip(ids_of[number], row["seq_lengths"], strict=True):
             ids, labels = row["input_ids"][offset:offset + length], row["labels"][offset:offset + length]
             groups.setdefault(task_of[example_id], []).append((ids, labels))
             offset += length

@@ -17,7 +17,7 @@ from trainer.model import load_model  # noqa: E402
 
 def _packed_rows(build, count):
     rows = [dict(r) for r in load_from_disk(str(build / "tokenized"))["train"]]
-    packed = [r for r in rows if len(r["seq_lens"]) > 1][:count]
+    packed = [r for r in rows if len(r["seq_lengths"]) > 1][:count]
     assert len(packed) == count, "the sample build packs several examples per row"
     return packed
 
@@ -43,7 +43,7 @@ def test_every_packed_example_sees_only_itself(implementation, tiny_llama, train
     model = load_model(str(tiny_llama), TrainSpec(method="lora", attn_implementation=implementation,
                                                   gradient_checkpointing=False, lora_dropout=0.0)).eval()
     assert model.config._attn_implementation == implementation
-    assert sum(len(r["seq_lens"]) for r in rows) >= 4
+    assert sum(len(r["seq_lengths"]) for r in rows) >= 4
     assert _worst_difference(model, rows) <= 1e-4
 
 

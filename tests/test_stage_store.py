@@ -75,7 +75,7 @@ def test_output_bytes_do_not_depend_on_how_frames_are_laid_out(tmp_path: Path) -
     rows = rows.with_columns(attention_mask=pl.lit(1, dtype=pl.Int8).repeat_by(pl.col("input_ids").list.len()))
     writers.write_dataset_dict({"train": rows}, tmp_path / "first", "0" * 64)
     chunked = pl.concat([rows.select("id", "history"), pl.from_arrow(  # one chunk per 1,000-row batch
-        load_from_disk(str(tmp_path / "first"))["train"].data.table.drop_columns(["id", "history"]))],
+        load_from_disk(str(tmp_path / "first"))["train"].data.table.drop_columns(["history"]))],
         how="horizontal").with_columns(pl.col("input_ids").cast(pl.List(pl.Int32)),
                                        pl.col("attention_mask").cast(pl.List(pl.Int8)))
     assert chunked.n_chunks("all")[-1] == 5 and chunked.equals(rows)

@@ -4,6 +4,7 @@ filters, packing, the tokenized/ dataset, and agreement with the official LLaMA-
 from __future__ import annotations
 
 import copy
+import json
 
 import datasets
 import polars as pl
@@ -186,15 +187,17 @@ def test_packing_keeps_examples_whole_and_apart(llama_tokenizer):
     packed = tokenize.pack(examples, 256)
     by_id = {r["id"]: r for r in examples.to_dicts()}
     assert sorted(i for ids in packed["ids"] for i in ids) == sorted(by_id)
+    assert any(len(row) > 1 for row in packed["ids"])
     for row in packed.to_dicts():
-        assert sum(row["seq_lens"]) == len(row["input_ids"]) == len(row["position_ids"]) <= 256
+        assert sum(row["seq_lengths"]) == len(row["input_ids"]) == len(row["position_ids"]) <= 256
+        assert len(row["attention_mask"]) == len(row["labels"]) == len(row["input_ids"])
         start = 0
-        for rid, n in zip(row["ids"], row["seq_lens"], strict=True):
+        for number, (rid, n) in enumerate(zip(row["ids"], row["seq_lengths"], strict=True), start=1):
             assert row["position_ids"][start:start + n] == list(range(n))
+            assert row["attention_mask"][start:start + n] == [number] * n  # the example's number in its row
             assert row["input_ids"][start:start + n] == by_id[rid]["input_ids"]
             assert row["labels"][start:start + n] == by_id[rid]["labels"]
             start += n
-        assert set(row["attention_mask"]) == {1}
 
 
 def test_build_writes_a_dataset_a_dataloader_can_iterate(tmp_path, write_mix, llama_tokenizer):
@@ -207,11 +210,21 @@ def test_build_writes_a_dataset_a_dataloader_can_iterate(tmp_path, write_mix, ll
         result = build.run(load_mix(mix), tokenizer=llama_tokenizer)
         out = writer.write(result)
         loaded = datasets.load_from_disk(str(out / "tokenized"))
-        assert set(loaded) == {"train", "eval"}
-        columns = {"input_ids", "attention_mask", "labels"}
-        columns |= {"ids", "position_ids", "seq_lens"} if packing else {"id"}
-        assert set(loaded["train"].column_names) == columns
+        assert list(loaded) == ["train", "eval", "validation"]
+        assert loaded["validation"].data.table.equals(loaded["eval"].data.table)
+        columns = ["input_ids", "attention_mask", "labels"] + (["position_ids", "seq_lengths"] if packing else [])
+        assert all(split.column_names == columns for split in loaded.values())  # no string column
         assert result.report.tokens.train_tokens == sum(len(x) for x in loaded["train"]["input_ids"])
+        # the record ids of every row, outside the columns: (split, row) -> ids, a packed row's in order
+        ids = pl.read_parquet(out / "tokenized" / "record_ids.parquet")
+        for split in ("train", "eval", "validation"):
+            frame = result.tokenized["eval" if split == "validation" else split]
+            per_row = frame["ids"].to_list() if packing else [[i] for i in frame["id"]]
+            mine = ids.filter(pl.col("split") == split).group_by("row", maintain_order=True).agg("id")
+            assert mine["row"].to_list() == list(range(frame.height)) and mine["id"].to_list() == per_row, split
+        train_ids = ids.filter(pl.col("split") == "train")["id"]
+        assert sorted(set(train_ids)) == sorted(set(pl.read_parquet(out / "train.parquet")["id"]))
+        assert "tokenized/record_ids.parquet" in json.loads((out / "manifest.json").read_text())["outputs"]
 
         def collate(rows):
             width = max(len(r["input_ids"]) for r in rows)

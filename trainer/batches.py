@@ -4,16 +4,18 @@ A batch is every example of its rows laid end to end in one row of shape ``[1, t
 padding-free layout), with ``position_ids`` restarting at 0 where each example starts and no attention mask.
 From those restarts transformers keeps each example to itself on every attention implementation: flash-attention
 2 runs its variable-length kernel, and SDPA, eager and flex attention get a block-diagonal causal mask. A packed
-row of ``tokenized/`` (its ``position_ids`` already restart per example) and a row of one example go through the
-same path. The first label of every example is -100, so no example is trained to predict the next one's first
-token. Nothing is padded, so no compute is spent on padding either.
+row of ``tokenized/`` (its ``seq_lengths`` give each example's length, and its ``position_ids`` already restart
+per example) and a row of one example go through the same path; a row's ``attention_mask`` (in a packed row,
+each token's example number, for LLaMA-Factory's ``neat_packing``) is not read. The first label of every
+example is -100, so no example is trained to predict the next one's first token. Nothing is padded, so no
+compute is spent on padding either.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import accumulate, pairwise
 from typing import Any
 
 import torch
@@ -31,7 +33,11 @@ class Example:
 
 
 def starts(row: dict[str, Any]) -> list[int]:
-    """Where each example of a row starts: where its ``position_ids`` restart, else only at 0."""
+    """Where each example of a row starts: from its ``seq_lengths`` (a packed row of tokenized/), else where its
+    ``position_ids`` restart, else only at 0."""
+    lengths = row.get("seq_lengths")
+    if lengths:
+        return list(accumulate(lengths[:-1], initial=0))
     positions = row.get("position_ids")
     if not positions:
         return [0]

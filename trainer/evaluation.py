@@ -23,6 +23,7 @@ import polars as pl
 
 from pipeline import decontaminate, tokenize
 from pipeline.config import Mix, resolve_reference
+from pipeline.io.writers import RECORD_IDS
 from pipeline.records import load_reference
 from schemas.mix import MixSpec, TrainSpec
 from trainer.batches import Example, example_losses, examples_of
@@ -56,8 +57,9 @@ class GroupLoss:
 
 
 def build_eval_set(build: Path, spec: MixSpec, dataset: Any) -> EvalSet:
-    """The build's tokenized eval split, each example grouped by its task; sources marked ``general: true``
-    form the group of their task label, of kind general."""
+    """The build's tokenized eval split, each example grouped by its task (its record id from
+    ``tokenized/record_ids.parquet``); sources marked ``general: true`` form the group of their task label, of
+    kind general."""
     if "eval" not in dataset or not len(dataset["eval"]):
         return EvalSet()
     general = {source.name for source in spec.sources if source.general}
@@ -66,13 +68,25 @@ def build_eval_set(build: Path, spec: MixSpec, dataset: Any) -> EvalSet:
     kind_of = {task: GENERAL if source in general else TASK
                for source, task in records.select("source", "task").iter_rows()}
     out = EvalSet()
-    for row in dataset["eval"]:
-        ids = row["ids"] if "ids" in row else [row["id"]]
+    for row, ids in zip(dataset["eval"], row_ids(build, "eval", dataset["eval"]), strict=True):
         for example_id, (input_ids, labels) in zip(ids, examples_of(row), strict=True):
             group = group_of[example_id]
             out.examples.append(Example(input_ids, labels, group))
             out.kinds.setdefault(group, kind_of[group])
     out.kinds = dict(sorted(out.kinds.items()))
+    return out
+
+
+def row_ids(build: Path, split: str, rows: Any) -> list[list[str]]:
+    """The record ids of each row of ``tokenized/<split>`` (a packed row's in order), from
+    ``tokenized/record_ids.parquet``; a build written before that file carries them as columns (``id``, ``ids``)."""
+    path = build / "tokenized" / RECORD_IDS
+    if not path.is_file():
+        return [row["ids"] if "ids" in row else [row["id"]] for row in rows]
+    lines = pl.read_parquet(path).filter(pl.col("split") == split)
+    out: list[list[str]] = [[] for _ in range(len(rows))]
+    for row, record in lines.select("row", "id").iter_rows():
+        out[row].append(record)
     return out
 
 

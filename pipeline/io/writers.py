@@ -67,15 +67,28 @@ def _input_digest(path: str, size: int, mtime_ns: int, inode: int) -> str:
     return sha256_file(Path(path))
 
 
-def write_dataset_dict(splits: dict[str, pl.DataFrame], path: Path, fingerprint: str) -> None:
-    """Save the splits as an HF ``DatasetDict`` (``datasets.load_from_disk`` reads it). Fingerprints are fixed
-    (from the spec hash) and lists and strings use the plain Arrow types trainers expect, so the same rows give
-    the same bytes, however the frames happen to be chunked or their lists laid out: each split is first
-    streamed to a staging Arrow file in batches of exactly datasets' batch size, each batch a fresh contiguous
-    copy, and ``save_to_disk`` copies those batches, memory-mapped. (Arrow's IPC writer lays out a slice of a
-    larger array, or a list whose values buffer holds more than its rows, differently from a contiguous array;
-    batches taken straight from the frame made the bytes depend on where its chunks ended and on whether it was
-    read back from a stage file.)"""
+RECORD_IDS = "record_ids.parquet"  # in tokenized/, beside the splits: (split, row) -> the record ids of that row
+ID_COLUMNS = ("id", "ids")  # a row's record id (unpacked) or ids (packed): kept out of the splits' columns
+ALIASES = {"eval": "validation"}  # LLaMA-Factory's tokenized_path evaluates on "validation" (or "validation_*")
+
+
+def write_dataset_dict(splits: dict[str, pl.DataFrame], path: Path, fingerprint: str, compression: str = "zstd",
+                       level: int | None = None) -> None:
+    """Save the splits as an HF ``DatasetDict`` (``datasets.load_from_disk`` reads it) that trainers read as is:
+
+    - no string column: the record ids (``id``, a packed row's ``ids``) go to ``RECORD_IDS`` beside the splits
+      (see ``record_ids``), since LLaMA-Factory hands every column to its collator and none collates strings;
+      ``load_from_disk`` reads only the splits, and ``load_dataset`` on the folder takes the split folders and
+      ignores a file named after no split;
+    - ``eval`` is also written as ``validation`` (the same rows), the split LLaMA-Factory evaluates on.
+
+    Fingerprints are fixed (from the spec hash) and lists and strings use the plain Arrow types trainers
+    expect, so the same rows give the same bytes, however the frames happen to be chunked or their lists laid
+    out: each split is first streamed to a staging Arrow file in batches of exactly datasets' batch size, each
+    batch a fresh contiguous copy, and ``save_to_disk`` copies those batches, memory-mapped. (Arrow's IPC writer
+    lays out a slice of a larger array, or a list whose values buffer holds more than its rows, differently from
+    a contiguous array; batches taken straight from the frame made the bytes depend on where its chunks ended and
+    on whether it was read back from a stage file.)"""
     import datasets
     import pyarrow as pa
     from datasets.table import MemoryMappedTable
@@ -84,17 +97,40 @@ def write_dataset_dict(splits: dict[str, pl.DataFrame], path: Path, fingerprint:
     rows = datasets.config.DEFAULT_MAX_BATCH_SIZE
     staging = path.with_name(f".{path.name}.staging")
     staging.mkdir()
-    built = {}
+    built, named = {}, {}
     for name, frame in splits.items():
+        named[name] = frame
+        frame = frame.drop(ID_COLUMNS, strict=False)
         schema = pa.schema([pa.field(f.name, _plain(f.type)) for f in frame.head(0).to_arrow().schema])
         with pa.OSFile(str(staging / f"{name}.arrow"), "wb") as sink, pa.ipc.new_stream(sink, schema) as stream:
             for table in _contiguous_batches(frame, rows, schema):
                 stream.write_table(table)
         table = MemoryMappedTable.from_file(str(staging / f"{name}.arrow"))
         built[name] = datasets.Dataset(table, fingerprint=f"{fingerprint[:16]}-{name}")
+        if (alias := ALIASES.get(name)) and alias not in splits:
+            built[alias] = datasets.Dataset(table, fingerprint=f"{fingerprint[:16]}-{alias}")
+            named[alias] = named[name]
     # one shard per split: with none, an empty split is written without a file and cannot be loaded back
     datasets.DatasetDict(built).save_to_disk(str(path), num_shards={name: 1 for name in built})
     shutil.rmtree(staging)  # the datasets still map its files: they go when those close
+    if any(column in frame.columns for frame in splits.values() for column in ID_COLUMNS):
+        write_parquet(record_ids(named), path / RECORD_IDS, compression, level)
+
+
+def record_ids(splits: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """``split``, ``row`` (its index in that split) and ``id``: one line per example of every split, in row order,
+    and within a packed row in the order of its ``seq_lengths``, so a row's ids are its lines in order."""
+    parts = [pl.DataFrame(schema={"split": pl.String(), "row": pl.Int64(), "id": pl.String()})]
+    for name, frame in splits.items():
+        row = pl.int_range(pl.len(), dtype=pl.Int64).alias("row")
+        if "ids" in frame.columns:
+            part = frame.select(row, pl.col("ids").alias("id")).explode("id")
+        elif "id" in frame.columns:
+            part = frame.select(row, "id")
+        else:
+            continue
+        parts.append(part.select(pl.lit(name, dtype=pl.String()).alias("split"), "row", pl.col("id").cast(pl.String)))
+    return pl.concat(parts)
 
 
 def _contiguous_batches(frame: pl.DataFrame, rows: int, schema: pa.Schema) -> Iterator[pa.Table]:

@@ -141,9 +141,9 @@ def dataset_profile(records: pl.DataFrame, tokens: pl.Series | None, tokens_note
 
 
 def example_lengths(tokenized: pl.DataFrame) -> pl.Series:
-    """The token length of every example in rows of tokenized/: one per row, or each packed row's ``seq_lens``."""
-    if "seq_lens" in tokenized.columns:
-        return tokenized["seq_lens"].explode().drop_nulls()
+    """The token length of every example in rows of tokenized/: one per row, or each packed row's ``seq_lengths``."""
+    if "seq_lengths" in tokenized.columns:
+        return tokenized["seq_lengths"].explode().drop_nulls()
     return tokenized["input_ids"].list.len()
 
 
