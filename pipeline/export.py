@@ -110,7 +110,9 @@ def llama_factory(build: Build, out: Path) -> list[Path]:
     header = (f"# LLaMA-Factory data settings for {build.folder} (pipeline export); merge into your train config.\n"
               f"# template: ours is {build.spec.tokenize.template!r}; LLaMA-Factory's {template!r} {parity}.\n"
               f"# Pre-tokenized instead (skips LLaMA-Factory's tokenization): tokenized_path: "
-              f"{build.folder / 'tokenized'}\n")
+              f"{build.folder / 'tokenized'}\n" + (
+                  "#   the build is packed: with tokenized_path set neat_packing: true, flash_attn: fa2 and batch "
+                  "size 1 (see the README's tokenized/ table)\n" if build.spec.tokenize.packing else ""))
     _yaml(config, out / "llamafactory.yaml", header)
     return [*files.values(), out / "dataset_info.json", out / "llamafactory.yaml"]
 
@@ -126,10 +128,14 @@ def axolotl(build: Build, out: Path) -> list[Path]:
     config: dict[str, object] = {"datasets": [entry(files["train"])]}
     if "eval" in files:
         config["test_datasets"] = [entry(files["eval"])]
+    tokenized = build.folder / "tokenized"
+    packed = ("; the build is packed, so a row's examples would attend to each other: build with tokenize.packing "
+              "off and use sample_packing") if build.spec.tokenize.packing else ""
     header = (f"# axolotl datasets for {build.folder} (pipeline export); merge into your config and set "
               f"chat_template for your model.\n# Pre-tokenized instead (no type: axolotl uses input_ids, "
-              f"attention_mask, labels as they are):\n#   datasets:\n#     - path: {build.folder / 'tokenized'}\n"
-              f"#       split: train\n")
+              f"attention_mask, labels as they are{packed}):\n"
+              f"#   datasets:\n#     - path: {tokenized}\n#       split: train\n"
+              f"#   test_datasets:\n#     - path: {tokenized}\n#       split: validation\n")
     _yaml(config, out / "axolotl.yaml", header)
     return [*files.values(), out / "axolotl.yaml"]
 
@@ -137,7 +143,9 @@ def axolotl(build: Build, out: Path) -> list[Path]:
 TRL_SCRIPT = '''"""Minimal TRL SFT run on {name} (written by pipeline export). The records are conversations
 (``messages``), which SFTTrainer renders with the tokenizer's chat template (a base LLaMA-2 tokenizer has none:
 use a chat model's, or set one). It trains on every token; to train on the answers only, as the build's
-tokenized/ labels do, set assistant_only_loss=True with a chat template that marks assistant turns."""
+tokenized/ labels do, set assistant_only_loss=True with a chat template that marks assistant turns, or train on
+tokenized/ itself: train_dataset=load_from_disk({tokenized!r})["train"] (its labels are masked already), with
+SFTConfig(padding_free=True, max_length=None) when the build is packed."""
 from datasets import load_from_disk
 from trl import SFTConfig, SFTTrainer
 
@@ -160,6 +168,7 @@ def trl(build: Build, out: Path) -> list[Path]:
     datasets.DatasetDict(splits).save_to_disk(str(folder))
     script = out / "train_trl.py"
     script.write_text(TRL_SCRIPT.format(name=build.spec.name, dataset=str(folder.resolve()),
+                                        tokenized=str(build.folder / "tokenized"),
                                         model=build.spec.train.base_model or "meta-llama/Llama-2-7b-hf",
                                         cutoff=build.spec.tokenize.cutoff_len), encoding="utf-8")
     return [folder, script]
