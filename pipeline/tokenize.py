@@ -1,11 +1,12 @@
 """Tokenize: render each record with a template, tokenize its segments, build prompt-masked labels, cut or
 drop what is too long, and optionally pack examples into rows of ``cutoff_len``.
 
-Contract, for every record kept: ``input_ids`` starts with the template's BOS; every answer is followed by EOS;
-``labels`` equal ``input_ids`` on answer tokens and their EOS and are -100 elsewhere (everywhere but BOS with
-``train_on_prompt``; history answers are masked too with ``mask_history``). A record longer than
-``cutoff_len`` is quarantined as ``too_long`` (``overflow: drop``) or cut to it (``truncate``; if no answer
-token survives it is quarantined all the same); ``filters.min_tokens`` / ``max_tokens`` quarantine as
+Contract, for every record kept: ``input_ids`` starts with the template's BOS (``llamafactory-alpaca`` has
+none, as LLaMA-Factory's); every answer is followed by EOS; ``labels`` equal ``input_ids`` on the answer
+segments (answer tokens and their EOS, and ``llamafactory-alpaca``'s "\n\n" after it) and are -100 elsewhere
+(everywhere but BOS with ``train_on_prompt``; history answers are masked too with ``mask_history``). A record
+longer than ``cutoff_len`` is quarantined as ``too_long`` (``overflow: drop``) or cut to it (``truncate``; if no
+answer token survives it is quarantined all the same); ``filters.min_tokens`` / ``max_tokens`` quarantine as
 ``too_few_tokens`` / ``too_many_tokens`` on the uncut length.
 """
 
