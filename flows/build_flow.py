@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -41,6 +42,7 @@ from pipeline.config import Mix, load_mix
 from pipeline.io import output_folder
 from pipeline.records import Shard, WorkUnit, shard_unit, work_units
 from pipeline.report import markdown
+from pipeline.steps import READ, REPORT, SILENT, WRITE
 
 log = logging.getLogger(__name__)
 FLOW_NAME = "instruct-pipeline-build"
@@ -143,12 +145,17 @@ def _build(mix: Mix, versioned: bool, verify: bool, root: Path) -> str:
     for unit, key in zip(units, keys.units, strict=True):
         shard, folder = cached(shard_task, key)
         futures.append(shard.with_options(**_shard_options(unit)).submit(unit, key, folder))
+    steps = progress.stages or SILENT
+    steps.started(READ)
     tokenizer = build.needed_tokenizer(mix.spec)  # loads while the shards run; they are cached if it fails
     source_of = {id(future): unit.source.spec.name for future, unit in zip(futures, units, strict=True)}
     for future in as_completed(futures):  # only states come here; the data is in the stage folders
         _raise_failure(future)  # the shard's own error (a malformed file names its line)
         if progress.hook is not None:
-            progress.hook(source_of[id(future)], 0, True)
+            progress.hook(source_of[id(future)], future.result().skeleton.n_input, True)
+    counted = _Counts(steps is not SILENT)
+    inputs, records = counted.shards(futures)
+    steps.finished(READ, inputs, records)
     stages: dict[str, Any] = {}
     previous = None
     for stage in plan.STAGES:
@@ -159,11 +166,44 @@ def _build(mix: Mix, versioned: bool, verify: bool, root: Path) -> str:
     report_folder = stage_store.folder_for(root, name, None)
     result: Any = report_task.submit(mix, futures, stages, report_folder)  # a future, which Prefect resolves
     written = write_task.submit(result, keys.build, versioned)
-    for future in (*stages.values(), result, written):
-        _raise_failure(future)  # the failed stage's own error: a later task only sees "upstream failed"
+    for stage_name, future in stages.items():  # in order: a failed stage's own error; later ones: "upstream failed"
+        steps.started(stage_name)
+        _raise_failure(future)
+        kept = counted.rows(future, "kept")
+        steps.finished(stage_name, records, kept)
+        records = kept
+    steps.started(REPORT)
+    _raise_failure(result)
+    written_rows = counted.rows(result, "train") + counted.rows(result, "eval")
+    steps.finished(REPORT, inputs, written_rows)
+    steps.started(WRITE)
+    _raise_failure(written)
+    steps.finished(WRITE, written_rows, written_rows)
     target = written.result()
     stage_store.prune(root, name, [*keys.units, *keys.stages.values()])
     return target
+
+
+class _Counts:
+    """Rows of the stage folders' frames for the progress display, read from the Arrow files' metadata, and only
+    when a display is listening (0 otherwise)."""
+
+    def __init__(self, wanted: bool) -> None:
+        self.wanted = wanted
+
+    def rows(self, future: Any, field: str) -> int:
+        if not self.wanted:
+            return 0
+        handle: StageHandle = future.result()
+        return int(pl.scan_ipc(Path(handle.folder) / getattr(handle.skeleton, field).name).select(pl.len()).collect()
+                   .item())
+
+    def shards(self, futures: list[Any]) -> tuple[int, int]:
+        """Records read and records kept by the per-record stages."""
+        if not self.wanted:
+            return 0, 0
+        return (sum(future.result().skeleton.n_input for future in futures),
+                sum(self.rows(future, "kept") for future in futures))
 
 
 def _raise_failure(future: Any) -> None:

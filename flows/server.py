@@ -106,6 +106,39 @@ def children_die_with_this_process() -> Iterator[None]:
         watchdog.wait()
 
 
+def api_url() -> str | None:
+    """The Prefect server this process talks to (PREFECT_API_URL, from the environment or Prefect's profile);
+    None when Prefect would start a temporary one, which has no scheduler."""
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value() or None
+
+
+def stop_serving(deployment: str, message: str) -> None:
+    """Pause ``deployment`` (``flow/name``) and mark its runs that the server still has as Pending or Running as
+    Crashed, with ``message``: ``pipeline serve`` killed their processes (Ctrl-C, SIGTERM), which Prefect's runner
+    does not report (it pauses the deployment itself on Ctrl-C, not always in time on SIGTERM)."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Crashed
+
+    with get_client(sync_client=True) as client:
+        served = client.read_deployment_by_name(deployment)
+        client.pause_deployment(served.id)
+        running = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(
+            any_=[StateType.PENDING, StateType.RUNNING])))
+        for run in client.read_flow_runs(flow_run_filter=running,
+                                         deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[served.id]))):
+            client.set_flow_run_state(run.id, Crashed(message=message), force=True)
+
+
 def start_temporary_quietly() -> None:
     """Start, now, the temporary server Prefect starts when no PREFECT_API_URL is set, with its output sent to
     /dev/null: it shares the terminal's process group, so Ctrl-C reaches it too, and it printed "Aborted!" (and

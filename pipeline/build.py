@@ -33,12 +33,13 @@ from pipeline import (
 )
 from pipeline.config import Mix
 from pipeline.io import workers as workers_pool
-from pipeline.io.tokenizer import load_tokenizer
+from pipeline.io.tokenizer import check_template, load_tokenizer, tokenizer_source
 from pipeline.io.workers import ProgressCallback
 from pipeline.records import OUTPUT_SCHEMA, Shard
 from pipeline.report import profile, stages
 from pipeline.report.memory import memory_report
 from pipeline.stage import Outcome
+from pipeline.steps import READ, REPORT, SILENT, StageProgress
 from schemas.mix import MixSpec
 from schemas.report import BuildReport, PiiReport
 
@@ -58,30 +59,36 @@ class BuildResult:
 
 
 def needed_tokenizer(spec: MixSpec, tokenizer: Any = None) -> Any:
-    """The tokenizer the build needs (None when tokenize is off), loaded before any data is read."""
-    if spec.tokenize.enabled and tokenizer is None:
-        return load_tokenizer(spec.tokenize.tokenizer)
+    """The tokenizer the build needs (None when tokenize is off), loaded and checked against the template before
+    any data is read."""
+    if not spec.tokenize.enabled:
+        return tokenizer
+    tokenizer = load_tokenizer(spec.tokenize.tokenizer) if tokenizer is None else tokenizer
+    check_template(tokenizer, spec.tokenize.template, tokenizer_source(spec.tokenize.tokenizer))
     return tokenizer
 
 
 def run(mix: Mix, progress: ProgressCallback | None = None, workers: int | None = None,
-        tokenizer: Any = None, cache: Path | None = None) -> BuildResult:
+        tokenizer: Any = None, cache: Path | None = None, stages: StageProgress = SILENT) -> BuildResult:
     """Build in memory, calling the stages directly: every stage, the ledger check and the report; nothing is
     written but the caches in ``cache`` (``cache_folder(mix)`` for ``pipeline build``; none by default). The
     tokenizer is loaded first (unless given), so a missing one stops the build before any data is read.
-    flows/build_flow.py runs the same functions as Prefect tasks."""
+    flows/build_flow.py runs the same functions as Prefect tasks. ``progress`` is told of every work unit read,
+    ``stages`` of every step's start and end."""
     tokenizer = needed_tokenizer(mix.spec, tokenizer)
-    return finish(mix, read(mix, progress, workers, cache), tokenizer)
+    return finish(mix, read(mix, progress, workers, cache, stages), tokenizer, stages)
 
 
 def read(mix: Mix, progress: ProgressCallback | None = None, workers: int | None = None,
-         cache: Path | None = None) -> list[Shard]:
+         cache: Path | None = None, stages: StageProgress = SILENT) -> list[Shard]:
     """Every per-record stage over every work unit, in input order (the worker pool): what the global stages
     start from, and all that ``pipeline validate`` runs."""
+    stages.started(READ)
     detections = language.DetectionCache(cache / LANGUAGE_CACHE if cache else None)
     count = workers_pool.default_workers(mix) if workers is None else workers
     shards = list(workers_pool.iter_shards(mix, count, progress, detections))
     detections.save()
+    stages.finished(READ, sum(s.n_input for s in shards), sum(s.kept.height for s in shards))
     return shards
 
 
@@ -90,7 +97,7 @@ def union(shards: list[Shard]) -> pl.DataFrame:
     return pl.concat([s.kept for s in shards]) if shards else pl.DataFrame(schema=OUTPUT_SCHEMA)
 
 
-def finish(mix: Mix, shards: list[Shard], tokenizer: Any) -> BuildResult:
+def finish(mix: Mix, shards: list[Shard], tokenizer: Any, stages: StageProgress = SILENT) -> BuildResult:
     """The global stages over the shards, in the plan's order, then the ledger and the report. Each stage's
     input is let go once it has run (the shards in ``shards`` lose their ``kept`` frames, each outcome its
     ``kept`` once the next stage has it), so a million records are held about twice at the peak, not once per
@@ -99,12 +106,17 @@ def finish(mix: Mix, shards: list[Shard], tokenizer: Any) -> BuildResult:
     shards[:] = [dataclasses.replace(s, kept=s.kept.clear()) for s in shards]
     outcomes: dict[str, Outcome] = {}
     for stage in plan.STAGES:
+        stages.started(stage.name)
         context = plan.Context(mix, tokenizer, plan.inputs(outcomes, stage))
         outcome = plan.run_stage(stage, records, context)
+        stages.finished(stage.name, records.height, outcome.kept.height)
         records = outcome.kept
         outcomes[stage.name] = dataclasses.replace(outcome, kept=outcome.kept.clear())
     outcomes[plan.STAGES[-1].name].kept = records
-    return assemble(mix, shards, outcomes)
+    stages.started(REPORT)
+    result = assemble(mix, shards, outcomes)
+    stages.finished(REPORT, result.report.totals["input"], result.train.height + result.eval.height)
+    return result
 
 
 def assemble(mix: Mix, shards: list[Shard], outcomes: dict[str, Outcome]) -> BuildResult:

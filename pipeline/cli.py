@@ -1,41 +1,37 @@
-"""The ``pipeline`` command: build a training set from a mix.yaml, or check one without building."""
+"""The ``pipeline`` command: build a training set from a mix.yaml, check one without building, serve, audit.
+
+Global options (``main``): ``--version``, ``--verbose`` / ``--quiet`` (pipeline/terminal.py), and shell completion
+(``--install-completion``, ``--show-completion``; the training commands complete too, loaded on demand). Exit
+status: 0 done, 1 a data or I/O problem (malformed JSON, a build that kept nothing, a full disk), 2 a problem with
+the command or the spec found before any data is read (an unknown key, a tokenizer that cannot be loaded or cannot
+render the template, an unsafe output), 130 stopped by Ctrl-C or SIGTERM (pipeline/stopping.py: nothing left
+half-written).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import errno
-import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.logging import RichHandler
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from rich.text import Text
 from typer.core import TyperGroup
 
-from pipeline import build as build_stage
-from pipeline import stopping, summaries, writer
-from pipeline.config import ConfigError, Mix, load_mix
-from pipeline.io import output_folder
-from pipeline.io.json_stream import MalformedJSONError
+import pipeline
+from pipeline import build_progress, steps, stopping, summaries, terminal
 from pipeline.io.tokenizer import TokenizerError
-from pipeline.mixture import MixtureError
-from pipeline.records import work_units
-from schemas.report import BuildReport
 
+if TYPE_CHECKING:
+    from pipeline.config import Mix
+
+# The stages, polars and the readers are imported by the commands that use them, not here: `pipeline --version`
+# and shell completion (which runs this module on every Tab) take ~0.25 s instead of ~0.9 s.
 
 class _Commands(TyperGroup):
     """The commands; ``train``, ``generate`` and ``eval`` live with the trainer (trainer/cli.py), imported only when
@@ -61,12 +57,10 @@ app = typer.Typer(
         "mix.yaml (see data/mix.yaml and the README), then run `pipeline build --mix mix.yaml`."
     ),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True)
-if not console.is_terminal:
-    console.width = 120  # logs and CI: rich would otherwise wrap at 80
+console = terminal.console
 
 MIX_OPTION = typer.Option(..., "--mix", "-m", help="The mix spec: sources, formats and stage policies.",
                           exists=False, dir_okay=False)
@@ -74,11 +68,12 @@ WORKERS_OPTION = typer.Option(None, "--workers", "-w", min=1,
                               help="Processes for the per-record stages; default: all cores for inputs > 32 MB.")
 
 
-def _error(message: str) -> None:
-    console.print(Text("error: ", style="bold red") + Text(message), soft_wrap=True, highlight=False)
+_error = terminal.error
 
 
 def _load(mix_path: Path) -> Mix:
+    from pipeline.config import ConfigError, load_mix
+
     try:
         return load_mix(mix_path)
     except ConfigError as err:
@@ -86,32 +81,22 @@ def _load(mix_path: Path) -> Mix:
         raise typer.Exit(2) from None
 
 
-def _run(mix: Mix, workers: int | None, cache: bool = False) -> build_stage.BuildResult:
-    with _reading(mix) as advance:
-        return build_stage.run(mix, progress=advance, workers=workers,
-                               cache=build_stage.cache_folder(mix) if cache else None)
+def _run_direct(mix: Mix, workers: int | None) -> Path:
+    """The stages called in this process, each step shown as it ends; the tokenizer is loaded and checked first."""
+    from pipeline import build as build_stage
+    from pipeline import writer
+    from pipeline.records import work_units
 
-
-@contextmanager
-def _reading(mix: Mix) -> Iterator[Callable[[str, int, bool], None]]:
-    """A progress callback that moves a bar over the work units, inside the build's error handling."""
-    with _files_bar(mix, "reading") as (bar, task), _build_errors_exit(mix.out_dir):
-        seen = {"records": 0}
-
-        def advance(source: str, records: int, file_done: bool) -> None:
-            seen["records"] += records
-            bar.update(task, advance=1 if file_done else 0,
-                       description=f"{source}: {seen['records']:,} records")
-
-        yield advance
-
-
-@contextmanager
-def _files_bar(mix: Mix, description: str) -> Iterator[tuple[Progress, TaskID]]:
-    """A transient progress bar over the mix's work units (a file, or up to ~64 small files of one source)."""
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("units"), TimeElapsedColumn(), console=console, transient=True) as bar:
-        yield bar, bar.add_task(description, total=len(work_units(mix)))
+    with build_progress.display(len(work_units(mix))) as shown:
+        shown.started("loading the tokenizer")
+        tokenizer = build_stage.needed_tokenizer(mix.spec)
+        result = build_stage.run(mix, progress=shown.unit, workers=workers, tokenizer=tokenizer,
+                                 cache=build_stage.cache_folder(mix), stages=shown)
+        shown.started(steps.WRITE)
+        out = writer.write(result)
+        rows = result.train.height + result.eval.height
+        shown.finished(steps.WRITE, rows, rows)
+    return out
 
 
 @contextmanager
@@ -119,10 +104,14 @@ def _build_errors_exit(target: Path) -> Iterator[None]:
     """A build's expected errors as one line and an exit status: 2 for set-up (tokenizer, mixture guards, an
     unsafe or unwritable output), 1 for data (malformed JSON; a build that kept nothing, its summary first, the
     previous output untouched) and for any other OSError, named by its path (disk full, an unreadable input)."""
+    from pipeline.io import output_folder
+    from pipeline.io.json_stream import MalformedJSONError
+    from pipeline.mixture import MixtureError
+
     try:
         yield
     except output_folder.EmptyBuildError as err:
-        console.print(summaries.build_table(err.report))
+        terminal.say(summaries.build_table(err.report))
         _error(str(err))
         raise typer.Exit(1) from None
     except (TokenizerError, MixtureError, output_folder.OutputError) as err:
@@ -155,8 +144,9 @@ RUNNERS = ("local", "dask", "direct")
 
 def _run_flow(mix_path: Path, mix: Mix, runner: str, dask_address: str | None, workers: int | None,
               versioned: bool, verify: bool) -> Path:
-    """The build flow (flows/build_flow.py) with a progress bar over its shards; returns the output folder.
-    An output written from the same inputs, settings and code is returned before Prefect is even imported."""
+    """The build flow (flows/build_flow.py), each step shown as it ends; returns the output folder. An output
+    written from the same inputs, settings and code is returned before Prefect is even imported; otherwise the
+    tokenizer is loaded and checked here before the flow reads anything (the flow loads it again)."""
     # the CLI prints a failed build's own error in one line; Prefect's console would add its log and traceback
     # (the server and its UI still get them; -v shows them here too)
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
@@ -164,25 +154,24 @@ def _run_flow(mix_path: Path, mix: Mix, runner: str, dask_address: str | None, w
 
     unchanged = keys.current_output(mix, keys.build_keys(mix).build, versioned, verify)
     if unchanged is not None:
-        console.print(f"unchanged: inputs, settings and code are those of {unchanged}; nothing to do",
-                      soft_wrap=True, highlight=False)
+        terminal.say(f"unchanged: inputs, settings and code are those of {unchanged}; nothing to do")
         return unchanged
     from flows import build_flow as flows_build
     from flows import progress, server
+    from pipeline import build as build_stage
+    from pipeline.records import work_units
 
     flow = flows_build.with_runner(runner, dask_address, workers)
-    with server.children_die_with_this_process(), _files_bar(mix, f"{runner} flow") as (bar, task), \
-            _build_errors_exit(mix.out_dir):
+    with server.children_die_with_this_process(), build_progress.display(len(work_units(mix))) as shown:
+        shown.started("loading the tokenizer")
+        build_stage.needed_tokenizer(mix.spec)
+        shown.started("starting Prefect")
         server.start_temporary_quietly()
-
-        def advance(source: str, records: int, file_done: bool) -> None:
-            bar.update(task, advance=1, description=f"{runner} flow: {source}")
-
-        progress.hook = advance
+        progress.hook, progress.stages = shown.unit, shown
         try:
             return Path(flow(str(mix_path.resolve()), versioned=versioned, verify=verify))
         finally:
-            progress.hook = None
+            progress.hook, progress.stages = None, None
 
 
 @app.command()
@@ -202,16 +191,19 @@ def build(mix_path: Path = MIX_OPTION, workers: int | None = WORKERS_OPTION, run
     if versioned and runner == "direct":
         _error("--versioned needs the flow (--runner local or dask)")
         raise typer.Exit(2)
+    from pipeline.io import output_folder
+    from schemas.report import BuildReport
+
     mix = _load(mix_path)
-    with stopping.on_signals(mix.out_dir), _build_errors_exit(mix.out_dir):
+    with stopping.building(mix.out_dir), _build_errors_exit(mix.out_dir):
         output_folder.check(mix, versioned)
         with output_folder.hold(mix.out_dir):  # the flow holds it too (for serve); held here, its hold is free
             if runner == "direct":
-                out = writer.write(_run(mix, workers, cache=True))
+                out = _run_direct(mix, workers)
             else:
                 out = _run_flow(mix_path, mix, runner, dask_address, workers, versioned, verify)
     report = BuildReport.model_validate_json((out / "report.json").read_bytes())
-    summaries.print_build(console, report, out)
+    summaries.print_build(report, out)
 
 
 @app.command()
@@ -221,31 +213,48 @@ def serve(mix_path: Path = MIX_OPTION,
           runner: str = RUNNER_OPTION, dask_address: str | None = DASK_OPTION,
           workers: int | None = WORKERS_OPTION) -> None:
     """Serve the build as a Prefect deployment on a schedule (needs a Prefect server: PREFECT_API_URL). Every run
-    writes a new version folder plus a `latest` link; Ctrl-C stops serving."""
+    writes a new version folder plus a `latest` link; Ctrl-C stops serving, and the build it is running, at once
+    (exit 130)."""
     if runner not in ("local", "dask"):
         _error("serve runs the flow: --runner local or dask")
         raise typer.Exit(2)
     mix = _load(mix_path)
     from flows import build_flow as flows_build
+    from flows import server
 
+    if not server.api_url():
+        _error("serve needs a Prefect server, whose scheduler starts the runs (Prefect's temporary one has none): "
+               "run `prefect server start` and set PREFECT_API_URL=http://127.0.0.1:4200/api")
+        raise typer.Exit(2)
     flow = flows_build.with_runner(runner, dask_address, workers)
-    flow.serve(name=name or mix.spec.name, cron=cron,
-               parameters={"mix_path": str(mix_path.resolve()), "versioned": True},
-               print_starting_message=True)
+    deployment = name or mix.spec.name
+
+    def report() -> None:
+        server.stop_serving(f"{flows_build.FLOW_NAME}/{deployment}", "stopped with pipeline serve (Ctrl-C or SIGTERM)")
+
+    with stopping.serving(mix.out_dir, report) as interrupted, contextlib.suppress(KeyboardInterrupt):
+        flow.serve(name=deployment, cron=cron,
+                   parameters={"mix_path": str(mix_path.resolve()), "versioned": True},
+                   print_starting_message=not terminal.quiet)
+    if interrupted.signal is not None:
+        raise typer.Exit(stopping.EXIT_STATUS)
 
 
 @app.command()
 def validate(mix_path: Path = MIX_OPTION, workers: int | None = WORKERS_OPTION) -> None:
-    """Check the mix spec, that the tokenizer loads, and read every source through the per-record stages (ingest,
-    validation, normalization, language, quality, PII), without writing anything; dedup, the mixture and
-    tokenization do not run."""
+    """Check the mix spec, that the tokenizer loads and renders the template, and read every source through the
+    per-record stages (ingest, validation, normalization, language, quality, PII), without writing anything; dedup,
+    the mixture and tokenization do not run."""
+    from pipeline import build as build_stage
+    from pipeline.records import work_units
+
     mix = _load(mix_path)
-    with _reading(mix) as advance:
+    with _build_errors_exit(mix.out_dir), build_progress.display(len(work_units(mix))) as shown:
+        shown.started("loading the tokenizer")
         build_stage.needed_tokenizer(mix.spec)
-        shards = build_stage.read(mix, progress=advance, workers=workers)
-    console.print(summaries.per_record_table(mix.spec.name, shards))
-    console.print(f"[green]ok:[/] {mix_path} is valid and its {len(mix.sources)} source(s) are readable",
-                  soft_wrap=True)
+        shards = build_stage.read(mix, progress=shown.unit, workers=workers, stages=shown)
+    terminal.say(summaries.per_record_table(mix.spec.name, shards))
+    terminal.result(f"[green]ok:[/] {mix_path} is valid and its {len(mix.sources)} source(s) are readable")
 
 
 @app.command()
@@ -274,8 +283,8 @@ def estimate(model: str = typer.Option("7B", "--model", "-m", help="7B, 13B, 30B
                       *(f"{values[k]:,.1f}" for k in ("weights", "gradients", "optimizer", "activations", "overhead",
                                                       "total")))
     console.print(table)
-    console.print("assumptions: pipeline/memory.py (AdamW in mixed precision, NF4 + double quantization, "
-                  "activations after Korthikanti et al., 20% overhead)", soft_wrap=True, highlight=False)
+    terminal.say("assumptions: pipeline/memory.py (AdamW in mixed precision, NF4 + double quantization, "
+                 "activations after Korthikanti et al., 20% overhead)")
 
 
 class _AuditProgress:
@@ -304,12 +313,16 @@ def audit(paths: list[str] = typer.Argument(..., help="Files, globs (quoted) or 
           tokenizer: str | None = typer.Option(None, "--tokenizer", help="LLaMA-2 tokenizer (Hub id or folder) for "
                                                "token lengths; default: the build's "
                                                "(INSTRUCT_PIPELINE_TOKENIZER wins)."),
-          tokens: bool = typer.Option(True, "--tokens/--no-tokens", help="Measure lengths in LLaMA-2 tokens.")) -> None:
+          tokens: bool = typer.Option(True, "--tokens/--no-tokens", help="Measure lengths in LLaMA-2 tokens."),
+          columns: list[str] = typer.Option([], "--columns", "-c", help="FIELD=KEY: read the field from that key, "
+                                            "e.g. output=response (repeat for several; as a source's columns:).")
+          ) -> None:
     """Audit a dataset without building: schema problems, empty and placeholder fields, duplicates, languages,
     lengths in characters and tokens, quality and PII hits, diversity, and the top problems with example ids."""
     import re
 
     from pipeline import audit as audit_stage
+    from pipeline.config import ConfigError
     from pipeline.io.tokenizer import load_tokenizer
     from schemas.mix import TokenizeSpec
 
@@ -318,28 +331,42 @@ def audit(paths: list[str] = typer.Argument(..., help="Files, globs (quoted) or 
         _error(f"--format {', '.join(unknown)}: choose from {', '.join(audit_stage.FORMATS)}")
         raise typer.Exit(2)
     try:
+        fields = audit_stage.parse_columns(columns)
+        sources = len(audit_stage.resolve(paths, Path.cwd(), fields))
         loaded = load_tokenizer(tokenizer or TokenizeSpec().tokenizer) if tokens else None
-        sources = len(audit_stage.resolve(paths, Path.cwd()))
     except (TokenizerError, ConfigError) as err:
         _error(f"{err}{' (or pass --no-tokens)' if isinstance(err, TokenizerError) else ''}")
         raise typer.Exit(2) from None
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("files"), TimeElapsedColumn(), console=console, transient=True) as bar:
-        report = audit_stage.run(paths, loaded, _AuditProgress(bar, sources))
+                  TextColumn("files"), TimeElapsedColumn(), console=console, transient=True,
+                  disable=terminal.quiet or not console.is_terminal) as bar:
+        report = audit_stage.run(paths, loaded, _AuditProgress(bar, sources), columns=fields)
     folder = out or Path("out") / "audit" / (re.sub(r"[^A-Za-z0-9_.\-]+", "_", Path(paths[0]).name).strip("_.")
                                              or "dataset")
     written = audit_stage.write(report, folder, formats)
     for summary in summaries.audit_tables(report):
-        console.print(summary)
-    console.print(f"wrote {', '.join(str(p) for p in written)}", soft_wrap=True, highlight=False)
+        terminal.say(summary)
+    terminal.result(f"wrote {', '.join(str(p) for p in written)}")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"pipeline {pipeline.__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
-def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log each stage's progress.")) -> None:
-    if verbose:
-        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "INFO")
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
-                        handlers=[RichHandler(console=console, show_path=False)])
+def main(ctx: typer.Context,
+         verbose: bool = typer.Option(False, "--verbose", "-v", help="Log each stage's progress (with Prefect's "
+                                      "INFO lines)."),
+         quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors and the final one-line result: no "
+                                    "progress, tables, notes or warnings."),
+         version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                      help="Print the version and exit.")) -> None:
+    if verbose and quiet:
+        _error("--verbose and --quiet: choose one")
+        raise typer.Exit(2)
+    ctx.call_on_close(terminal.configure(verbose, quiet))
 
 
 if __name__ == "__main__":

@@ -1,24 +1,37 @@
-"""What the CLI prints about a finished build or audit: rich tables and lines made from its report alone."""
+"""What the CLI prints about a finished build or audit: rich tables and lines made from its report alone; under
+``--quiet`` a build prints its one-line result (``build_line``) and nothing else."""
 
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from pipeline.records import Shard
-from schemas.audit import AuditReport
-from schemas.report import BuildReport
+from pipeline import terminal
+
+if TYPE_CHECKING:
+    from pipeline.records import Shard
+    from schemas.audit import AuditReport
+    from schemas.report import BuildReport
+
+
+def counts(report: BuildReport) -> str:
+    totals = report.totals
+    return (f"{report.name}: {totals['input']:,} records in, {totals['train']:,} train, {totals['eval']:,} eval, "
+            f"{totals['rejected']:,} rejected, {totals.get('duplicates', 0):,} duplicates")
+
+
+def build_line(report: BuildReport, out: Path) -> str:
+    """A build's one-line result: its counts and where it wrote them."""
+    return f"{counts(report)}; wrote {out}"
 
 
 def build_table(report: BuildReport) -> Table:
     """The sources of a build: records in, kept, rejected and duplicates, with the reasons and repairs."""
-    table = Table(title=f"{report.name}: {report.totals['input']:,} records in, "
-                        f"{report.totals['train']:,} train, {report.totals['eval']:,} eval, "
-                        f"{report.totals['rejected']:,} rejected, {report.totals.get('duplicates', 0):,} duplicates")
+    table = Table(title=counts(report))
     for column in ("source", "format", "input", "kept", "rejected", "duplicates", "rejected because", "repaired"):
         numeric = column in ("input", "kept", "rejected", "duplicates")
         table.add_column(column, justify="right" if numeric else "left", no_wrap=True)
@@ -55,8 +68,13 @@ def per_record_table(name: str, shards: list[Shard]) -> Table:
     return table
 
 
-def print_build(console: Console, report: BuildReport, out: Path) -> None:
-    """What `pipeline build` prints when it has written ``out``."""
+def print_build(report: BuildReport, out: Path) -> None:
+    """What `pipeline build` prints when it has written ``out``: the sources table, a line per stage that has
+    something to say, and the files written; under --quiet ``build_line`` only."""
+    if terminal.quiet:
+        terminal.result(build_line(report, out))
+        return
+    console = terminal.console
     console.print(build_table(report))
     tokens = report.tokens
     if tokens:

@@ -21,6 +21,7 @@ from pipeline.records import ROW_SCHEMA
 from schemas.manifest import Manifest
 from schemas.report import BuildReport
 from tests.conftest import ROOT, write_jsonl
+from tests.test_cli import shown_steps
 
 OUTPUTS = ["README.md", "dedup_index", "duplicates.parquet", "eval.parquet", "manifest.json", "rejected.parquet",
            "report.html", "report.json", "report.md", "tokenized", "train.parquet"]
@@ -78,6 +79,10 @@ def test_demo_build_through_the_cli(demo, flow_cli):
     assert manifest.counts == {"input": 310, "train": 289, "eval": 0, "rejected": 12, "duplicates": 9, "sampled_out": 0,
                                "repeats": 0}
     assert "demo: 310 records in, 289 train, 0 eval, 12 rejected, 9 duplicates" in result.output
+    # the flow reports each step as it ends, as the direct runner does (tests/test_cli.py)
+    assert shown_steps(result.output) == [("read + filter", 310, 298), ("dedup", 298, 289), ("decontaminate", 289, 289),
+                                          ("split", 289, 289), ("mixture", 289, 289), ("tokenize", 289, 289),
+                                          ("report", 310, 289), ("write", 289, 289)]
 
 
 def test_validate_command_writes_nothing(demo, cli):

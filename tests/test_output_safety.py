@@ -200,6 +200,31 @@ def test_sigterm_is_handled_like_ctrl_c_and_the_next_run_clears_leftovers(tmp_pa
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".cache", ".t.lock", "t"]
 
 
+def test_ctrl_c_stops_a_direct_build_at_once_during_its_global_stages(tmp_path: Path) -> None:
+    """SIGINT once reading is done (its line printed) and dedup runs: exit 130 within a second or so, nothing
+    written, no temporary folder."""
+    rows = [{"instruction": f"Repeat {i}", "input": "", "output": f"Step {i}: count {i} apples and {i + 1} pears."}
+            for i in range(60_000)]
+    write_jsonl(tmp_path / "a.jsonl", rows)
+    mix = _mix(tmp_path, {"name": "t", "sources": [{"name": "s", "path": "a.jsonl"}], "output": {"dir": "out"}})
+    proc = subprocess.Popen([sys.executable, "-c", "from pipeline.cli import app; app()", "build", "--mix", str(mix),
+                             "--workers", "1", "--runner", "direct"], env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    assert proc.stdout is not None
+    lines = [proc.stdout.readline()]
+    while lines[-1] and not lines[-1].startswith("read + filter"):
+        lines.append(proc.stdout.readline())
+    assert proc.poll() is None, "".join(lines)
+    started = time.monotonic()
+    os.killpg(proc.pid, signal.SIGINT)  # the whole group, as a terminal's Ctrl-C
+    output = "".join(lines) + proc.communicate(timeout=60)[0]
+    seconds = time.monotonic() - started
+    print(f"exit {seconds:.2f} s after SIGINT")
+    assert proc.returncode == 130 and seconds < 5, output
+    assert "interrupted (SIGINT): build stopped" in output and "Traceback" not in output, output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) in ([".cache", ".t.lock"], [".t.lock"])
+
+
 def test_output_dir_that_is_a_file_is_one_line_before_any_work(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "a.jsonl", ROWS)
     (tmp_path / "out").write_text("a file")

@@ -1,15 +1,22 @@
 """The training commands of ``pipeline``: ``train``, ``generate`` and ``eval`` (``pipeline.cli`` loads them on use).
 
 Importing this module needs only the curation install: torch, peft and bitsandbytes (the ``train`` extra) are
-imported when a command runs, which otherwise exits with what to install.
+imported when a command runs, which otherwise exits with what to install. They print through pipeline/terminal.py
+(``--quiet``: the final line only). Ctrl-C or SIGTERM stops ``train`` within a second with exit 130
+(pipeline/stopping.py), and what the run had not finished writing goes: a checkpoint without its
+trainer_state.json (written last), and the adapter (``model/`` for full fine-tuning), tokenizer and reports it was
+writing at the end; complete checkpoints, ``best/`` and the evaluations so far stay for ``--resume``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import math
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -18,13 +25,15 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
 
+from pipeline import stopping, terminal
 from pipeline.config import ConfigError, format_validation_error
 from schemas.mix import MixSpec, TrainSpec
 
-console = Console(stderr=True)
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)  # read by pipeline.cli's command group
+# what a run makes as it trains (kept when it is stopped: --resume continues from them); the rest of the output
+# folder is written at the end, and what of it a stopped run made is removed
+RESUMABLE = ("checkpoints", "best", "forgetting_state.json")
 
 # --option -> the train: field it overrides; the mix's train: section gives the defaults
 OVERRIDES = ("method", "learning_rate", "epochs", "max_steps", "micro_batch_size", "gradient_accumulation",
@@ -33,7 +42,7 @@ OVERRIDES = ("method", "learning_rate", "epochs", "max_steps", "micro_batch_size
 
 
 def _error(message: str, code: int = 2) -> typer.Exit:
-    console.print(Text("error: ", style="bold red") + Text(message), soft_wrap=True, highlight=False)
+    terminal.error(message)
     return typer.Exit(code)
 
 
@@ -96,8 +105,9 @@ def train(build: Path = typer.Option(..., "--build", "-b", help="A build's outpu
         raise _error("no base model: pass --base-model or set train.base_model in mix.yaml")
     target = output or build / "train"
     try:
-        result = run.train(build, settings, model, target, seed=settings.seed if settings.seed is not None
-                           else spec.seed, resume=resume)
+        with _stopped_cleanly(target), _quiet_prints():
+            result = run.train(build, settings, model, target, seed=settings.seed if settings.seed is not None
+                               else spec.seed, resume=resume)
     except run.TrainError as err:
         raise _error(str(err)) from None
     if not result.steps or int(os.environ.get("RANK", "0")) != 0:
@@ -109,10 +119,37 @@ def train(build: Path = typer.Option(..., "--build", "-b", help="A build's outpu
     for row in report.forgetting_rows(result.monitor):
         table.add_row(*row)
     if result.monitor.points:
-        console.print(table)
-        console.print(report.verdict(result.monitor), soft_wrap=True, highlight=False)
-    console.print(f"trained {result.steps[-1]} steps: loss {result.loss[0]:.4f} -> {result.loss[-1]:.4f}; "
-                  f"wrote {target}", soft_wrap=True, highlight=False)
+        terminal.say(table)
+        terminal.say(report.verdict(result.monitor), markup=False)
+    terminal.result(f"trained {result.steps[-1]} steps: loss {result.loss[0]:.4f} -> {result.loss[-1]:.4f}; "
+                    f"wrote {target}")
+
+
+@contextlib.contextmanager
+def _stopped_cleanly(output: Path) -> Iterator[None]:
+    """Ctrl-C and SIGTERM: exit 130 within a second, without what the run had not finished writing."""
+    before = {p.name for p in output.iterdir()} if output.is_dir() else set()
+
+    def unfinished(pids: list[int]) -> None:
+        checkpoints = (output / "checkpoints").glob("checkpoint-*")
+        half_saved = [p for p in checkpoints if not (p / "trainer_state.json").is_file()]
+        made_at_the_end = [p for p in output.glob("*") if p.name not in before and p.name not in RESUMABLE]
+        for path in half_saved + made_at_the_end:
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+
+    with stopping.on_signals(f"training stopped; {output}: complete checkpoints kept (--resume continues)",
+                             unfinished):
+        yield
+
+
+@contextlib.contextmanager
+def _quiet_prints() -> Iterator[None]:
+    """Under --quiet, the trainer's own lines (the memory estimate, notes, each evaluation) go nowhere."""
+    if not terminal.quiet:
+        yield
+        return
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        yield
 
 
 @app.command()
@@ -125,7 +162,7 @@ def generate(adapter: Path = typer.Option(..., "--adapter", "-a", help="The adap
     model = _module("trainer.model")
     print(model.generate(adapter, prompt, max_new_tokens))
     if merge_to is not None:
-        console.print(f"merged into {model.merge(adapter, merge_to)}", soft_wrap=True)
+        terminal.result(f"merged into {model.merge(adapter, merge_to)}")
 
 
 @app.command("eval")
