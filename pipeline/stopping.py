@@ -99,8 +99,10 @@ def on_signals(message: str, cleanup: Callable[[list[int]], None] = lambda pids:
         while data := reader.recv(1):
             if data[0] in SIGNALS:
                 state.signal = signal.Signals(data[0])
-                # straight to the file descriptor: a live progress display would hold a console.print back
-                os.write(terminal, f"\ninterrupted ({state.signal.name}): {message}\n".encode())
+                # straight to the file descriptor: a live progress display would hold a console.print back (and
+                # has hidden the cursor, which nothing else would show again)
+                cursor = "\x1b[?25h" if os.isatty(terminal) else ""
+                os.write(terminal, f"{cursor}\ninterrupted ({state.signal.name}): {message}\n".encode())
                 _silence()  # what threads and children still log while they stop is noise after that line
                 deadline = time.monotonic() + main_grace_s
                 try:
