@@ -24,7 +24,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 import pipeline
-from pipeline import build_progress, steps, stopping, summaries, terminal
+from pipeline import build_progress, handoff_cli, steps, stopping, summaries, terminal
 from pipeline.io.tokenizer import TokenizerError
 
 if TYPE_CHECKING:
@@ -347,6 +347,10 @@ def audit(paths: list[str] = typer.Argument(..., help="Files, globs (quoted) or 
     for summary in summaries.audit_tables(report):
         terminal.say(summary)
     terminal.result(f"wrote {', '.join(str(p) for p in written)}")
+
+
+app.command("export")(handoff_cli.export)
+app.command("push")(handoff_cli.push)
 
 
 def _version(value: bool) -> None:

@@ -255,3 +255,18 @@ def test_real_multi_turn_chats_survive_the_llama_factory_export(shared_data: Pat
         assert llama_factory_alpaca(row) == expected_turns(original)
         multi_turn += len(row["history"]) > 0
     assert exported.num_rows > 400 and multi_turn > 100
+
+
+def test_the_export_and_push_commands(built: Path, tmp_path: Path, cli, stand_in_hub: str, monkeypatch) -> None:
+    done = cli("export", str(built), "--to", "llama-factory", "--out", str(tmp_path / "lf"))
+    assert done.exit_code == 0 and (tmp_path / "lf" / "dataset_info.json").is_file()
+    assert cli("export", str(built), "--to", "unsloth").exit_code == 2
+    assert cli("export", str(tmp_path / "lf"), "--to", "trl").exit_code == 2  # not a build
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "ENDPOINT", stand_in_hub)  # what HfApi() reads when no endpoint is given
+    pushed = cli("push", str(built), "user/handoff")
+    assert pushed.exit_code == 0 and "user/handoff" in StandInHub.received["commit"][0]
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    assert cli("push", str(built), "user/handoff").exit_code == 1
