@@ -132,6 +132,9 @@ def test_export_axolotl_trl_sharegpt_alpaca(built: Path) -> None:
     assert all(set(row) == {"instruction", "input", "output", "system", "history"} for row in alpaca)
     assert {tuple(llama_factory_alpaca(row)) for row in alpaca} <= conversations
 
+    trl_data = pytest.importorskip("trl.data_utils", reason="TRL is in the dev extra (Python 3.11+)")
+    assert all(trl_data.is_conversational(row) for row in dataset["train"])  # TRL's own check of the format
+
 
 def test_export_refuses_what_is_not_a_build_or_not_an_export(built: Path, tmp_path: Path) -> None:
     with pytest.raises(export.ExportError, match="not a finished build"):
