@@ -17,6 +17,10 @@ by true Jaccard or the signature estimate, clustered as connected components; it
 steps) names for each survivor the best-ranked record of its cluster. Every record but that one is removed, with
 ``kept_id`` naming it and ``similarity`` their true Jaccard; an exact copy shares the fate of the copy it was
 removed for.
+
+The pieces (``rank_columns`` and ``in_rank_order`` for the ranks, ``keys_and_shingles``, ``exact_keepers``,
+``outcomes`` for the rows of duplicates.parquet) are what flows/partitioned_dedup.py runs per partition and
+per bucket on a Dask cluster, with the same result.
 """
 
 from __future__ import annotations
@@ -123,23 +127,46 @@ def _by_slices(n: int, work: Callable[[int, int], T]) -> list[T]:
 def _universe(records: pl.DataFrame, settings: DedupSpec, priority: Sequence[str],
               references: Sequence[Reference]) -> pl.DataFrame:
     """References and records in rank order, with their key text: row number = rank."""
-    parts = [
-        ref.records.select(
-            "id", "source", pl.lit(ref.name).alias("ref"), pl.lit(-len(references) + k, pl.Int64).alias("_priority"),
-            key_text(settings.key).alias("text"), pl.col("output").str.len_chars().alias("_length"),
-            pl.int_range(pl.len()).alias("_order"), pl.int_range(pl.len()).alias("_ref_row"),
-        )
-        for k, ref in enumerate(references)
-    ]
-    rank = {name: k for k, name in enumerate(priority)}
-    parts.append(records.select(
-        "id", "source", pl.lit(None, pl.String).alias("ref"),
-        pl.col("source").replace_strict(rank, return_dtype=pl.Int64).alias("_priority"),
+    parts = [rank_columns(ref.records, settings, ref_priority(k, len(references)), ref.name)
+             for k, ref in enumerate(references)]
+    parts.append(rank_columns(records, settings, source_priority(priority)))
+    return in_rank_order(parts)
+
+
+def ref_priority(k: int, references: int) -> pl.Expr:
+    """The priority of the k-th of ``references`` reference sets: before every source, in their order."""
+    return pl.lit(-references + k, pl.Int64)
+
+
+def source_priority(priority: Sequence[str]) -> pl.Expr:
+    """A record's priority: its source's place in ``priority`` (mix.yaml order)."""
+    return pl.col("source").replace_strict({name: k for k, name in enumerate(priority)}, return_dtype=pl.Int64)
+
+
+def rank_columns(frame: pl.DataFrame, settings: DedupSpec, priority: pl.Expr, ref: str | None = None) -> pl.DataFrame:
+    """What ranks the records of ``frame`` (of reference set ``ref``, or of this build when None) and their key
+    text: id, source, ref, _priority, text, _length (of the output), _order (input order, from 0) and _ref_row
+    (a reference record's row in its set)."""
+    order = pl.int_range(pl.len())
+    return frame.select(
+        "id", "source", pl.lit(ref, pl.String).alias("ref"), priority.alias("_priority"),
         key_text(settings.key).alias("text"), pl.col("output").str.len_chars().alias("_length"),
-        pl.int_range(pl.len()).alias("_order"), pl.lit(None, pl.Int64).alias("_ref_row"),
-    ))
+        order.alias("_order"), (order if ref is not None else pl.lit(None, pl.Int64)).alias("_ref_row"),
+    )
+
+
+def in_rank_order(parts: Sequence[pl.DataFrame]) -> pl.DataFrame:
+    """The ``rank_columns`` of every part (order offsets applied) sorted by rank: source priority, then longer
+    output, then input order; ``row`` = rank."""
     universe = pl.concat(parts).sort(["_priority", "_length", "_order"], descending=[False, True, False])
     return universe.with_row_index("row").drop("_length")
+
+
+def exact_keepers(ranked: pl.DataFrame, scope: Sequence[str]) -> np.ndarray:
+    """The ``row`` of the best-ranked record with each record's fingerprint (key_a, key_b, and the ``scope``
+    columns), given records in rank order."""
+    return ranked.select(pl.col("row").first().over("key_a", "key_b", *scope)).to_series().to_numpy().astype(
+        np.int64)
 
 
 def deduplicate(records: pl.DataFrame, settings: DedupSpec, priority: Sequence[str],
@@ -152,8 +179,7 @@ def deduplicate(records: pl.DataFrame, settings: DedupSpec, priority: Sequence[s
     universe = universe.drop("text")
     exact_keeper = itself
     if settings.exact:
-        exact_keeper = pl.concat([universe.select("row", "source"), keys], how="horizontal").select(
-            pl.col("row").first().over("key_a", "key_b", *scope)).to_series().to_numpy().astype(np.int64)
+        exact_keeper = exact_keepers(pl.concat([universe.select("row", "source"), keys], how="horizontal"), scope)
     survivors = np.flatnonzero(exact_keeper == itself)
     fingerprints = keys.to_numpy()[survivors] if settings.near else None  # only near dedup's check needs them
     record_keys = keys if settings.key == "record" else None  # what the split report checks: see _result
@@ -194,6 +220,20 @@ def _result(records: pl.DataFrame, universe: pl.DataFrame, exact_keeper: np.ndar
     """The kept records in input order with their signatures (those of exact survivors, in ``survivors``
     order) and their fingerprints (from ``keys``, one per row of the universe), and the removed ones as rows of
     duplicates.parquet."""
+    duplicates, kept_rows = outcomes(universe, exact_keeper, keeper, similarity, stats)
+    kept = records[kept_rows["_order"].to_numpy()]
+    kept_signatures = None
+    if signatures is not None:  # a kept record survived exact dedup, so it has a signature
+        kept_signatures = signatures[np.searchsorted(survivors, kept_rows["row"].to_numpy())]
+    kept_keys = None if keys is None else keys[kept_rows["row"].to_numpy()]
+    return DedupResult(kept, duplicates, kept_signatures, stats, kept_keys)
+
+
+def outcomes(universe: pl.DataFrame, exact_keeper: np.ndarray, keeper: np.ndarray, similarity: np.ndarray,
+             stats: dict[str, int | float | None]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Given every universe row's keeper (by row) and similarity to it, the rows of duplicates.parquet (in input
+    order) and the kept records of this build (``row``, ``_order``, in input order); counts the removals into
+    ``stats``. ``universe`` needs row (0..n-1, in order), id, source, ref and _order."""
     table = universe.select("row", "id", "source", "ref", "_order").with_columns(
         keeper=pl.Series(keeper), similarity=pl.Series(similarity),
         kind=pl.when(pl.Series(keeper == exact_keeper)).then(pl.lit("exact")).otherwise(pl.lit("near")),
@@ -204,10 +244,5 @@ def _result(records: pl.DataFrame, universe: pl.DataFrame, exact_keeper: np.ndar
     removed = table.filter(pl.col("keeper") != pl.col("row"))
     duplicates = removed.join(keepers, on="keeper", how="left").sort("_order").select(*DUPLICATE_SCHEMA)
     stats.update({f"{kind}_removed": int((duplicates["kind"] == kind).sum()) for kind in ("exact", "near")})
-    kept_rows = table.filter(pl.col("keeper") == pl.col("row")).sort("_order")
-    kept = records[kept_rows["_order"].to_numpy()]
-    kept_signatures = None
-    if signatures is not None:  # a kept record survived exact dedup, so it has a signature
-        kept_signatures = signatures[np.searchsorted(survivors, kept_rows["row"].to_numpy())]
-    kept_keys = None if keys is None else keys[kept_rows["row"].to_numpy()]
-    return DedupResult(kept, duplicates.cast(DUPLICATE_SCHEMA), kept_signatures, stats, kept_keys)
+    kept_rows = table.filter(pl.col("keeper") == pl.col("row")).select("row", "_order").sort("_order")
+    return duplicates.cast(DUPLICATE_SCHEMA), kept_rows

@@ -26,6 +26,11 @@ Steps:
    which at 1M records measures 1.2M of 2M candidates.
 4. Clusters are the connected components of the verified pairs (scipy.sparse.csgraph); each record's keeper is
    the best-ranked record of its cluster, and its similarity the true Jaccard with that record.
+
+Each step is a function of its own (``banding``, ``band_hashes``, ``bucket_pairs``, ``eligible``,
+``prefiltered``, ``measures``, ``first_candidates``, ``components``, ``best_of_components``,
+``similarity_to_keepers``, ``near_stats``): flows/partitioned_dedup.py runs the same steps over partitions on
+a Dask cluster, with the same result.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from schemas.mix import DedupSpec
 
 SMALL_BUCKET = 32
 PREFILTER_SIGMAS = 5.0
+Measure = Callable[[np.ndarray], np.ndarray]  # the similarity of each (i, j) pair of records
 
 
 def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
@@ -68,26 +74,47 @@ def band_hash(columns: np.ndarray) -> np.ndarray:
     return h
 
 
+def banding(settings: DedupSpec) -> tuple[int, int]:
+    """The (bands, rows) of the settings: as given, or ``lsh_params`` for their threshold."""
+    if settings.bands and settings.rows:
+        return settings.bands, settings.rows
+    return lsh_params(settings.threshold, settings.num_perm)
+
+
+def bucket_pairs(sorted_hashes: np.ndarray, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The candidate pairs (first, second) of one band: ``sorted_hashes`` are the band hashes in order, with
+    ``members`` (record ids) in rank order within each run of equal hashes (a bucket). A bucket of at most
+    ``SMALL_BUCKET`` records gives all its pairs, a bigger one its best member with each of the others; ``first``
+    is always the better ranked."""
+    starts = np.flatnonzero(np.concatenate(([True], sorted_hashes[1:] != sorted_hashes[:-1])))
+    sizes = np.diff(np.append(starts, len(sorted_hashes)))
+    firsts, seconds = [members[:0]], [members[:0]]
+    for size in np.unique(sizes[sizes > 1]):
+        ids = members[starts[sizes == size][:, None] + np.arange(size)]
+        if size <= SMALL_BUCKET:
+            first, second = np.triu_indices(size, 1)
+            firsts.append(ids[:, first].ravel())
+            seconds.append(ids[:, second].ravel())
+        else:
+            firsts.append(np.repeat(ids[:, 0], size - 1))
+            seconds.append(ids[:, 1:].ravel())
+    return np.concatenate(firsts), np.concatenate(seconds)
+
+
+def band_hashes(signatures: np.ndarray, band: int, rows: int) -> np.ndarray:
+    """Each record's hash of its slice of the signature in ``band``."""
+    return band_hash(np.ascontiguousarray(signatures[:, band * rows:(band + 1) * rows].T))
+
+
 def candidate_pairs(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
-    """Unique (i, j) pairs, i < j, of records (by rank: row number = rank) that share a band hash in some band.
-    A bucket of at most ``SMALL_BUCKET`` records gives all its pairs, a bigger one each member with its best
-    record. Each band is independent (a unit of work that a cluster could spread); the pairs found so far are
-    made unique every few bands (a similar pair shares most bands), which bounds memory."""
+    """Unique (i, j) pairs, i < j, of records (by rank: row number = rank) that share a band hash in some band
+    (``bucket_pairs``). Each band is independent (a unit of work that a cluster could spread); the pairs found so
+    far are made unique every few bands (a similar pair shares most bands), which bounds memory."""
     def band_pairs(band: int) -> np.ndarray:
-        hashes = band_hash(np.ascontiguousarray(signatures[:, band * rows:(band + 1) * rows].T))
+        hashes = band_hashes(signatures, band, rows)
         order = np.argsort(hashes, kind="stable").astype(np.int64)  # stable: a bucket's members in rank order
-        sorted_hashes = hashes[order]
-        starts = np.flatnonzero(np.concatenate(([True], sorted_hashes[1:] != sorted_hashes[:-1])))
-        sizes = np.diff(np.append(starts, len(hashes)))
-        found = [np.empty(0, dtype=np.int64)]
-        for size in np.unique(sizes[sizes > 1]):
-            members = order[starts[sizes == size][:, None] + np.arange(size)]
-            if size <= SMALL_BUCKET:
-                first, second = np.triu_indices(size, 1)
-                found.append(((members[:, first] << 32) | members[:, second]).ravel())
-            else:
-                found.append(((members[:, :1] << 32) | members[:, 1:]).ravel())
-        return np.concatenate(found)  # packed i << 32 | j
+        first, second = bucket_pairs(hashes[order], order)
+        return (first << 32) | second  # packed i << 32 | j
 
     threads = os.cpu_count() or 1
     unique = pl.Series(dtype=pl.Int64)
@@ -97,6 +124,18 @@ def candidate_pairs(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray
             unique = pl.concat([unique, pl.Series(np.concatenate(found))]).unique()  # hash-based, parallel
     packed = unique.sort().to_numpy()
     return np.column_stack((packed >> 32, packed & 0xFFFFFFFF))
+
+
+def eligible(pairs: np.ndarray, is_ref: np.ndarray, group: np.ndarray | None) -> np.ndarray:
+    """The pairs that may be compared: never two reference records, and (with ``group``) only within a group."""
+    pairs = pairs[~(is_ref[pairs[:, 0]] & is_ref[pairs[:, 1]])]
+    return pairs if group is None else pairs[group[pairs[:, 0]] == group[pairs[:, 1]]]
+
+
+def prefiltered(signatures: np.ndarray, pairs: np.ndarray, threshold: float, num_perm: int) -> np.ndarray:
+    """The pairs whose signature estimate is within ``PREFILTER_SIGMAS`` standard deviations of the threshold."""
+    sigma = math.sqrt(threshold * (1 - threshold) / num_perm)
+    return pairs[estimated_similarity(signatures, pairs) >= threshold - PREFILTER_SIGMAS * sigma]
 
 
 def estimated_similarity(signatures: np.ndarray, pairs: np.ndarray, batch: int = 1 << 15) -> np.ndarray:
@@ -176,46 +215,65 @@ def near_clusters(sets: minhash.ShingleSets, is_ref: np.ndarray, group: np.ndarr
     already ``known`` for some, by position). Pairs of two reference records are never compared; with ``group``
     (the source of each record when ``across_sources`` is off) only pairs within a group are. With their 128-bit
     exact ``fingerprints``, two records of one shingle each are similar only when those are equal."""
-    bands, rows = (settings.bands, settings.rows) if settings.bands and settings.rows else lsh_params(
-        settings.threshold, settings.num_perm)
+    bands, rows = banding(settings)
     n = len(sets)
-    signatures = np.empty((n, settings.num_perm), dtype=np.uint32)
-    have = np.zeros(n, dtype=bool)
+    signatures = signatures_with(sets, settings, known)
+    pairs = eligible(candidate_pairs(signatures, bands, rows), is_ref, group)
+    candidates = len(pairs)
+    pairs = prefiltered(signatures, pairs, settings.threshold, settings.num_perm)
+    measure, jaccard = measures(sets, signatures, fingerprints, settings.verify)
+    component, verified, checked = _verified_components(n, pairs, measure, settings.threshold)
+    keeper = best_of_components(component)
+    similarity = np.ones(n)
+    moved = np.flatnonzero(keeper != np.arange(n))
+    similarity[moved] = similarity_to_keepers(moved, keeper[moved], verified, jaccard)
+    stats = near_stats(bands, rows, candidates, checked, len(verified), np.bincount(keeper))
+    return NearClusters(keeper, similarity, signatures, stats)
+
+
+def signatures_with(sets: minhash.ShingleSets, settings: DedupSpec,
+                    known: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """The MinHash signature of each record of ``sets``: those ``known`` (positions, signatures) as given, the
+    others computed."""
+    signatures = np.empty((len(sets), settings.num_perm), dtype=np.uint32)
+    have = np.zeros(len(sets), dtype=bool)
     if known is not None:
         have[known[0]] = True
         signatures[known[0]] = known[1]
     signatures[~have] = minhash.signatures_of(sets.take(np.flatnonzero(~have)), settings.num_perm, settings.seed)
+    return signatures
+
+
+def measures(sets: minhash.ShingleSets, signatures: np.ndarray, fingerprints: np.ndarray | None,
+             verify: str) -> tuple[Measure, Measure]:
+    """(what verifies a pair: true Jaccard or the signature estimate, by ``verify``; true Jaccard), for pairs of
+    the records of ``sets`` / ``signatures`` by index; with ``fingerprints``, two one-shingle records are similar
+    only when their fingerprints are equal."""
     index = ShingleIndex(sets)
-    pairs = candidate_pairs(signatures, bands, rows)
-    pairs = pairs[~(is_ref[pairs[:, 0]] & is_ref[pairs[:, 1]])]
-    if group is not None:
-        pairs = pairs[group[pairs[:, 0]] == group[pairs[:, 1]]]
-    candidates = len(pairs)
-    sigma = math.sqrt(settings.threshold * (1 - settings.threshold) / settings.num_perm)
-    pairs = pairs[estimated_similarity(signatures, pairs) >= settings.threshold - PREFILTER_SIGMAS * sigma]
-    measure: Callable[[np.ndarray], np.ndarray] = (
-        index.jaccard if settings.verify == "jaccard" else lambda p: estimated_similarity(signatures, p))
-    jaccard: Callable[[np.ndarray], np.ndarray] = index.jaccard
+    measure: Measure = index.jaccard if verify == "jaccard" else lambda p: estimated_similarity(signatures, p)
+    jaccard: Measure = index.jaccard
     if fingerprints is not None:
         measure, jaccard = (_one_shingle_exact(m, sets.counts, fingerprints) for m in (measure, jaccard))
-    component, verified, checked = _verified_components(n, pairs, measure, settings.threshold)
-    best = np.full(component.max() + 1, n, dtype=np.int64)
-    np.minimum.at(best, component, np.arange(n))
-    keeper = best[component]
-    similarity = np.ones(n)
-    moved = np.flatnonzero(keeper != np.arange(n))
-    similarity[moved] = _similarity_to_keepers(moved, keeper[moved], verified, jaccard)
-    sizes = np.bincount(keeper)
-    stats: dict[str, int | float | None] = {
+    return measure, jaccard
+
+
+def best_of_components(component: np.ndarray) -> np.ndarray:
+    """Each record's cluster keeper: the best-ranked (lowest index) record of its component."""
+    best = np.full(component.max() + 1, len(component), dtype=np.int64)
+    np.minimum.at(best, component, np.arange(len(component)))
+    return best[component]
+
+
+def near_stats(bands: int, rows: int, candidates: int, checked: int, verified: int,
+               sizes: np.ndarray) -> dict[str, int | float | None]:
+    """The report's counters; ``sizes`` holds the size of every cluster (1 for a record kept alone)."""
+    return {
         "bands": bands, "rows": rows, "candidate_pairs": candidates, "checked_pairs": checked,
-        "verified_pairs": len(verified),
-        "clusters": int((sizes > 1).sum()), "largest_cluster": int(sizes.max()),
+        "verified_pairs": verified, "clusters": int((sizes > 1).sum()), "largest_cluster": int(sizes.max()),
     }
-    return NearClusters(keeper, similarity, signatures, stats)
 
 
-def _one_shingle_exact(measure: Callable[[np.ndarray], np.ndarray], counts: np.ndarray,
-                       fingerprints: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+def _one_shingle_exact(measure: Measure, counts: np.ndarray, fingerprints: np.ndarray) -> Measure:
     """``measure``, except for pairs of one-shingle records (at most ``ngram`` tokens: the shingle is all of the
     text, and a 32-bit collision of it would be a Jaccard of 1.0): 1.0 when their fingerprints are equal, else 0."""
     def exact(pairs: np.ndarray) -> np.ndarray:
@@ -226,16 +284,28 @@ def _one_shingle_exact(measure: Callable[[np.ndarray], np.ndarray], counts: np.n
     return exact
 
 
-def _verified_components(n: int, pairs: np.ndarray, measure: Callable[[np.ndarray], np.ndarray],
+def first_candidates(pairs: np.ndarray) -> np.ndarray:
+    """Which pairs are their record j's best-ranked candidate (the lowest i of each j): round 1 of the checks."""
+    first = np.zeros(len(pairs), dtype=bool)
+    if len(pairs):
+        order = np.lexsort((pairs[:, 0], pairs[:, 1]))  # by j, then i: the first of each j is its best candidate
+        first[order[np.concatenate(([True], pairs[order[1:], 1] != pairs[order[:-1], 1]))]] = True
+    return first
+
+
+def components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """The connected component of each of ``n`` records, given the edges (i, j)."""
+    graph = coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def _verified_components(n: int, pairs: np.ndarray, measure: Measure,
                          threshold: float) -> tuple[np.ndarray, pl.DataFrame, int]:
     """Connected components of the pairs whose similarity reaches the threshold, measuring as few as possible:
     first each record's pair with its best-ranked candidate, then only the pairs whose records are not yet in
     one component (measuring a pair inside a component cannot change the components). Returns the component of
     each record, the verified pairs (i, j, similarity) and how many pairs were measured."""
-    first = np.zeros(len(pairs), dtype=bool)
-    if len(pairs):
-        order = np.lexsort((pairs[:, 0], pairs[:, 1]))  # by j, then i: the first of each j is its best candidate
-        first[order[np.concatenate(([True], pairs[order[1:], 1] != pairs[order[:-1], 1]))]] = True
+    first = first_candidates(pairs)
     verified: list[pl.DataFrame] = []
     checked = 0
     component = np.arange(n)
@@ -247,13 +317,12 @@ def _verified_components(n: int, pairs: np.ndarray, measure: Callable[[np.ndarra
         keep = similarity >= threshold
         verified.append(pl.DataFrame({"i": batch[keep, 0], "j": batch[keep, 1], "similarity": similarity[keep]}))
         edges = pl.concat(verified)
-        graph = coo_matrix((np.ones(edges.height), (edges["i"].to_numpy(), edges["j"].to_numpy())), shape=(n, n))
-        component = connected_components(graph, directed=False)[1]
+        component = components(n, edges["i"].to_numpy(), edges["j"].to_numpy())
     return component, pl.concat(verified), checked
 
 
-def _similarity_to_keepers(moved: np.ndarray, keepers: np.ndarray, verified: pl.DataFrame,
-                           measure: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+def similarity_to_keepers(moved: np.ndarray, keepers: np.ndarray, verified: pl.DataFrame,
+                          measure: Measure) -> np.ndarray:
     """Each removed record's similarity with the record kept in its place: reused from its verified pair when
     the two were compared directly, measured otherwise."""
     known = pl.DataFrame({"i": keepers, "j": moved}).join(verified, on=["i", "j"], how="left",

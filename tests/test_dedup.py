@@ -173,6 +173,18 @@ def test_big_buckets_are_linked_without_all_pairs(monkeypatch):
     assert result.stats["candidate_pairs"] < 40 * 39 / 2
 
 
+def test_bucket_pairs_all_pairs_of_small_buckets_and_the_best_member_of_big_ones(monkeypatch):
+    """The pairs of one band as flows/partitioned_dedup.py calls it too: members are record ids (ranks)."""
+    monkeypatch.setattr(near_dups, "SMALL_BUCKET", 3)
+    hashes = np.array([5, 5, 5, 7, 9, 9, 9, 9], dtype=np.uint64)
+    members = np.array([2, 4, 8, 1, 3, 6, 10, 11])
+    first, second = near_dups.bucket_pairs(hashes, members)
+    assert sorted(zip(first.tolist(), second.tolist(), strict=True)) == [
+        (2, 4), (2, 8), (3, 6), (3, 10), (3, 11), (4, 8)]  # 9's four: its best (3) with each of the others
+    none = near_dups.bucket_pairs(np.array([1, 2], dtype=np.uint64), np.array([0, 1]))
+    assert len(none[0]) == len(none[1]) == 0
+
+
 def test_true_jaccard_matches_python_sets_on_real_records(shared_data):
     rows = json.loads((shared_data / "alpaca-en" / "alpaca_data-00000-03252.json").read_text())[:400]
     texts = [f"{r['instruction']}\n{r['input']}\n{r['output']}" for r in rows]
