@@ -54,7 +54,7 @@ def test_version_is_the_package_version(cli):
 
 
 @pytest.mark.parametrize("words, expected", [
-    ("pipeline ", ["build", "serve", "validate", "estimate", "audit", "train", "generate", "eval"]),
+    ("pipeline ", ["build", "serve", "validate", "estimate", "audit", "export", "push", "train", "generate", "eval"]),
     ("pipeline tr", ["train"]),
     ("pipeline train --base", ["--base-model"]),  # a lazily loaded command's own options
     ("pipeline build --ru", ["--runner"]),
