@@ -72,17 +72,26 @@ def alpaca(record: Mapping[str, Any], system: str | None, mask_history: bool) ->
 def llama2_chat(record: Mapping[str, Any], system: str | None, mask_history: bool) -> list[Segment]:
     """Meta's LLaMA-2 chat format, token for token as the official chat template of Llama-2-*-chat-hf:
     ``<s>[INST] <<SYS>>\\n{system}\\n<</SYS>>\\n\\n{user} [/INST] {answer} </s>`` per exchange."""
-    system_prompt = record["system"] or system
-    exchanges = turns(record)
+    return _llama2(turns(record), record["system"] or system, mask_history, whole_string=True)
+
+
+def _llama2(exchanges: list[tuple[str, str]], system_prompt: str | None, mask_history: bool,
+            whole_string: bool) -> list[Segment]:
+    """``<s>`` ``[INST] {user} [/INST]`` ``{answer}`` ``</s>`` per exchange, the system fused into the first user
+    message. ``whole_string``: as Meta's template tokenizes the rendered text (user and answer stripped, the
+    prompt glued to ``<s>``, the answer as `` {answer} ``); else each part on its own, nothing stripped
+    (LLaMA-Factory's)."""
     segments = []
     for k, (user, answer) in enumerate(exchanges):
         if k == 0 and system_prompt:
             user = f"<<SYS>>\n{system_prompt}\n<</SYS>>\n\n{user}"
+        if whole_string:
+            user, answer = user.strip(), f" {answer.strip()} "
         trained = k == len(exchanges) - 1 or not mask_history
         segments += [
             Segment(Special.BOS, False),
-            Segment(f"[INST] {user.strip()} [/INST]", False, glue=True),
-            Segment(f" {answer.strip()} ", trained),
+            Segment(f"[INST] {user} [/INST]", False, glue=whole_string),
+            Segment(answer, trained),
             Segment(Special.EOS, trained),
         ]
     return segments
@@ -122,20 +131,7 @@ def llamafactory_llama2(record: Mapping[str, Any], system: str | None, mask_hist
     """LLaMA-Factory's ``llama2``: per exchange ``<s>`` ``[INST] {user} [/INST]`` and the trained ``{answer}</s>``,
     the system (no default) fused into the first user message as ``<<SYS>>\\n{system}\\n<</SYS>>\\n\\n``; nothing
     is stripped and each part is tokenized on its own ("▁[INST]" after ``<s>``, no "▁" before ``</s>``)."""
-    system_prompt = record["system"] or system
-    exchanges = llamafactory_turns(record)
-    segments = []
-    for k, (user, answer) in enumerate(exchanges):
-        if k == 0 and system_prompt:
-            user = f"<<SYS>>\n{system_prompt}\n<</SYS>>\n\n{user}"
-        trained = k == len(exchanges) - 1 or not mask_history
-        segments += [
-            Segment(Special.BOS, False),
-            Segment(f"[INST] {user} [/INST]", False),
-            Segment(answer, trained),
-            Segment(Special.EOS, trained),
-        ]
-    return segments
+    return _llama2(llamafactory_turns(record), record["system"] or system, mask_history, whole_string=False)
 
 
 TEMPLATES: dict[str, Callable[[Mapping[str, Any], str | None, bool], list[Segment]]] = {
