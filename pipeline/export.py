@@ -30,6 +30,7 @@ import polars as pl
 import yaml
 
 from pipeline import chat_format
+from pipeline.io import output_folder
 from schemas.mix import MixSpec
 
 ALPACA_COLUMNS = ("instruction", "input", "output", "system", "history")
@@ -58,16 +59,15 @@ class Build:
 
 
 def read_build(folder: Path) -> Build:
-    manifest = folder / "manifest.json"
-    if not manifest.is_file():
+    if not output_folder.is_build(folder):
         raise ExportError(f"{folder}: not a finished build (no manifest.json); run `pipeline build` first")
-    spec = MixSpec.model_validate(orjson.loads(manifest.read_bytes())["spec"])
+    spec = MixSpec.model_validate(orjson.loads((folder / output_folder.MANIFEST).read_bytes())["spec"])
     splits = {}
     for split in ("train", "eval"):
         path = folder / f"{split}.parquet"
         frame = pl.read_parquet(path) if path.is_file() else pl.DataFrame()
-        if frame.height and "messages" not in frame.columns:  # written before the messages column
-            frame = chat_format.for_files(chat_format.read_records(path))
+        if frame.height and "messages" not in frame.columns:  # written before messages, with history as structs
+            frame = chat_format.for_files(frame)
         if frame.height:
             splits[split] = frame
     return Build(folder.resolve(), spec, splits)

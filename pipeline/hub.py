@@ -14,6 +14,8 @@ from pathlib import Path
 import orjson
 from huggingface_hub import HfApi
 
+from pipeline.io import output_folder
+
 
 class PushError(ValueError):
     pass
@@ -21,12 +23,11 @@ class PushError(ValueError):
 
 def push(build: Path, repo: str, private: bool = False, token: str | None = None,
          endpoint: str | None = None) -> str:
-    manifest = build / "manifest.json"
-    if not manifest.is_file():
+    if not output_folder.is_build(build):
         raise PushError(f"{build}: not a finished build (no manifest.json); run `pipeline build` first")
     if not (build / "README.md").is_file():
         raise PushError(f"{build}: has no dataset card (README.md): it was built before cards; build it again")
-    written = orjson.loads(manifest.read_bytes())
+    written = orjson.loads((build / output_folder.MANIFEST).read_bytes())
     api = HfApi(endpoint=endpoint, token=token)
     api.create_repo(repo, repo_type="dataset", private=private, exist_ok=True)
     commit = api.upload_folder(

@@ -273,3 +273,14 @@ def test_the_export_and_push_commands(built: Path, tmp_path: Path, cli, stand_in
     assert pushed.exit_code == 0 and "user/handoff" in StandInHub.received["commit"][0]
     monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
     assert cli("push", str(built), "user/handoff").exit_code == 1
+
+
+def test_a_build_written_before_messages_exports_the_same(built: Path, tmp_path: Path) -> None:
+    """Builds written before the messages column stored history as {user, assistant} structs: the export
+    derives both shapes from them and writes what it writes for a build of today."""
+    today = json.loads(export.export(built, "sharegpt", tmp_path / "today")[0].read_text())
+    for split in ("train", "eval"):
+        path = built / f"{split}.parquet"
+        chat_format.read_records(path).drop("messages").write_parquet(path)
+    assert "messages" not in pl.read_parquet(built / "train.parquet").columns
+    assert json.loads(export.export(built, "sharegpt", tmp_path / "older")[0].read_text()) == today
