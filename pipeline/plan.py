@@ -49,9 +49,8 @@ class Stage:
 
 
 def dedup_stage(records: pl.DataFrame, context: Context) -> Outcome:
-    """Exact and near dedup over the union of the shards, against the mix's references. Outputs: the
-    ``duplicates`` (each with the record it duplicates), with near dedup the ``signatures`` of the kept, with
-    ``key: record`` their ``fingerprints`` (the exact keys the split report checks)."""
+    """Exact and near dedup over the union of the shards, against the mix's references (``dedup_outcome`` says
+    what it returns; the Dask runner reaches the same outcome with flows/partitioned_dedup.py)."""
     mix = context.mix
     spec = mix.spec
     if not (spec.dedup.exact or spec.dedup.near):
@@ -59,6 +58,13 @@ def dedup_stage(records: pl.DataFrame, context: Context) -> Outcome:
     references = [load_reference(ref, mix) for ref in mix.references]
     deduped = dedup.deduplicate(records, spec.dedup, [s.spec.name for s in mix.sources], references)
     heap.trim()
+    return dedup_outcome(deduped, spec, references)
+
+
+def dedup_outcome(deduped: dedup.DedupResult, spec: MixSpec, references: list[dedup.Reference]) -> Outcome:
+    """Kept: the records dedup kept. Outputs: the ``duplicates`` (each with the record it duplicates), with near
+    dedup the ``signatures`` of the kept, with ``key: record`` their ``fingerprints`` (the exact keys the split
+    report checks)."""
     outputs = {"duplicates": deduped.duplicates}
     if deduped.signatures is not None:
         outputs["signatures"] = pl.DataFrame({"id": deduped.kept["id"], "signature": deduped.signatures})
