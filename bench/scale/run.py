@@ -5,7 +5,8 @@
     .venv/bin/python bench/scale/run.py --records 1000000 --mode stages --profile   # + pyinstrument text profile
     .venv/bin/python bench/scale/run.py --records 100000 --mode cli --runner local   # the Prefect flow
 
-The corpus and its mix.yaml come from ``make_corpus.py`` (bench/work/scale/<100k|300k|1m>/). Both modes delete
+The corpus and its mix.yaml come from ``make_corpus.py`` (bench/work/scale/<100k|300k|1m>/), or with
+``--corpus short`` from ``make_short_corpus.py`` (bench/work/scale/short-<100k|1m>/). Both modes delete
 the build's language cache (``<output.dir>/.cache``) first, so every run detects every text (``--warm`` keeps
 it), and set INSTRUCT_PIPELINE_TOKENIZER to ../shared/tokenizers/llama-2 unless it is set.
 
@@ -58,6 +59,7 @@ MB = 1 << 20
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_corpus import label
+from make_short_corpus import short_name
 
 # --------------------------------------------------------------------------------------------------- memory
 
@@ -70,6 +72,20 @@ def tree_rss(process: psutil.Process) -> list[int]:
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
     return sizes
+
+
+def tree_cpu() -> float:
+    """CPU seconds (user + system) of this process (all its threads), its live descendants (the worker pool)
+    and its children already reaped: on a shared machine the robust measure, where wall time is not."""
+    me = psutil.Process()
+    total = sum(me.cpu_times()[:2])
+    for child in me.children(recursive=True):
+        try:
+            total += sum(child.cpu_times()[:2])
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return total + reaped.ru_utime + reaped.ru_stime
 
 
 def vm_rss() -> int:
@@ -139,10 +155,13 @@ def corpus_info(folder: Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------- cli mode
 
 def run_cli(mix_path: Path, runner: str, workers: int | None) -> dict[str, Any]:
-    command = [str(ROOT / ".venv" / "bin" / "pipeline"), "build", "--mix", str(mix_path), "--runner", runner]
+    # the pipeline of the tree this script lives in (ROOT first on PYTHONPATH), also from a copy of the tree
+    command = [sys.executable, "-c", "from pipeline.cli import app; app()", "build", "--mix", str(mix_path),
+               "--runner", runner]
     if workers is not None:
         command += ["--workers", str(workers)]
     env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
     if runner != "direct":
         env.setdefault("INSTRUCT_PIPELINE_STATE", str(WORK / "state"))
     before, started = psutil.cpu_times(), time.perf_counter()
@@ -168,22 +187,28 @@ def run_cli(mix_path: Path, runner: str, workers: int | None) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------- stages mode
 
 class Timers:
-    """Accumulated seconds of wrapped functions, by label."""
+    """Accumulated seconds of wrapped functions, by label: wall (``seconds``) and this process's CPU, all its
+    threads (``cpu``)."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
         self.calls: dict[str, int] = {}
 
     def wrap(self, module: Any, name: str, label: str) -> None:
-        original = getattr(module, name)
+        """Time ``module.name`` under ``label``; a function the code of the day no longer has is skipped."""
+        original = getattr(module, name, None)
+        if original is None:
+            return
 
         @functools.wraps(original)
         def timed(*args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             try:
                 return original(*args, **kwargs)
             finally:
                 self.seconds[label] = self.seconds.get(label, 0.0) + time.perf_counter() - started
+                self.cpu[label] = self.cpu.get(label, 0.0) + time.process_time() - cpu
                 self.calls[label] = self.calls.get(label, 0) + 1
 
         setattr(module, name, timed)
@@ -221,19 +246,19 @@ def run_stages(mix_path: Path, workers: int | None, profile_path: Path | None) -
     sampler.start()
     stages: list[dict[str, Any]] = []
 
-    def finished(name: str, seconds: float) -> None:
+    def finished(name: str, seconds: float, cpu: float) -> None:
         rss, peak = vm_rss() / MB, sampler.peaks.get(name, 0) / MB
-        stages.append({"stage": name, "seconds": round(seconds, 2), "rss_after_mb": round(rss),
-                       "peak_tree_mb": round(peak)})
-        print(f"  {name:<14} {seconds:8.2f} s  rss {rss:7.0f} MB  peak {peak:7.0f} MB", flush=True)
+        stages.append({"stage": name, "seconds": round(seconds, 2), "cpu_s": round(cpu, 2),
+                       "rss_after_mb": round(rss), "peak_tree_mb": round(peak)})
+        print(f"  {name:<14} {seconds:8.2f} s  cpu {cpu:8.2f} s  rss {rss:7.0f} MB  peak {peak:7.0f} MB", flush=True)
 
     def stage(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(function)
         def timed(*args: Any, **kwargs: Any) -> Any:
             sampler.label = name
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), tree_cpu()
             value = function(*args, **kwargs)
-            finished(name, time.perf_counter() - started)
+            finished(name, time.perf_counter() - started, tree_cpu() - cpu)
             sampler.label = "between stages"
             return value
         return timed
@@ -242,9 +267,9 @@ def run_stages(mix_path: Path, workers: int | None, profile_path: Path | None) -
         @functools.wraps(function)
         def timed(*args: Any, **kwargs: Any) -> Iterator[Any]:  # run() consumes it with list(): no gaps
             sampler.label = "shards"
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), tree_cpu()
             yield from function(*args, **kwargs)
-            finished("shards", time.perf_counter() - started)
+            finished("shards", time.perf_counter() - started, tree_cpu() - cpu)
             sampler.label = "between stages"
         return timed
 
@@ -260,11 +285,11 @@ def run_stages(mix_path: Path, workers: int | None, profile_path: Path | None) -
         from pyinstrument import Profiler
         profiler = Profiler(interval=0.005)
         profiler.start()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), tree_cpu()
     mix = load_mix(mix_path)
     result = build.run(mix, workers=workers, cache=build.cache_folder(mix))  # as the CLI's direct runner
     writer.write(result)
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, tree_cpu() - cpu
     if profiler is not None:
         profiler.stop()
         assert profile_path is not None
@@ -273,10 +298,11 @@ def run_stages(mix_path: Path, workers: int | None, profile_path: Path | None) -
     report = result.report
     return {
         "workers": workers_pool.default_workers(mix) if workers is None else workers,
-        "wall_s": round(wall, 2), "peak_rss_mb": round(sampler.peak / MB),
+        "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "peak_rss_mb": round(sampler.peak / MB),
         "stages": stages,
         "between_stages_peak_mb": round(sampler.peaks.get("between stages", 0) / MB),
         "sub_timers_s": {k: round(v, 2) for k, v in sorted(timers.seconds.items())},
+        "sub_timers_cpu_s": {k: round(v, 2) for k, v in sorted(timers.cpu.items())},
         "totals": report.totals,
         "tokens": {"train": report.tokens.train_tokens, "eval": report.tokens.eval_tokens} if report.tokens else None,
         "dedup": {"exact_removed": report.dedup.exact_removed, "near_removed": report.dedup.near_removed,
@@ -290,21 +316,27 @@ def run_stages(mix_path: Path, workers: int | None, profile_path: Path | None) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=100_000, help="which corpus: bench/work/scale/<label>/")
+    parser.add_argument("--corpus", choices=("scale", "short"), default="scale",
+                        help="scale: make_corpus.py's (<label>/); short: make_short_corpus.py's (short-<label>/)")
     parser.add_argument("--mix", type=Path, default=None, help="default: the corpus's mix.yaml")
     parser.add_argument("--mode", choices=("cli", "stages"), default="cli")
     parser.add_argument("--runner", choices=("direct", "local", "dask"), default="direct", help="cli mode only")
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--profile", action="store_true", help="stages mode: pyinstrument, profile-<label>.txt")
     parser.add_argument("--warm", action="store_true", help="keep the language cache of an earlier run")
+    parser.add_argument("--tag", default="", help="added to the results' file name (e.g. base / after, when "
+                        "the script runs from a copy of the tree that is not a git checkout)")
     args = parser.parse_args()
-    name = label(args.records)
+    name = label(args.records) if args.corpus == "scale" else short_name(args.records)
     mix_path = (args.mix or WORK / name / "mix.yaml").resolve()
     prepare(mix_path, args.warm)
     code = code_state()
     suffix = f"-{args.runner}" if args.mode == "cli" and args.runner != "direct" else ""
     suffix += "-profile" if args.profile else ""
     suffix += f"-{code['commit']}" + ("-dirty" if code["dirty"] else "")  # the code moves under shared checkouts
-    result: dict[str, Any] = {"label": name, "mode": args.mode, "runner": args.runner if args.mode == "cli" else None,
+    suffix += f"-{args.tag}" if args.tag else ""
+    result: dict[str, Any] = {"label": name, "tag": args.tag, "root": str(ROOT),
+                              "mode": args.mode, "runner": args.runner if args.mode == "cli" else None,
                               "warm_language_cache": args.warm, "corpus": corpus_info(mix_path.parent),
                               "code": code, "before": machine_state()}
     print(f"{name} {args.mode}{suffix}: load {result['before']['loadavg']}", flush=True)

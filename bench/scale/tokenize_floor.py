@@ -26,6 +26,7 @@ os.environ.setdefault("INSTRUCT_PIPELINE_TOKENIZER", str(ROOT.parent / "shared" 
 
 import polars as pl
 from make_corpus import label
+from make_short_corpus import short_name
 
 from pipeline import chat_format, tokenize
 from pipeline.config import load_mix
@@ -45,8 +46,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--sample", type=int, default=50_000)
+    parser.add_argument("--corpus", choices=("scale", "short"), default="scale",
+                        help="scale: make_corpus.py's (<label>/); short: make_short_corpus.py's (short-<label>/)")
     args = parser.parse_args()
-    name = label(args.records)
+    name = label(args.records) if args.corpus == "scale" else short_name(args.records)
     mix = load_mix(WORK / name / "mix.yaml")
     spec = mix.spec.tokenize
     frame = chat_format.read_records(mix.out_dir / "train.parquet").filter(pl.col("repeat") == 0).head(args.sample)
