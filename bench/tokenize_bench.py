@@ -22,7 +22,7 @@ from transformers import AutoTokenizer
 
 from pipeline import build, tokenize
 from pipeline.config import load_mix
-from pipeline.io import writers
+from pipeline.io import token_files
 from pipeline.templates import ALPACA_SYSTEM, ALPACA_SYSTEM_WITH_INPUT
 from schemas.mix import FiltersSpec, TokenizeSpec
 
@@ -65,7 +65,10 @@ def main() -> None:
         def stage() -> pl.DataFrame:
             result = tokenize.tokenize(frame, tokenizer, TokenizeSpec(cutoff_len=2048), FiltersSpec())
             rows = result.examples.select("id", "input_ids", tokenize.attention_mask(pl.col("input_ids")), "labels")
-            writers.write_dataset_dict({"train": rows}, Path(tmp) / "tokenized", fingerprint="bench")
+            split = token_files.SplitWriter(Path(tmp) / "train.arrow")
+            split.write(rows.drop("id"))
+            split.close(rows.drop("id").head(0))
+            token_files.place({"train": Path(tmp) / "train.arrow"}, Path(tmp) / "tokenized", fingerprint="bench")
             return result.examples
 
         stage_s, examples = best(stage, args.repeat)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from pipeline import (
     writer,
 )
 from pipeline.config import Mix
+from pipeline.io import token_files
 from pipeline.io import workers as workers_pool
 from pipeline.io.tokenizer import check_template, load_tokenizer, tokenizer_source
 from pipeline.io.workers import ProgressCallback
@@ -54,8 +56,16 @@ class BuildResult:
     rejected: pl.DataFrame
     duplicates: pl.DataFrame
     report: BuildReport
-    tokenized: dict[str, pl.DataFrame]  # rows of tokenized/ per split; empty when tokenize is off
+    tokenized: dict[str, pl.DataFrame]  # the index of tokenized/'s rows per split; empty when tokenize is off
     signatures: pl.DataFrame | None = None  # id, signature of every kept record: the dedup index
+    files: Path | None = None  # the split files of tokenized/ (<split>.arrow), written by the tokenize stage
+    scratch: Any = None  # the temporary folder that holds ``files`` in a direct build: removed with the result
+
+    def token_rows(self, split: str) -> pl.DataFrame:
+        """The rows of tokenized/ of ``split`` (read from its file), without their record ids."""
+        if self.files is None:
+            raise ValueError("this build has no tokenized/: tokenize is off")
+        return token_files.read(self.files / f"{split}.arrow")
 
 
 def needed_tokenizer(spec: MixSpec, tokenizer: Any = None) -> Any:
@@ -76,7 +86,7 @@ def run(mix: Mix, progress: ProgressCallback | None = None, workers: int | None 
     flows/build_flow.py runs the same functions as Prefect tasks. ``progress`` is told of every work unit read,
     ``stages`` of every step's start and end."""
     tokenizer = needed_tokenizer(mix.spec, tokenizer)
-    return finish(mix, read(mix, progress, workers, cache, stages), tokenizer, stages)
+    return finish(mix, read(mix, progress, workers, cache, stages), tokenizer, stages, cache)
 
 
 def read(mix: Mix, progress: ProgressCallback | None = None, workers: int | None = None,
@@ -97,24 +107,29 @@ def union(shards: list[Shard]) -> pl.DataFrame:
     return pl.concat([s.kept for s in shards]) if shards else pl.DataFrame(schema=OUTPUT_SCHEMA)
 
 
-def finish(mix: Mix, shards: list[Shard], tokenizer: Any, stages: StageProgress = SILENT) -> BuildResult:
+def finish(mix: Mix, shards: list[Shard], tokenizer: Any, stages: StageProgress = SILENT,
+           scratch: Path | None = None) -> BuildResult:
     """The global stages over the shards, in the plan's order, then the ledger and the report. Each stage's
     input is let go once it has run (the shards in ``shards`` lose their ``kept`` frames, each outcome its
     ``kept`` once the next stage has it), so a million records are held about twice at the peak, not once per
-    stage."""
+    stage. Files a stage writes (tokenized/'s rows) go to a temporary folder in ``scratch`` (the system's
+    by default) that lives as long as the result."""
     records = union(shards)
     shards[:] = [dataclasses.replace(s, kept=s.kept.clear()) for s in shards]
     outcomes: dict[str, Outcome] = {}
+    if scratch is not None:
+        scratch.mkdir(parents=True, exist_ok=True)
+    folder = tempfile.TemporaryDirectory(prefix="build-", dir=scratch)
     for stage in plan.STAGES:
         stages.started(stage.name)
-        context = plan.Context(mix, tokenizer, plan.inputs(outcomes, stage))
+        context = plan.Context(mix, tokenizer, plan.inputs(outcomes, stage), Path(folder.name))
         outcome = plan.run_stage(stage, records, context)
         stages.finished(stage.name, records.height, outcome.kept.height)
         records = outcome.kept
         outcomes[stage.name] = dataclasses.replace(outcome, kept=outcome.kept.clear())
     outcomes[plan.STAGES[-1].name].kept = records
     stages.started(REPORT)
-    result = assemble(mix, shards, outcomes)
+    result = dataclasses.replace(assemble(mix, shards, outcomes), scratch=folder)
     stages.finished(REPORT, result.report.totals["input"], result.train.height + result.eval.height)
     return result
 
@@ -165,7 +180,8 @@ def assemble(mix: Mix, shards: list[Shard], outcomes: dict[str, Outcome]) -> Bui
         memory=memory_report(spec.train, spec.tokenize.cutoff_len),
     )
     return BuildResult(mix=mix, train=train, eval=eval_, rejected=all_rejected, duplicates=duplicates,
-                       report=report, tokenized=tokenized, signatures=signatures)
+                       report=report, tokenized=tokenized, signatures=signatures,
+                       files=outcomes[tokenize.STAGE].files)
 
 
 LANGUAGE_CACHE = f"language-v{language.VERSION}.parquet"

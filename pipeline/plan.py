@@ -11,9 +11,12 @@ which files besides the sources its result depends on: the flow's cache key of t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,12 +25,12 @@ import polars as pl
 from pipeline import decontaminate, dedup, mixture, pii, tokenize
 from pipeline.config import Mix
 from pipeline.io import heap
-from pipeline.io.tokenizer import tokenizer_source
 from pipeline.records import load_eval_prompts, load_reference
-from pipeline.report.stages import dedup_report, split_warnings, token_stats
-from pipeline.stage import QUARANTINE_SCHEMA, Outcome, kept_all, no_rejects, split_off, with_originals, without
+from pipeline.report.stages import dedup_report, split_warnings
+from pipeline.stage import QUARANTINE_SCHEMA, Outcome, kept_all, no_rejects, split_off, with_originals
+from pipeline.token_splits import tokenize_splits
 from schemas.mix import MixSpec
-from schemas.report import MixtureReport, MixtureSource, MixtureTask, TokenReport
+from schemas.report import MixtureReport, MixtureSource, MixtureTask
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,7 @@ class Context:
     mix: Mix
     tokenizer: Any = None  # loaded before any data is read; None when tokenize is off
     inputs: dict[str, pl.DataFrame] = field(default_factory=dict)  # the earlier outputs a stage reads, by name
+    scratch: Path | None = None  # where a stage may write the files of its outcome (tokenize: tokenized/'s rows)
 
 
 @dataclass(frozen=True)
@@ -120,13 +124,16 @@ def mixture_stage(pool: pl.DataFrame, context: Context) -> Outcome:
 
 
 def tokenize_stage(train: pl.DataFrame, context: Context) -> Outcome:
-    """Both splits through the template, masks, cutoff and packing: kept is train, output ``eval`` the eval
-    records kept, ``tokenized/train`` and ``tokenized/eval`` the rows of tokenized/ (none when tokenize is off)."""
+    """Both splits through the template, masks, cutoff and packing (pipeline/token_splits.py): kept is train,
+    output ``eval`` the eval records kept, ``tokenized/train`` and ``tokenized/eval`` the index of the rows of
+    tokenized/, whose files are written under the context's scratch folder (none when tokenize is off)."""
     spec = context.mix.spec
     eval_ = context.inputs["eval"].with_columns(repeat=pl.lit(0, pl.UInt16))
     if not spec.tokenize.enabled:
         return Outcome(train, no_rejects(), None, {"eval": eval_})
-    outcome = tokenize_splits(train, eval_, context.tokenizer, spec, context.inputs.get("examples"))
+    scratch = context.scratch or Path(tempfile.mkdtemp(prefix="instruct-pipeline-"))
+    outcome = tokenize_splits(train, eval_, context.tokenizer, spec, scratch / "tokenized",
+                              context.inputs.get("examples"))
     heap.trim()
     return outcome
 
@@ -172,49 +179,6 @@ def mix_pool(pool: pl.DataFrame, mix: Mix, tokens: pl.Series | None) -> tuple[
     return train, left_out, report
 
 
-def tokenize_splits(train: pl.DataFrame, eval_: pl.DataFrame, tokenizer: Any, spec: MixSpec,
-                    tokenized: pl.DataFrame | None = None) -> Outcome:
-    """Tokenize both splits (see ``tokenize_stage``). Each record is tokenized once: its repeats (mixture
-    upsampling) reuse the example, and train reuses ``tokenized`` (a mixture in tokens made it) when given."""
-    settings = spec.tokenize
-    kept, rows, examples, rejects, row_tokens = {}, {}, [], [], {}
-    for name, frame in (("train", train), ("eval", eval_)):
-        firsts = frame.filter(pl.col("repeat") == 0)
-        if name == "train" and tokenized is not None:
-            result = tokenize.Tokenized(firsts.select("id").join(tokenized, on="id", how="left", maintain_order="left"),
-                                        pl.DataFrame(schema=tokenize.REJECT_COLUMNS))
-        else:
-            result = tokenize.tokenize(firsts, tokenizer, settings, spec.filters)
-        kept[name] = without(frame, result.rejected)
-        # mixture.sample puts first copies first, in the order tokenized: only the repeats need a copy of their lists
-        again = kept[name].filter(pl.col("repeat") > 0).select("id").join(result.examples, on="id", how="left",
-                                                                           maintain_order="left")
-        repeated = pl.concat([result.examples, again], rechunk=False)
-        if not repeated["id"].equals(kept[name]["id"]):
-            raise AssertionError("tokenize: train rows are not first copies then repeats (mixture.sample's order)")
-        examples.append(result.examples.select("id", "source", "task", "n_tokens", "truncated"))  # not the lists
-        rejects.append(result.rejected)
-        del result  # its token lists: ``repeated`` has its own copy
-        row_tokens[name] = int(repeated["n_tokens"].sum())
-        if settings.packing:
-            rows[name] = tokenize.pack(repeated, settings.cutoff_len)
-        else:
-            rows[name] = repeated.select("id", "input_ids", tokenize.attention_mask(pl.col("input_ids")), "labels")
-    all_examples, all_rejects = pl.concat(examples), pl.concat(rejects)
-    train_tokens = row_tokens["train"]
-    report = TokenReport(
-        tokenizer=tokenizer_source(settings.tokenizer), template=settings.template, cutoff_len=settings.cutoff_len,
-        packing=settings.packing, train_tokens=train_tokens,
-        eval_tokens=row_tokens["eval"], train_rows=rows["train"].height,
-        packing_efficiency=(round(train_tokens / (rows["train"].height * settings.cutoff_len), 4)
-                            if settings.packing and rows["train"].height else None),
-        by_task=token_stats(all_examples, all_rejects, "task"),
-        by_source=token_stats(all_examples, all_rejects, "source"),
-    )
-    return Outcome(kept["train"], all_rejects, report,
-                   {"eval": kept["eval"], "tokenized/train": rows["train"], "tokenized/eval": rows["eval"]})
-
-
 STAGES: tuple[Stage, ...] = (
     Stage(dedup.STAGE, dedup_stage, settings=("dedup",), files=("references",)),
     Stage(decontaminate.STAGE, decontaminate_stage, settings=("decontaminate",), files=("evals",)),
@@ -229,13 +193,13 @@ def run_stage(stage: Stage, records: pl.DataFrame, context: Context) -> Outcome:
     """``stage`` over ``records``, its rejects quarantined from the frames it saw."""
     outcome = stage.run(records, context)
     if not outcome.rejected.height:
-        return Outcome(outcome.kept, pl.DataFrame(schema=QUARANTINE_SCHEMA), outcome.stats, outcome.outputs)
+        return dataclasses.replace(outcome, rejected=pl.DataFrame(schema=QUARANTINE_SCHEMA))
     seen = [frame for frame in context.inputs.values() if "instruction" in frame.columns]  # records, not tokens
     rejected = with_originals(outcome.rejected, records, *seen)
     settings = context.mix.spec.pii
     if settings.redact_rejected:
         rejected = pii.redact_rejected(rejected, settings)
-    return Outcome(outcome.kept, rejected, outcome.stats, outcome.outputs)
+    return dataclasses.replace(outcome, rejected=rejected)
 
 
 def stage(name: str) -> Stage:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -36,6 +37,7 @@ class Outcome:
     rejected: pl.DataFrame  # REJECT_SCHEMA; QUARANTINE_SCHEMA once the runner has quarantined them
     stats: Any = None
     outputs: dict[str, pl.DataFrame] = field(default_factory=dict)  # what else a global stage makes, by name
+    files: Path | None = None  # a folder of files it wrote (tokenize: the rows of tokenized/, too many to hold)
 
 
 def no_rejects() -> pl.DataFrame:

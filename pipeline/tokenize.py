@@ -13,7 +13,7 @@ answer token survives it is quarantined all the same); ``filters.min_tokens`` / 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -47,30 +47,41 @@ class Tokenized:
 
 
 def tokenize(frame: pl.DataFrame, tokenizer: Any, spec: TokenizeSpec, filters: FiltersSpec) -> Tokenized:
-    """Batches go through render -> encode -> assemble; the encoding of one batch (Rust, without the GIL)
-    runs in a thread while this one renders the next batch and assembles the previous."""
-    batches = [frame.slice(start, BATCH) for start in range(0, frame.height, BATCH)]
+    """Every record of ``frame`` (see ``batches``), in one result."""
+    parts = list(batches(frame, tokenizer, spec, filters))
+    if not parts:
+        return Tokenized(pl.DataFrame(schema=TOKEN_COLUMNS), pl.DataFrame(schema=REJECT_COLUMNS))
+    return Tokenized(pl.concat([p.examples for p in parts]), pl.concat([p.rejected for p in parts]))
+
+
+def batches(frame: pl.DataFrame, tokenizer: Any, spec: TokenizeSpec, filters: FiltersSpec) -> Iterator[Tokenized]:
+    """The records of ``frame`` ``BATCH`` at a time, in order: render -> encode -> assemble -> length rules. The
+    encoding of one batch (Rust, without the GIL) runs in a thread while this one renders the next batch and
+    assembles the previous."""
+    for batch, table in _tables(frame, tokenizer, spec):
+        yield _apply_limits(batch, table, spec, filters)
+
+
+def _tables(frame: pl.DataFrame, tokenizer: Any, spec: TokenizeSpec) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+    slices = [frame.slice(start, BATCH) for start in range(0, frame.height, BATCH)]
     if spec.template == "chat_template":
-        tables = [_table(b, _flatten([_chat_template_ids(r, tokenizer, spec) for r in _records(b)]), spec.cutoff_len)
-                  for b in batches]
-    else:
-        render = TEMPLATES[spec.template]
-        tables = []
-        constants: dict[str, list[int]] = {}
-        with ThreadPoolExecutor(max_workers=1) as encoder:
-            pending = None
-            for batch in [*batches, None]:
-                upcoming = None
-                if batch is not None:
-                    segments = [render(r, spec.system, spec.mask_history) for r in _records(batch)]
-                    upcoming = (batch, segments, encoder.submit(_encode_segments, segments, tokenizer, constants))
-                if pending is not None:
-                    done, done_segments, encoded = pending
-                    flat = _assemble(done_segments, encoded.result(), constants, tokenizer, spec.train_on_prompt)
-                    tables.append(_table(done, flat, spec.cutoff_len))
-                pending = upcoming
-    empty = pl.DataFrame(schema=TOKEN_COLUMNS | {"n_full": pl.Int64()})
-    return _apply_limits(frame, pl.concat(tables) if tables else empty, spec, filters)
+        for b in slices:
+            yield b, _table(b, _flatten([_chat_template_ids(r, tokenizer, spec) for r in _records(b)]), spec.cutoff_len)
+        return
+    render = TEMPLATES[spec.template]
+    constants: dict[str, list[int]] = {}
+    with ThreadPoolExecutor(max_workers=1) as encoder:
+        pending = None
+        for batch in [*slices, None]:
+            upcoming = None
+            if batch is not None:
+                segments = [render(r, spec.system, spec.mask_history) for r in _records(batch)]
+                upcoming = (batch, segments, encoder.submit(_encode_segments, segments, tokenizer, constants))
+            if pending is not None:
+                done, done_segments, encoded = pending
+                flat = _assemble(done_segments, encoded.result(), constants, tokenizer, spec.train_on_prompt)
+                yield done, _table(done, flat, spec.cutoff_len)
+            pending = upcoming
 
 
 @dataclass

@@ -15,7 +15,7 @@ import orjson
 import pipeline
 from pipeline import card, chat_format
 from pipeline.config import Mix
-from pipeline.io import output_folder, readers, signature_index, writers
+from pipeline.io import output_folder, readers, signature_index, token_files, writers
 from pipeline.report import html, markdown
 from schemas.manifest import InputFile, Manifest
 from schemas.mix import MixSpec
@@ -77,9 +77,13 @@ def write(result: BuildResult, target: Path | None = None, build_key: str | None
         (tmp / "report.md").write_text(markdown.render(result.report), encoding="utf-8")
         (tmp / "report.html").write_text(html.render(result.report), encoding="utf-8")
         (tmp / "README.md").write_text(card.render(result.report, mix), encoding="utf-8")
-        if result.tokenized:
-            # the splits (eval also as validation) and tokenized/record_ids.parquet: (split, row) -> record ids
-            writers.write_dataset_dict(result.tokenized, tmp / "tokenized", result.report.spec_hash, compression, level)
+        if result.tokenized and result.files is not None:
+            # the splits the tokenize stage wrote (eval also as validation), linked in, and
+            # tokenized/record_ids.parquet: (split, row) -> record ids
+            split_files = {split: result.files / f"{split}.arrow" for split in result.tokenized}
+            token_files.place(split_files, tmp / "tokenized", result.report.spec_hash)
+            ids = writers.record_ids(token_files.with_aliases(result.tokenized))
+            writers.write_parquet(ids, tmp / "tokenized" / writers.RECORD_IDS, compression, level)
         files = [p for p in sorted(tmp.rglob("*")) if p.is_file()]
         manifest = Manifest(
             name=spec.name, seed=spec.seed, spec=spec.model_dump(mode="json", by_alias=True),

@@ -10,8 +10,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import build, mixture, plan, tokenize, validate
+from pipeline import build, mixture, token_splits, tokenize, validate
 from pipeline.config import ConfigError, load_mix
+from pipeline.io import token_files
 from pipeline.report.stages import split_report
 from schemas.mix import MixtureSpec
 from tests.conftest import write_jsonl
@@ -204,19 +205,20 @@ def test_a_mixture_in_tokens_tokenizes_each_record_once(tmp_path, write_mix, lla
                               "sources": [{"name": "a", "path": "a.jsonl"}], "dedup": {"near": False},
                               "mixture": {"size": 300, "unit": "tokens", "max_repeats": 2}}))
     seen: list[str] = []
-    real = tokenize.tokenize
+    real = tokenize.batches
 
     def counting(frame, *args):  # type: ignore[no-untyped-def]
         seen.extend(frame["id"].to_list())
         return real(frame, *args)
 
-    monkeypatch.setattr(tokenize, "tokenize", counting)
+    monkeypatch.setattr(tokenize, "batches", counting)  # what tokenize.tokenize and the tokenize stage call
     result = build.run(mix, tokenizer=llama_tokenizer)
     assert sorted(seen) == sorted(f"a#{k}" for k in range(40))  # once each: the pool in the mixture, eval after
-    monkeypatch.setattr(tokenize, "tokenize", real)
-    fresh = plan.tokenize_splits(result.train, result.eval, llama_tokenizer, mix.spec)
+    monkeypatch.setattr(tokenize, "batches", real)
+    fresh = token_splits.tokenize_splits(result.train, result.eval, llama_tokenizer, mix.spec, tmp_path / "fresh")
     for split in ("train", "eval"):
         assert fresh.outputs[f"tokenized/{split}"].equals(result.tokenized[split])
+        assert token_files.read(tmp_path / "fresh" / f"{split}.arrow").equals(result.token_rows(split))
 
 
 def test_the_split_report_reuses_dedup_keys_and_agrees_with_computing_them(tmp_path, write_mix):

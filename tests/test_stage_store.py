@@ -73,9 +73,9 @@ def test_output_bytes_do_not_depend_on_how_frames_are_laid_out(tmp_path: Path) -
         "input_ids": [[rng.randrange(32_000) for _ in range(rng.randrange(20, 600))] for _ in range(n)],
     }, schema_overrides={"input_ids": pl.List(pl.Int32)})
     rows = rows.with_columns(attention_mask=pl.lit(1, dtype=pl.Int8).repeat_by(pl.col("input_ids").list.len()))
-    writers.write_dataset_dict({"train": rows}, tmp_path / "first", "0" * 64)
+    _dataset_dict(rows, tmp_path / "first")
     chunked = pl.concat([rows.select("id", "history"), pl.from_arrow(  # one chunk per 1,000-row batch
-        load_from_disk(str(tmp_path / "first"))["train"].data.table.drop_columns(["history"]))],
+        load_from_disk(str(tmp_path / "first"))["train"].data.table)],
         how="horizontal").with_columns(pl.col("input_ids").cast(pl.List(pl.Int32)),
                                        pl.col("attention_mask").cast(pl.List(pl.Int8)))
     assert chunked.n_chunks("all")[-1] == 5 and chunked.equals(rows)
@@ -84,8 +84,7 @@ def test_output_bytes_do_not_depend_on_how_frames_are_laid_out(tmp_path: Path) -
                "joined": chunked.select("id").join(chunked, on="id", how="left", maintain_order="left")}
     for name, frame in layouts.items():
         writers.write_parquet(frame, tmp_path / f"{name}.parquet", "zstd", 1)
-        writers.write_dataset_dict({"train": frame.select("id", "input_ids", "attention_mask")}, tmp_path / name,
-                                   "0" * 64)
+        _dataset_dict(frame.select("input_ids", "attention_mask"), tmp_path / name)
     arrow = "train/data-00000-of-00001.arrow"
     for name in layouts:
         assert (tmp_path / f"{name}.parquet").read_bytes() == (tmp_path / "chunked.parquet").read_bytes(), name
@@ -93,3 +92,14 @@ def test_output_bytes_do_not_depend_on_how_frames_are_laid_out(tmp_path: Path) -
     assert pl.read_parquet(tmp_path / "stage.parquet").equals(rows)
     writers.write_parquet(rows.head(0), tmp_path / "empty.parquet")
     assert pl.read_parquet(tmp_path / "empty.parquet").schema == rows.schema
+
+
+def _dataset_dict(rows: pl.DataFrame, target: Path) -> None:
+    """tokenized/ as a build writes it, with one split of ``rows`` (their token columns)."""
+    from pipeline.io import token_files
+
+    staged = target.with_name(f"{target.name}.arrow")
+    writer = token_files.SplitWriter(staged)
+    writer.write(rows.select("input_ids", "attention_mask"))
+    writer.close(rows.head(0))
+    token_files.place({"train": staged}, target, "0" * 64)

@@ -1,13 +1,12 @@
-"""Write a build's files deterministically: Parquet with fixed settings, JSON with sorted keys, the HF DatasetDict
-from batches of a fixed size, so the same frames give the same bytes. (The folder they go into, and how it
-replaces the previous build, is ``output_folder``'s.)
+"""Write a build's files deterministically: Parquet with fixed settings, JSON with sorted keys, Arrow batches of
+a fixed size copied contiguously (tokenized/, token_files.py), so the same frames give the same bytes. (The
+folder they go into, and how it replaces the previous build, is ``output_folder``'s.)
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,7 +36,7 @@ def write_parquet(frame: pl.DataFrame, path: Path, compression: str = "zstd", le
     schema = frame.head(0).to_arrow().schema
     with pq.ParquetWriter(path, schema, compression=codec, compression_level=level,
                           write_statistics=statistics) as writer:
-        for table in _contiguous_batches(frame, ROW_GROUP, schema):
+        for table in contiguous_batches(frame, ROW_GROUP, schema):
             writer.write_table(table, row_group_size=ROW_GROUP)
 
 
@@ -68,55 +67,6 @@ def _input_digest(path: str, size: int, mtime_ns: int, inode: int) -> str:
 
 
 RECORD_IDS = "record_ids.parquet"  # in tokenized/, beside the splits: (split, row) -> the record ids of that row
-ID_COLUMNS = ("id", "ids")  # a row's record id (unpacked) or ids (packed): kept out of the splits' columns
-ALIASES = {"eval": "validation"}  # LLaMA-Factory's tokenized_path evaluates on "validation" (or "validation_*")
-
-
-def write_dataset_dict(splits: dict[str, pl.DataFrame], path: Path, fingerprint: str, compression: str = "zstd",
-                       level: int | None = None) -> None:
-    """Save the splits as an HF ``DatasetDict`` (``datasets.load_from_disk`` reads it) that trainers read as is:
-
-    - no string column: the record ids (``id``, a packed row's ``ids``) go to ``RECORD_IDS`` beside the splits
-      (see ``record_ids``), since LLaMA-Factory hands every column to its collator and none collates strings;
-      ``load_from_disk`` reads only the splits, and ``load_dataset`` on the folder takes the split folders and
-      ignores a file named after no split;
-    - ``eval`` is also written as ``validation`` (the same rows), the split LLaMA-Factory evaluates on.
-
-    Fingerprints are fixed (from the spec hash) and lists and strings use the plain Arrow types trainers
-    expect, so the same rows give the same bytes, however the frames happen to be chunked or their lists laid
-    out: each split is first streamed to a staging Arrow file in batches of exactly datasets' batch size, each
-    batch a fresh contiguous copy, and ``save_to_disk`` copies those batches, memory-mapped. (Arrow's IPC writer
-    lays out a slice of a larger array, or a list whose values buffer holds more than its rows, differently from
-    a contiguous array; batches taken straight from the frame made the bytes depend on where its chunks ended and
-    on whether it was read back from a stage file.)"""
-    import datasets
-    import pyarrow as pa
-    from datasets.table import MemoryMappedTable
-
-    datasets.disable_progress_bars()
-    rows = datasets.config.DEFAULT_MAX_BATCH_SIZE
-    staging = path.with_name(f".{path.name}.staging")
-    staging.mkdir()
-    built, named = {}, {}
-    for name, frame in splits.items():
-        named[name] = frame
-        frame = frame.drop(ID_COLUMNS, strict=False)
-        schema = pa.schema([pa.field(f.name, _plain(f.type)) for f in frame.head(0).to_arrow().schema])
-        with pa.OSFile(str(staging / f"{name}.arrow"), "wb") as sink, pa.ipc.new_stream(sink, schema) as stream:
-            for table in _contiguous_batches(frame, rows, schema):
-                stream.write_table(table)
-        table = MemoryMappedTable.from_file(str(staging / f"{name}.arrow"))
-        built[name] = datasets.Dataset(table, fingerprint=f"{fingerprint[:16]}-{name}")
-        if (alias := ALIASES.get(name)) and alias not in splits:
-            built[alias] = datasets.Dataset(table, fingerprint=f"{fingerprint[:16]}-{alias}")
-            named[alias] = named[name]
-    # one shard per split: with none, an empty split is written without a file and cannot be loaded back
-    datasets.DatasetDict(built).save_to_disk(str(path), num_shards={name: 1 for name in built})
-    shutil.rmtree(staging)  # the datasets still map its files: they go when those close
-    if any(column in frame.columns for frame in splits.values() for column in ID_COLUMNS):
-        write_parquet(record_ids(named), path / RECORD_IDS, compression, level)
-
-
 def record_ids(splits: dict[str, pl.DataFrame]) -> pl.DataFrame:
     """``split``, ``row`` (its index in that split) and ``id``: one line per example of every split, in row order,
     and within a packed row in the order of its ``seq_lengths``, so a row's ids are its lines in order."""
@@ -133,22 +83,13 @@ def record_ids(splits: dict[str, pl.DataFrame]) -> pl.DataFrame:
     return pl.concat(parts)
 
 
-def _contiguous_batches(frame: pl.DataFrame, rows: int, schema: pa.Schema) -> Iterator[pa.Table]:
+def contiguous_batches(frame: pl.DataFrame, rows: int, schema: pa.Schema) -> Iterator[pa.Table]:
     """Arrow tables of ``rows`` rows each (the last shorter) cast to ``schema``, every column a fresh contiguous
     copy (``concat_arrays`` copies even a single chunk), one batch at a time: what a writer gets then depends on
-    the rows alone, not on how the frame's arrays are chunked, sliced or shared."""
+    the rows alone, not on how the frame's arrays are chunked, sliced or shared (Parquet pages follow chunks;
+    Arrow's IPC writer lays out a slice of a larger list array differently from a contiguous one)."""
     import pyarrow as pa
 
     for start in range(0, frame.height, rows):
         batch = frame.slice(start, rows).to_arrow().cast(schema)
         yield pa.table([pa.concat_arrays(column.chunks) for column in batch.columns], schema=schema)
-
-
-def _plain(arrow_type: pa.DataType) -> pa.DataType:
-    import pyarrow as pa
-
-    if pa.types.is_large_string(arrow_type) or pa.types.is_string_view(arrow_type):
-        return pa.string()
-    if pa.types.is_large_list(arrow_type) or pa.types.is_list(arrow_type):
-        return pa.list_(_plain(arrow_type.value_type))
-    return arrow_type

@@ -141,15 +141,16 @@ def dataset_profile(records: pl.DataFrame, tokens: pl.Series | None, tokens_note
 
 
 def example_lengths(tokenized: pl.DataFrame) -> pl.Series:
-    """The token length of every example in rows of tokenized/: one per row, or each packed row's ``seq_lengths``."""
+    """The token length of every example in the index of tokenized/'s rows: one per row (``n_tokens``), or each
+    packed row's ``seq_lengths``."""
     if "seq_lengths" in tokenized.columns:
         return tokenized["seq_lengths"].explode().drop_nulls()
-    return tokenized["input_ids"].list.len()
+    return tokenized["n_tokens"]
 
 
 def build_profile(train: pl.DataFrame, tokenized: dict[str, pl.DataFrame]) -> DatasetProfile:
     """The profile of a build's train split as written (repeats included); token lengths come from the tokenize
-    stage's rows (tokenized/train), so nothing is tokenized twice."""
+    stage's index of tokenized/train, so nothing is tokenized twice."""
     rows = tokenized.get("train")
     if rows is None:
         return dataset_profile(train, None, "tokenize is off: no token lengths")
