@@ -3,7 +3,9 @@
 Shape: ``shard`` maps over the work units (a file, or a whole dataset: ingest, validate, normalize, language,
 quality, PII) and runs them in parallel on the task runner (threads by default, Dask workers with
 ``--runner dask``); the global stages of ``plan.STAGES`` reduce in order (dedup -> decontaminate -> split ->
-mixture -> tokenize), one task each; then ``report`` (ledger check and report) and ``write``.
+mixture -> tokenize), one task each; then ``report`` (ledger check and report) and ``write``. On Dask, the dedup
+task runs partition by partition on the workers where the shards are read (flows/dask_runner.py): its records are
+never united in one frame, and its output is the one the union would give.
 
 Data: a task writes its output's frames to a stage folder and returns a small handle (flows/stage_store.py), so
 neither Prefect's futures nor its result storage hold a million records once per stage; the next task reads
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,7 +40,7 @@ from prefect.tasks import exponential_backoff
 from flows import progress, stage_store
 from flows.keys import BuildKeys, build_keys, current_output
 from flows.stage_store import StageHandle
-from pipeline import build, plan, versions, writer
+from pipeline import build, dedup, plan, versions, writer
 from pipeline.config import Mix, load_mix
 from pipeline.io import output_folder
 from pipeline.records import Shard, WorkUnit, shard_unit, work_units
@@ -73,10 +76,32 @@ def stage_task(name: str, shards: list[StageHandle], previous: StageHandle | Non
     """The global stage ``name`` of ``plan.STAGES`` over the records the stage before kept (the first stage: the
     union of the shards), with the outputs it reads from the ``earlier`` stages."""
     stage = plan.stage(name)
+    if previous is None and _partitioned(stage, mix):
+        from flows import dask_runner
+
+        return stage_store.put(dask_runner.partitioned_dedup(shards, mix), folder)
     records = stage_store.get(previous).kept if previous is not None else build.union(_shards(shards))
     outcomes = {done: stage_store.get(handle) for done, handle in earlier.items()} if stage.reads else {}
     context = plan.Context(mix, tokenizer, plan.inputs(outcomes, stage))
     return stage_store.put(plan.run_stage(stage, records, context), folder)
+
+
+def _partitioned(stage: plan.Stage, mix: Mix) -> bool:
+    """Whether ``stage`` is the dedup of records that live on a Dask cluster (this task runs on one of its
+    workers): then it runs partition by partition where the shards are (flows/dask_runner.py)."""
+    return stage.name == dedup.STAGE and (mix.spec.dedup.exact or mix.spec.dedup.near) and _on_dask_worker()
+
+
+def _on_dask_worker() -> bool:
+    if "distributed" not in sys.modules:  # the local runner never imports it
+        return False
+    import distributed
+
+    try:
+        distributed.get_worker()
+    except ValueError:
+        return False
+    return True
 
 
 @task(name="report", cache_policy=NO_CACHE)
@@ -217,19 +242,16 @@ def _artifact_key(name: str) -> str:
     return "build-report-" + "".join(c if c.isalnum() else "-" for c in name.lower())
 
 
-def with_runner(runner: str, dask_address: str | None = None, workers: int | None = None) -> Any:
+def with_runner(runner: str, dask_address: str | None = None, workers: int | None = None,
+                worker_memory: int | None = None) -> Any:
     """``build_flow`` on the chosen task runner: ``local`` (threads) or ``dask`` (a LocalCluster of ``workers``
-    processes, or the cluster at ``dask_address``)."""
+    processes of ``worker_memory`` bytes each, None: uncapped; or the cluster at ``dask_address``, with its own
+    limits: flows/dask_runner.py)."""
     if runner == "local":  # one thread per core (Prefect's default is unbounded: every shard in memory at once)
         threads: TaskRunner[Any] = ThreadPoolTaskRunner(max_workers=workers or os.cpu_count())
         return build_flow.with_options(task_runner=threads)
     if runner != "dask":
         raise ValueError(f"unknown runner {runner!r}; use local or dask")
-    from prefect_dask import DaskTaskRunner
+    from flows import dask_runner
 
-    task_runner: TaskRunner[Any] = DaskTaskRunner(address=dask_address) if dask_address else DaskTaskRunner(
-        # memory_limit 0: no per-worker cap; Dask's default (RAM / workers) pauses the worker that tokenizes a
-        # large build at 80% of its half, with nothing to spill to free it
-        cluster_kwargs={"n_workers": workers or 2, "threads_per_worker": 1, "processes": True,
-                        "dashboard_address": None, "memory_limit": 0})
-    return build_flow.with_options(task_runner=task_runner)
+    return build_flow.with_options(task_runner=dask_runner.task_runner(dask_address, workers, worker_memory))

@@ -247,6 +247,8 @@ class _Near:
 def _clusters(verified: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
     """The clusters of the verified pairs (rows i, j): each row in one, with its cluster's best row (``label``),
     and the size of each cluster."""
+    if not verified.height:  # no near pair at all
+        return pl.DataFrame(schema={"row": pl.Int64, "label": pl.Int64}), np.zeros(0, dtype=np.int64)
     ends = np.concatenate((verified["i"].to_numpy(), verified["j"].to_numpy()))
     nodes, index = np.unique(ends, return_inverse=True)
     half = len(verified)

@@ -138,12 +138,33 @@ RUNNER_OPTION = typer.Option("local", "--runner", "-r",
                              help="local: the Prefect flow, tasks on threads; dask: the flow on a Dask cluster "
                                   "(a local one of --workers processes, or --dask-address); direct: the stages "
                                   "called in this process, without Prefect (no task cache, no UI).")
-DASK_OPTION = typer.Option(None, "--dask-address", help="tcp://host:8786 of a running Dask scheduler (--runner dask).")
+DASK_OPTION = typer.Option(None, "--dask-address", help="tcp://host:8786 of a running Dask scheduler (--runner dask); "
+                                                          "its workers keep their own memory limits.")
+MEMORY_OPTION = typer.Option(None, "--worker-memory", metavar="SIZE",
+                             help="--runner dask: each local worker's memory limit, e.g. 4GB; past 70% of it a worker "
+                                  "spills task results to <state>/dask, past 95% it is restarted. Default: no limit.")
 RUNNERS = ("local", "dask", "direct")
 
 
+def _worker_memory(text: str | None, runner: str, dask_address: str | None) -> int | None:
+    """``--worker-memory`` in bytes (None: not given); a bad value, or one no local Dask worker would get, exits 2."""
+    if text is None:
+        return None
+    if runner != "dask" or dask_address:
+        _error("--worker-memory sets the limit of the local Dask workers (--runner dask without --dask-address); "
+               "a cluster at --dask-address has its own")
+        raise typer.Exit(2)
+    from flows import dask_runner
+
+    try:
+        return dask_runner.worker_memory(text)
+    except ValueError as err:
+        _error(f"--worker-memory {err}")
+        raise typer.Exit(2) from None
+
+
 def _run_flow(mix_path: Path, mix: Mix, runner: str, dask_address: str | None, workers: int | None,
-              versioned: bool, verify: bool) -> Path:
+              worker_memory: int | None, versioned: bool, verify: bool) -> Path:
     """The build flow (flows/build_flow.py), each step shown as it ends; returns the output folder. An output
     written from the same inputs, settings and code is returned before Prefect is even imported; otherwise the
     tokenizer is loaded and checked here before the flow reads anything (the flow loads it again)."""
@@ -161,7 +182,7 @@ def _run_flow(mix_path: Path, mix: Mix, runner: str, dask_address: str | None, w
     from pipeline import build as build_stage
     from pipeline.records import work_units
 
-    flow = flows_build.with_runner(runner, dask_address, workers)
+    flow = flows_build.with_runner(runner, dask_address, workers, worker_memory)
     with server.children_die_with_this_process(), build_progress.display(len(work_units(mix))) as shown:
         shown.started("loading the tokenizer")
         build_stage.needed_tokenizer(mix.spec)
@@ -176,7 +197,7 @@ def _run_flow(mix_path: Path, mix: Mix, runner: str, dask_address: str | None, w
 
 @app.command()
 def build(mix_path: Path = MIX_OPTION, workers: int | None = WORKERS_OPTION, runner: str = RUNNER_OPTION,
-          dask_address: str | None = DASK_OPTION,
+          dask_address: str | None = DASK_OPTION, worker_memory: str | None = MEMORY_OPTION,
           versioned: bool = typer.Option(False, "--versioned", help="Write <out>/<name>/<UTC time>/ and point "
                                          "<out>/<name>/latest at it; the report says what changed."),
           verify: bool = typer.Option(False, "--verify", help="Before trusting an unchanged output, check its "
@@ -191,6 +212,7 @@ def build(mix_path: Path = MIX_OPTION, workers: int | None = WORKERS_OPTION, run
     if versioned and runner == "direct":
         _error("--versioned needs the flow (--runner local or dask)")
         raise typer.Exit(2)
+    memory = _worker_memory(worker_memory, runner, dask_address)
     from pipeline.io import output_folder
     from schemas.report import BuildReport
 
@@ -201,7 +223,7 @@ def build(mix_path: Path = MIX_OPTION, workers: int | None = WORKERS_OPTION, run
             if runner == "direct":
                 out = _run_direct(mix, workers)
             else:
-                out = _run_flow(mix_path, mix, runner, dask_address, workers, versioned, verify)
+                out = _run_flow(mix_path, mix, runner, dask_address, workers, memory, versioned, verify)
     report = BuildReport.model_validate_json((out / "report.json").read_bytes())
     summaries.print_build(report, out)
 
@@ -211,13 +233,14 @@ def serve(mix_path: Path = MIX_OPTION,
           cron: str = typer.Option(..., "--cron", help='When to build, e.g. "0 3 * * *" (03:00 every day).'),
           name: str | None = typer.Option(None, "--name", help="Deployment name; default: the mix's name."),
           runner: str = RUNNER_OPTION, dask_address: str | None = DASK_OPTION,
-          workers: int | None = WORKERS_OPTION) -> None:
+          workers: int | None = WORKERS_OPTION, worker_memory: str | None = MEMORY_OPTION) -> None:
     """Serve the build as a Prefect deployment on a schedule (needs a Prefect server: PREFECT_API_URL). Every run
     writes a new version folder plus a `latest` link; Ctrl-C stops serving, and the build it is running, at once
     (exit 130)."""
     if runner not in ("local", "dask"):
         _error("serve runs the flow: --runner local or dask")
         raise typer.Exit(2)
+    memory = _worker_memory(worker_memory, runner, dask_address)
     mix = _load(mix_path)
     from flows import build_flow as flows_build
     from flows import server
@@ -226,7 +249,7 @@ def serve(mix_path: Path = MIX_OPTION,
         _error("serve needs a Prefect server, whose scheduler starts the runs (Prefect's temporary one has none): "
                "run `prefect server start` and set PREFECT_API_URL=http://127.0.0.1:4200/api")
         raise typer.Exit(2)
-    flow = flows_build.with_runner(runner, dask_address, workers)
+    flow = flows_build.with_runner(runner, dask_address, workers, memory)
     deployment = name or mix.spec.name
 
     def report() -> None:

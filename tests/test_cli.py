@@ -155,6 +155,28 @@ def test_an_unknown_or_missing_template_stops_before_reading(template, tmp_path,
     assert "line 1" not in result.output
 
 
+@pytest.mark.parametrize("command, options, message", [
+    ("build", ["--runner", "dask", "--worker-memory", "lots"],
+     "--worker-memory 'lots' is not a memory size; give one like 4GB"),
+    ("build", ["--runner", "dask", "--worker-memory", "4"],
+     "--worker-memory '4' is 4 bytes, less than a worker process needs (256 MiB at least)"),
+    ("build", ["--runner", "local", "--worker-memory", "4GB"],
+     "--worker-memory sets the limit of the local Dask workers (--runner dask without --dask-address)"),
+    ("serve", ["--runner", "dask", "--dask-address", "tcp://127.0.0.1:1", "--worker-memory", "4GB",
+               "--cron", "0 3 * * *"],
+     "a cluster at --dask-address has its own"),
+])
+def test_a_bad_worker_memory_is_one_line_before_any_work(command, options, message, tmp_path, cli):
+    """The source's first line is malformed JSON: had anything read it, the error would be exit 1 naming line 1."""
+    (tmp_path / "rows.jsonl").write_text('{"instruction": "a", "output": \n')
+    mix = tmp_path / "mix.yaml"
+    mix.write_text(yaml.safe_dump({"name": "t", "sources": [{"name": "s", "path": "rows.jsonl"}],
+                                   "tokenize": {"enabled": False}, "output": {"dir": "out"}}))
+    result = cli(command, "--mix", str(mix), *options)
+    assert result.exit_code == 2 and result.output.startswith("error: ") and message in result.output, result.output
+    assert result.output.count("\n") == 1 and not (tmp_path / "out").exists()
+
+
 def test_serve_without_a_server_is_one_line(tmp_path):
     mix = _split_mix(tmp_path)
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}

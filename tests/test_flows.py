@@ -150,17 +150,61 @@ def test_a_failed_build_resumes_from_the_shards_it_finished(tmp_path: Path, writ
     assert shards == [("shard", "Cached")] * 2 + [("shard", "Completed")]
 
 
-def test_dask_runner_writes_the_same_bytes_as_the_local_runner(tmp_path: Path, demo: Path) -> None:
-    from prefect.settings import PREFECT_TASKS_REFRESH_CACHE, temporary_settings
+def _fresh_stages(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """Stage folders of their own: every task of the next build computes (the flow refreshes a task's cache when
+    its folder is missing; PREFECT_TASKS_REFRESH_CACHE does not, since the flow sets refresh_cache=False on
+    tasks whose folder is complete)."""
+    monkeypatch.setenv("INSTRUCT_PIPELINE_STAGES", str(folder))
 
+
+def test_dask_runner_writes_the_same_bytes_as_the_local_runner(tmp_path: Path, demo: Path, monkeypatch) -> None:
     from flows.build_flow import with_runner
 
     local = _hashes(Path(with_runner("local")(str(demo))))
     other = tmp_path / "again"
     shutil.copytree(demo.parent, other)
-    with temporary_settings(updates={PREFECT_TASKS_REFRESH_CACHE: True}):  # computed by the workers, not cached
-        out = with_runner("dask", workers=2)(str(other / "mix.yaml"))
+    _fresh_stages(monkeypatch, tmp_path / "dask-stages")  # computed by the workers, not cached
+    out = with_runner("dask", workers=2)(str(other / "mix.yaml"))
     assert _hashes(Path(out)) == local
+
+
+def test_on_dask_the_dedup_stage_runs_partition_by_partition_where_the_shards_are(tmp_path: Path, demo: Path,
+                                                                                  monkeypatch) -> None:
+    """On a cluster of its own (``--dask-address``; 1-thread worker processes, so the dedup task's worker client
+    must free its thread), the dedup task reads each shard on a worker by a task of its own and dedups them as
+    partitions (flows/partitioned_dedup.py: one ``prepare`` per shard, band buckets, pair buckets): its records
+    are never one frame. The scheduler's own record of the tasks shows it; the output is the direct build's."""
+    import distributed
+    from distributed.diagnostics.plugin import SchedulerPlugin
+    from distributed.utils import key_split
+
+    from flows.build_flow import with_runner
+    from pipeline.records import work_units
+
+    class Finished(SchedulerPlugin):
+        def __init__(self) -> None:
+            self.tasks: list[tuple[str, str]] = []  # (task name, worker), as each task's result arrives
+
+        def transition(self, key: Any, start: str, finish: str, *args: Any, **kwargs: Any) -> None:
+            if finish == "memory" and "worker" in kwargs:
+                self.tasks.append((key_split(key), kwargs["worker"]))
+
+    direct = _hashes(writer.write(build.run(load_mix(demo))))
+    other = tmp_path / "again"
+    shutil.copytree(demo.parent, other)
+    finished = Finished()
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        cluster.scheduler.add_plugin(finished)
+        _fresh_stages(monkeypatch, tmp_path / "stages")
+        out = with_runner("dask", dask_address=cluster.scheduler_address)(str(other / "mix.yaml"))
+    names = [name for name, _ in finished.tasks]
+    shards = len(work_units(load_mix(demo)))
+    assert shards == 3 and names.count("shard_records") == names.count("prepare") == shards, finished.tasks
+    assert names.count("bucket_pairs") == names.count("first_round") == 2  # one band / pair bucket per worker
+    assert len({worker for name, worker in finished.tasks if name == "bucket_pairs"}) == 2  # a bucket on each
+    flowed = _hashes(Path(out))
+    assert {k: v for k, v in flowed.items() if k != "manifest.json"} == {k: v for k, v in direct.items()
+                                                                        if k != "manifest.json"}
 
 
 def test_served_deployment_runs_on_the_server_and_versions_its_output(tmp_path: Path, write_mix) -> None:

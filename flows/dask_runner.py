@@ -1,0 +1,107 @@
+"""What the build flow does differently on Dask: the cluster ``--runner dask`` runs on, and the dedup stage over
+the shards where they are.
+
+Contract:
+- ``task_runner(address, workers, worker_memory)``: prefect-dask's ``DaskTaskRunner`` on the cluster at
+  ``address`` (its own workers, limits and environment apply), else on a ``LocalCluster`` of ``workers``
+  processes of one thread each. ``worker_memory`` (bytes) caps each local worker with Dask's memory manager
+  (``WORKER_MEMORY``: spill to disk, never pause, restart a worker past 95%), spilling under
+  ``<state folder>/dask``; None: no cap, nothing spills (Dask's own default, RAM / workers, pauses the worker
+  that tokenizes a large build at 80% of its share with nothing it could spill to free it). ``WORKER_ENVIRON``
+  is the environment the local workers start with.
+- ``worker_memory(text)``: the bytes of ``--worker-memory`` ("4GB", "512MiB", as ``dask.utils.parse_bytes``
+  reads them), or ValueError saying what a size looks like.
+- ``partitioned_dedup(handles, mix)``: what ``plan.run_stage`` returns for the dedup stage over the union of
+  the shards behind ``handles``, computed by flows/partitioned_dedup.py from inside a running task: each shard's
+  records are read by a task of their own (``shard_records``) on some worker and stay there; the task that calls
+  it holds what partitioned_dedup's client holds (ranks, ids, the result), never the union.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dask
+import distributed
+import polars as pl
+from dask.utils import parse_bytes
+
+from flows import stage_store, state_folder
+from flows.partitioned_dedup import deduplicate_partitioned
+from flows.stage_store import StageHandle
+from pipeline import dedup, plan
+from pipeline.config import Mix
+from pipeline.records import load_reference
+from pipeline.stage import QUARANTINE_SCHEMA, Outcome
+
+# Dask's defaults are target 0.6, spill 0.7, pause 0.8, terminate 0.95 of the worker's limit.
+WORKER_MEMORY: dict[str, Any] = {
+    # from 60% (Dask's count of its stored results) or 70% (the process's RSS) of the limit, stored task results
+    # go to disk: the partitioned dedup's partitions and buckets are such results
+    "distributed.worker.memory.target": 0.6,
+    "distributed.worker.memory.spill": 0.7,
+    # never pause: a paused worker starts no task until its RSS is below 80% again, and the memory of a build's
+    # big tasks (tokenize: the token lists) is the task's own, not a stored result that spilling could free, and
+    # stays with the process after the task (allocator arenas): paused once, such a worker never starts another
+    # task, and a build whose workers are all paused waits forever
+    "distributed.worker.memory.pause": False,
+    # the limit is a limit: a worker past 95% is restarted by its nanny, its task retried elsewhere, and a task
+    # that kills a worker every time fails the build (Dask's KilledWorker, after allowed-failures: 3)
+    "distributed.worker.memory.terminate": 0.95,
+}
+SMALLEST_WORKER = 256 << 20  # a Dask worker that has imported the pipeline holds ~150 MB before any task
+WORKER_ENVIRON: dict[str, Any] = {}  # dask config of the workers' environment: Dask's own (bench/scale/DASK.md)
+
+
+def worker_memory(text: str) -> int:
+    """``--worker-memory``'s bytes; ValueError for anything that is not a size of at least ``SMALLEST_WORKER``
+    (a plain number is bytes, as Dask reads it: "4" would be 4 bytes)."""
+    try:
+        if not text.strip():  # parse_bytes("") is 1
+            raise ValueError(text)
+        size = parse_bytes(text)
+    except (ValueError, TypeError):
+        raise ValueError(f"{text!r} is not a memory size; give one like 4GB, 4GiB or 512MB") from None
+    if size < SMALLEST_WORKER:
+        raise ValueError(f"{text!r} is {size:,} bytes, less than a worker process needs ({SMALLEST_WORKER >> 20} MiB "
+                         "at least); give a size like 4GB, 4GiB or 512MB")
+    return size
+
+
+def local_cluster(**kwargs: Any) -> distributed.LocalCluster:
+    """A LocalCluster whose nannies start their workers with ``WORKER_ENVIRON`` and, with a ``memory_limit``,
+    ``WORKER_MEMORY`` (a nanny copies the configuration when it is created, here, and hands it to its worker)."""
+    settings = {**WORKER_ENVIRON, **(WORKER_MEMORY if kwargs.get("memory_limit") else {})}
+    with dask.config.set(settings):
+        return distributed.LocalCluster(**kwargs)
+
+
+def task_runner(address: str | None, workers: int | None, memory: int | None) -> Any:
+    from prefect_dask import DaskTaskRunner
+
+    if address:
+        return DaskTaskRunner(address=address)
+    spill = state_folder() / "dask"
+    spill.mkdir(parents=True, exist_ok=True)
+    return DaskTaskRunner(cluster_class=local_cluster, cluster_kwargs={
+        "n_workers": workers or 2, "threads_per_worker": 1, "processes": True, "dashboard_address": None,
+        "memory_limit": memory or 0, "local_directory": str(spill)})
+
+
+def shard_records(handle: StageHandle) -> pl.DataFrame:
+    """The records a shard kept (memory-mapped from its stage folder)."""
+    return stage_store.get(handle, without=("rejected",)).kept
+
+
+def partitioned_dedup(handles: list[StageHandle], mix: Mix) -> Outcome:
+    spec = mix.spec
+    references = [load_reference(ref, mix) for ref in mix.references]
+    with distributed.worker_client() as client:  # secedes this task's thread: its worker runs other tasks
+        partitions = [client.submit(shard_records, handle, pure=False) for handle in handles]
+        deduped = deduplicate_partitioned(client, partitions, spec.dedup, [s.spec.name for s in mix.sources],
+                                          references)
+        del partitions
+    outcome = plan.dedup_outcome(deduped, spec, references)
+    if outcome.rejected.height:  # quarantining needs the records the stage saw, which no frame here holds
+        raise AssertionError(f"{dedup.STAGE}: the stage rejected records; it only marks duplicates")
+    return Outcome(outcome.kept, pl.DataFrame(schema=QUARANTINE_SCHEMA), outcome.stats, outcome.outputs)

@@ -1,0 +1,93 @@
+"""The Dask side of the flow (flows/dask_runner.py) on real local clusters: partitioned dedup on corpora with no
+near pair and with an empty shard, the LocalCluster's per-worker memory limit, spilling and environment, and
+``--worker-memory``'s parsing. The flow itself on Dask is in tests/test_flows.py."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dask
+import distributed
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from flows import dask_runner
+from flows.partitioned_dedup import deduplicate_partitioned
+from pipeline import dedup, validate
+from schemas.mix import DedupSpec
+
+
+def _records(prefix: str, n: int) -> pl.DataFrame:
+    """Records that share words but are no near duplicates of each other (no LSH candidate at all)."""
+    return pl.DataFrame({
+        "id": [f"{prefix}#{k}" for k in range(n)], "source": ["s"] * n,
+        "instruction": [f"Explain fact {prefix} number {k} about {k * 17}." for k in range(n)], "input": [""] * n,
+        "output": [f"Fact {k} of {prefix}: {k * 31} is odd." for k in range(n)],
+    }, schema={c: pl.String for c in ("id", "source", "instruction", "input", "output")}).with_columns(
+        history=pl.lit(None, validate.HISTORY))
+
+
+@pytest.mark.parametrize("settings", [DedupSpec(), DedupSpec(exact=False), DedupSpec(near=False)],
+                         ids=["exact+near", "near", "exact"])
+def test_partitioned_dedup_without_near_pairs_and_with_an_empty_shard(settings: DedupSpec) -> None:
+    """A build whose records have no near pair at all failed on Dask (clusters of no pair: numpy's max of an
+    empty array); a shard whose records were all rejected is an empty partition."""
+    partitions = [_records("a", 10), _records("e", 0), _records("b", 10),
+                  _records("a", 3).with_columns(pl.col("id") + "-copy")]  # exact copies of a's first three
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as c, \
+            distributed.Client(c) as client:
+        got = deduplicate_partitioned(client, partitions, settings, ["s"])
+    want = dedup.deduplicate(pl.concat(partitions), settings, ["s"])
+    assert_frame_equal(got.kept, want.kept)
+    assert_frame_equal(got.duplicates, want.duplicates)
+    assert got.stats == want.stats
+    # the copies are removed as exact ones, or (near only) are the only near pairs
+    assert (want.stats["exact_removed"], want.stats.get("verified_pairs")) == {
+        (True, True): (3, 0), (False, True): (0, 3), (True, False): (3, None)}[settings.exact, settings.near]
+
+
+def test_worker_memory_parses_sizes_and_names_what_a_size_looks_like() -> None:
+    assert dask_runner.worker_memory("4GB") == 4_000_000_000
+    assert dask_runner.worker_memory("512MiB") == 512 << 20
+    for bad in ("lots", "", "4 GQ"):
+        with pytest.raises(ValueError, match="is not a memory size; give one like 4GB"):
+            dask_runner.worker_memory(bad)
+    for small in ("-1GB", "0", "4", "100MB"):  # "4" is 4 bytes to Dask
+        with pytest.raises(ValueError, match="less than a worker process needs .256 MiB at least.; give a size"):
+            dask_runner.worker_memory(small)
+
+
+def _worker_view(dask_worker: distributed.Worker) -> dict[str, object]:
+    return {"pause": dask.config.get("distributed.worker.memory.pause"),
+            "spill": dask.config.get("distributed.worker.memory.spill"),
+            "terminate": dask.config.get("distributed.worker.memory.terminate"),
+            "spills_to": type(dask_worker.data).__name__, "directory": dask_worker.local_directory,
+            "malloc_trim": os.environ.get("MALLOC_TRIM_THRESHOLD_")}
+
+
+def test_the_local_cluster_caps_each_worker_and_spills_under_the_state_folder(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("INSTRUCT_PIPELINE_STATE", str(tmp_path / "state"))
+    with dask_runner.task_runner(None, 2, dask_runner.worker_memory("300MiB")) as runner:
+        client = runner.client
+        workers = client.scheduler_info()["workers"].values()
+        assert [w["memory_limit"] for w in workers] == [300 << 20] * 2
+        seen = list(client.run(_worker_view).values())
+    assert len(seen) == 2
+    for view in seen:
+        assert (view["pause"], view["spill"], view["terminate"]) == (False, 0.7, 0.95)
+        assert view["spills_to"] == "SpillBuffer"
+        assert Path(str(view["directory"])).is_relative_to(tmp_path / "state" / "dask")
+        assert view["malloc_trim"] == dask_runner.WORKER_ENVIRON.get(
+            "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_", "65536")
+
+
+def test_without_worker_memory_the_local_workers_are_uncapped(tmp_path: Path, monkeypatch) -> None:
+    """Dask's default limit (RAM / workers) would pause the worker that tokenizes a large build."""
+    monkeypatch.setenv("INSTRUCT_PIPELINE_STATE", str(tmp_path / "state"))
+    with dask_runner.task_runner(None, 1, None) as runner:
+        client = runner.client
+        assert [w["memory_limit"] for w in client.scheduler_info()["workers"].values()] == [0]
+        view = next(iter(client.run(_worker_view).values()))
+    assert view["spills_to"] == "dict"
