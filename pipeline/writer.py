@@ -66,8 +66,8 @@ def write(result: BuildResult, target: Path | None = None, build_key: str | None
         raise output_folder.EmptyBuildError(result.report, target)
     with output_folder.atomic_folder(target) as tmp:
         compression, level = spec.output.compression, spec.output.compression_level
-        writers.write_parquet(chat_format.for_files(result.train), tmp / "train.parquet", compression, level)
-        writers.write_parquet(chat_format.for_files(result.eval), tmp / "eval.parquet", compression, level)
+        for name, split in (("train", result.train), ("eval", result.eval)):
+            writers.write_parquet(split, tmp / f"{name}.parquet", compression, level, columns=chat_format.for_files)
         writers.write_parquet(result.rejected, tmp / "rejected.parquet", compression, level)
         writers.write_parquet(result.duplicates, tmp / "duplicates.parquet", compression, level)
         if result.signatures is not None:

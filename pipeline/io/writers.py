@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,22 +22,25 @@ PYARROW_CODECS = {"uncompressed": "none"}  # mix.yaml's names (polars') where py
 
 
 def write_parquet(frame: pl.DataFrame, path: Path, compression: str = "zstd", level: int | None = None,
-                  statistics: bool = True) -> None:
+                  statistics: bool = True, columns: Callable[[pl.DataFrame], pl.DataFrame] | None = None) -> None:
     """One row group per ``ROW_GROUP`` rows, each written from one contiguous copy of its rows, so the bytes
     depend on the rows alone, never on how the frame happens to be chunked in memory (the same train split
     computed in this process or read back from the flow's stage files is chunked differently, and Parquet
-    pages follow chunks). Only one row group's rows are copied at a time."""
+    pages follow chunks). Only one row group's rows are copied at a time, and ``columns`` (the file's columns
+    made from the frame's, e.g. train.parquet's ``messages``) is applied one row group at a time."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     codec = PYARROW_CODECS.get(compression, compression)
     if codec == "none" or not pa.Codec.supports_compression_level(codec):
         level = None  # mix.yaml's compression_level applies to the codecs that have levels (zstd)
-    schema = frame.head(0).to_arrow().schema
+    shape = columns or (lambda rows: rows)
+    schema = shape(frame.head(0)).to_arrow().schema
     with pq.ParquetWriter(path, schema, compression=codec, compression_level=level,
                           write_statistics=statistics) as writer:
-        for table in contiguous_batches(frame, ROW_GROUP, schema):
-            writer.write_table(table, row_group_size=ROW_GROUP)
+        for start in range(0, frame.height, ROW_GROUP):
+            for table in contiguous_batches(shape(frame.slice(start, ROW_GROUP)), ROW_GROUP, schema):
+                writer.write_table(table, row_group_size=ROW_GROUP)
 
 
 def write_json(data: Any, path: Path) -> None:
