@@ -45,7 +45,7 @@ class Part:
     spec: PartSpec
     records: pl.DataFrame
     known: np.ndarray | None
-    meta: pl.DataFrame  # dedup.rank_columns without the text
+    meta: pl.DataFrame  # dedup.rank_columns
     keys: pl.DataFrame  # key_a, key_b
     sets: minhash.ShingleSets | None
     rows: np.ndarray | None = None
@@ -57,9 +57,9 @@ def prepare(records: pl.DataFrame, known: np.ndarray | None, spec: PartSpec, set
     priority = (dedup.ref_priority(spec.ref_index, spec.references) if spec.ref is not None
                 else dedup.source_priority(spec.priority))
     columns = dedup.rank_columns(records, settings, priority, spec.ref)
-    keys, sets = dedup.keys_and_shingles(columns["text"], settings.ngram)
+    keys, sets = dedup.keys_and_shingles(records, settings.key, settings.ngram, settings.near)
     kept = records if spec.ref is None else records.clear()
-    return Part(spec, kept, known, columns.drop("text"), keys, sets if settings.near else None)
+    return Part(spec, kept, known, columns, keys, sets)
 
 
 def meta(part: Part) -> pl.DataFrame:

@@ -147,9 +147,9 @@ def contaminated(records: pl.DataFrame, evals: Sequence[tuple[str, pl.DataFrame]
     references = [dedup.Reference(name, frame.with_columns(source=pl.lit(name), output=pl.lit(""),
                                                            history=pl.lit(None, validate.HISTORY)))
                   for name, frame in evals]
-    near = dedup.deduplicate(records.select("id", "source", "instruction", "input", "output", "history"),
-                             DedupSpec(key="prompt", threshold=settings.threshold),
-                             records["source"].unique(maintain_order=True).to_list(), references).duplicates
+    near = dedup.duplicates_of(records.select("id", "source", "instruction", "input", "output", "history"),
+                               DedupSpec(key="prompt", threshold=settings.threshold),
+                               records["source"].unique(maintain_order=True).to_list(), references)
     by_near = near.filter(pl.col("kept_in") != dedup.THIS_BUILD).select(
         "id", pl.col("kept_in").alias("set"), pl.col("kept_id").alias("eval_id"),
         pl.format("near-duplicate (Jaccard {})", pl.col("similarity").round(3)).alias("how"))

@@ -35,6 +35,7 @@ import numpy as np
 import polars as pl
 
 from pipeline import minhash, near_dups
+from pipeline.io import heap
 from schemas.mix import DedupSpec
 
 T = TypeVar("T")
@@ -46,6 +47,7 @@ DUPLICATE_SCHEMA = pl.Schema({
 })
 THIS_BUILD = "build"  # ``kept_in`` of a duplicate whose kept copy is in this build, not in a reference set
 SLICE_ROWS = 1 << 15  # records tokenized at a time per thread: bounds the memory of their token lists
+SLICE_BYTES = 8 << 20  # and about this much key text: a slice of long records holds ~80 MB of tokens at once
 
 
 @dataclass(frozen=True)
@@ -81,19 +83,23 @@ def exact_key(text: pl.Expr) -> pl.Expr:
     return minhash.token_series_expr(text).list.join(" ")
 
 
-def keys_and_shingles(texts: pl.Series, ngram: int) -> tuple[pl.DataFrame, minhash.ShingleSets]:
-    """The exact-dedup key and the shingle hashes of each text, from one tokenization. The key is the tokens
-    joined by spaces (case, punctuation and whitespace folded), kept as two 64-bit hashes with different seeds
-    (a 128-bit fingerprint: equal keys always match, different ones collide with probability ~n^2 / 2^129), so
-    a million keys take 16 MB instead of the texts' size. Slices run on all cores (polars and numpy release the
-    GIL); a slice's token lists are dropped once it is hashed, which bounds memory."""
-    def one_slice(start: int, rows: int) -> tuple[pl.DataFrame, minhash.ShingleSets]:
-        tokens = minhash.token_series(texts.slice(start, rows))
-        return _fingerprints(tokens), minhash.shingle_sets_of_tokens(tokens, ngram)
+def keys_and_shingles(frame: pl.DataFrame, key: str, ngram: int,
+                      shingles: bool = True) -> tuple[pl.DataFrame, minhash.ShingleSets | None]:
+    """The exact-dedup key and (with ``shingles``) the shingle hashes of each record of ``frame``, from one
+    tokenization of its key text (``key_text(key)``). The key is the tokens joined by spaces (case, punctuation
+    and whitespace folded), kept as two 64-bit hashes with different seeds (a 128-bit fingerprint: equal keys
+    always match, different ones collide with probability ~n^2 / 2^129), so a million keys take 16 MB instead of
+    the texts' size. Slices run on all cores (polars and numpy release the GIL); only a slice's key text and
+    token lists are held at once, never the whole frame's (a million records' key text is about 500 MB)."""
+    def one_slice(start: int, rows: int) -> tuple[pl.DataFrame, minhash.ShingleSets | None]:
+        tokens = minhash.token_series(frame.slice(start, rows).select(key_text(key)).to_series())
+        return _fingerprints(tokens), minhash.shingle_sets_of_tokens(tokens, ngram) if shingles else None
 
-    parts = _by_slices(len(texts), one_slice)
+    parts = _by_slices(frame, key, one_slice)
     keys = pl.concat([k for k, _ in parts]) if parts else pl.DataFrame(schema=FINGERPRINT_SCHEMA)
-    return keys, minhash.ShingleSets.concat([sets for _, sets in parts])
+    slices = [s for _, s in parts if s is not None]
+    del parts  # ``concat`` lets each slice's sets go once copied
+    return keys, minhash.ShingleSets.concat(slices) if shingles else None
 
 
 FINGERPRINT_SCHEMA = {"key_a": pl.UInt64(), "key_b": pl.UInt64()}
@@ -105,32 +111,46 @@ def _fingerprints(tokens: pl.Series) -> pl.DataFrame:
 
 
 def exact_fingerprints(records: pl.DataFrame, key: str = "record") -> pl.DataFrame:
-    """The 128-bit fingerprint (key_a, key_b) of each record's exact-dedup key, as ``deduplicate`` computes it,
-    a slice of records at a time on all cores: only a slice's folded text and tokens are held at once, never
-    the whole frame's (a million records' folded text is about a gigabyte)."""
-    def one_slice(start: int, rows: int) -> pl.DataFrame:
-        return _fingerprints(minhash.token_series(records.slice(start, rows).select(key_text(key)).to_series()))
-
-    parts = _by_slices(records.height, one_slice)
-    return pl.concat(parts) if parts else pl.DataFrame(schema=FINGERPRINT_SCHEMA)
+    """The 128-bit fingerprint (key_a, key_b) of each record's exact-dedup key, as ``deduplicate`` computes it."""
+    return keys_and_shingles(records, key, 0, shingles=False)[0]
 
 
-def _by_slices(n: int, work: Callable[[int, int], T]) -> list[T]:
-    """``work(start, rows)`` over slices of ``n`` records, in order, on all cores (polars and numpy release the
-    GIL); at most ``SLICE_ROWS`` records a slice, which bounds what one slice holds."""
+def _by_slices(frame: pl.DataFrame, key: str, work: Callable[[int, int], T]) -> list[T]:
+    """``work(start, rows)`` over slices of ``frame``'s records, in order, on all cores (polars and numpy release
+    the GIL). A slice holds at most ``SLICE_ROWS`` records and about ``SLICE_BYTES`` of key text (a record
+    more when one alone is larger), which bounds what a slice holds however long the records are: 32k long
+    records' token lists and shingle temporaries took 320 MB a thread, 32k short ones a tenth of that."""
     threads = os.cpu_count() or 1
-    rows = max(1, min(SLICE_ROWS, -(-n // threads)))
+    rows = max(1, min(SLICE_ROWS, -(-frame.height // threads)))
+    ends = np.cumsum(frame.select(_key_bytes(key)).to_series().to_numpy())
+    bounds, start = [], 0
+    while start < frame.height:
+        end = int(np.searchsorted(ends, (ends[start - 1] if start else 0) + SLICE_BYTES, side="right"))
+        end = min(max(end, start + 1), start + rows)
+        bounds.append((start, end - start))
+        start = end
     with ThreadPoolExecutor(threads) as pool:
-        return list(pool.map(lambda start: work(start, rows), range(0, n, rows)))
+        return list(pool.map(lambda bound: work(*bound), bounds))
 
 
-def _universe(records: pl.DataFrame, settings: DedupSpec, priority: Sequence[str],
+def _key_bytes(key: str) -> pl.Expr:
+    """About the size of each record's key text in bytes (the fields' lengths, without separators)."""
+    turns = pl.col("history").list.eval(pl.element().struct.field("user").str.len_bytes()
+                                        + pl.element().struct.field("assistant").str.len_bytes()).list.sum()
+    fields = ["instruction", "input"] + (["output"] if key == "record" else [])
+    return pl.sum_horizontal(turns.fill_null(0), *(pl.col(name).str.len_bytes().fill_null(0) for name in fields))
+
+
+def _universe(frames: Sequence[pl.DataFrame], settings: DedupSpec, priority: Sequence[str],
               references: Sequence[Reference]) -> pl.DataFrame:
-    """References and records in rank order, with their key text: row number = rank."""
+    """The references' and the records' rank columns (``frames``: the references' records, then this build's) in
+    rank order, row number = rank, with ``_src``: the record's row in the concatenation of ``frames``."""
+    offsets = np.cumsum([0, *(frame.height for frame in frames)])
     parts = [rank_columns(ref.records, settings, ref_priority(k, len(references)), ref.name)
              for k, ref in enumerate(references)]
-    parts.append(rank_columns(records, settings, source_priority(priority)))
-    return in_rank_order(parts)
+    parts.append(rank_columns(frames[-1], settings, source_priority(priority)))
+    return in_rank_order([part.with_columns(_src=pl.col("_order") + int(offset))
+                          for part, offset in zip(parts, offsets, strict=False)])
 
 
 def ref_priority(k: int, references: int) -> pl.Expr:
@@ -144,13 +164,13 @@ def source_priority(priority: Sequence[str]) -> pl.Expr:
 
 
 def rank_columns(frame: pl.DataFrame, settings: DedupSpec, priority: pl.Expr, ref: str | None = None) -> pl.DataFrame:
-    """What ranks the records of ``frame`` (of reference set ``ref``, or of this build when None) and their key
-    text: id, source, ref, _priority, text, _length (of the output), _order (input order, from 0) and _ref_row
-    (a reference record's row in its set)."""
+    """What ranks the records of ``frame`` (of reference set ``ref``, or of this build when None): id, source,
+    ref, _priority, _length (of the output), _order (input order, from 0) and _ref_row (a reference record's
+    row in its set). No text: ``keys_and_shingles`` reads the key text from the records a slice at a time."""
     order = pl.int_range(pl.len())
     return frame.select(
         "id", "source", pl.lit(ref, pl.String).alias("ref"), priority.alias("_priority"),
-        key_text(settings.key).alias("text"), pl.col("output").str.len_chars().alias("_length"),
+        pl.col("output").str.len_chars().alias("_length"),
         order.alias("_order"), (order if ref is not None else pl.lit(None, pl.Int64)).alias("_ref_row"),
     )
 
@@ -169,36 +189,86 @@ def exact_keepers(ranked: pl.DataFrame, scope: Sequence[str]) -> np.ndarray:
         np.int64)
 
 
+@dataclass
+class Found:
+    """What dedup decided, by universe row (rank): each row's exact keeper, final keeper and similarity to it,
+    the exact survivors (rows, sorted) with their signatures (None when near dedup is off), the counts, and
+    with ``key: record`` the fingerprint of every row."""
+
+    universe: pl.DataFrame  # rank columns in rank order (``_universe``)
+    exact_keeper: np.ndarray
+    keeper: np.ndarray
+    similarity: np.ndarray
+    survivors: np.ndarray
+    signatures: np.ndarray | None
+    stats: dict[str, int | float | None]
+    keys: pl.DataFrame | None
+
+
 def deduplicate(records: pl.DataFrame, settings: DedupSpec, priority: Sequence[str],
                 references: Sequence[Reference] = ()) -> DedupResult:
-    universe = _universe(records, settings, priority, references)
+    """The kept records in input order with their signatures (those of exact survivors) and fingerprints,
+    and the removed ones as rows of duplicates.parquet. The survivors' signatures are let go once the kept
+    ones are taken from them, before the kept records are: the two largest arrays are never held with both."""
+    found = find(records, settings, priority, references)
+    duplicates, kept_rows = outcomes(found.universe, found.exact_keeper, found.keeper, found.similarity, found.stats)
+    rows = kept_rows["row"].to_numpy()
+    signatures = None
+    if found.signatures is not None:  # a kept record survived exact dedup, so it has a signature
+        signatures = found.signatures[np.searchsorted(found.survivors, rows)]
+    keys = None if found.keys is None else found.keys[rows]
+    stats = found.stats
+    del found
+    kept = np.zeros(records.height, dtype=bool)
+    kept[kept_rows["_order"].to_numpy()] = True  # a filter, not a gather: 0.2 s and 0.1 GB at 1M, not 6 s and 1 GB
+    return DedupResult(records.filter(pl.Series(kept)), duplicates, signatures, stats, keys)
+
+
+def duplicates_of(records: pl.DataFrame, settings: DedupSpec, priority: Sequence[str],
+                  references: Sequence[Reference] = ()) -> pl.DataFrame:
+    """The rows of duplicates.parquet that ``deduplicate`` gives, without the kept records and signatures."""
+    found = find(records, settings, priority, references)
+    return outcomes(found.universe, found.exact_keeper, found.keeper, found.similarity, found.stats)[0]
+
+
+def find(records: pl.DataFrame, settings: DedupSpec, priority: Sequence[str],
+         references: Sequence[Reference] = ()) -> Found:
+    """Exact then near dedup over the references and the records, by rank. Keys and shingles are computed in
+    input order, each frame a slice at a time, then taken in rank order (``_src``)."""
+    frames = [*(ref.records for ref in references), records]
+    universe = _universe(frames, settings, priority, references)
     n = universe.height
     itself = np.arange(n, dtype=np.int64)
     scope = [] if settings.across_sources else ["source"]
-    keys, sets = keys_and_shingles(universe["text"], settings.ngram)
-    universe = universe.drop("text")
+    parts = [keys_and_shingles(frame, settings.key, settings.ngram, settings.near) for frame in frames]
+    source = universe["_src"].to_numpy()
+    keys = pl.concat([k for k, _ in parts])[source]
+    slices = [s for _, s in parts if s is not None]
+    del parts
+    sets = minhash.ShingleSets.concat(slices) if settings.near else None
+    heap.trim()  # the slices' numpy temporaries, freed in the worker threads' malloc arenas
     exact_keeper = itself
     if settings.exact:
         exact_keeper = exact_keepers(pl.concat([universe.select("row", "source"), keys], how="horizontal"), scope)
     survivors = np.flatnonzero(exact_keeper == itself)
-    fingerprints = keys.to_numpy()[survivors] if settings.near else None  # only near dedup's check needs them
-    record_keys = keys if settings.key == "record" else None  # what the split report checks: see _result
-    del keys
-    sets = sets.take(survivors)
     keeper, similarity, signatures = exact_keeper, np.ones(n), None
     stats: dict[str, int | float | None] = {"records": records.height, "references": n - records.height}
-    if settings.near and len(survivors):
+    if sets is not None and len(survivors):
+        sets = sets.take(source[survivors])  # the survivors' shingles, in rank order
         group = None
         if scope:
             group = universe["source"].gather(survivors).cast(pl.Categorical).to_physical().to_numpy()
         near = near_dups.near_clusters(sets, universe["ref"].is_not_null().to_numpy()[survivors], group, settings,
-                                       _known_signatures(universe, survivors, references), fingerprints)
+                                       _known_signatures(universe, survivors, references),
+                                       keys.to_numpy()[survivors])  # only near dedup's check needs them
+        del sets
         final, near_similarity = itself.copy(), np.ones(n)
         final[survivors], near_similarity[survivors] = survivors[near.keeper], near.similarity
         keeper, similarity = final[exact_keeper], near_similarity[exact_keeper]  # an exact copy shares its twin's fate
         signatures = near.signatures
         stats.update(near.stats)
-    return _result(records, universe, exact_keeper, keeper, similarity, signatures, survivors, stats, record_keys)
+    return Found(universe, exact_keeper, keeper, similarity, survivors, signatures, stats,
+                 keys if settings.key == "record" else None)
 
 
 def _known_signatures(universe: pl.DataFrame, survivors: np.ndarray,
@@ -212,21 +282,6 @@ def _known_signatures(universe: pl.DataFrame, survivors: np.ndarray,
             positions.append(mine["position"].to_numpy().astype(np.int64))
             signatures.append(ref.signatures[mine["_ref_row"].to_numpy()])
     return (np.concatenate(positions), np.concatenate(signatures)) if positions else None
-
-
-def _result(records: pl.DataFrame, universe: pl.DataFrame, exact_keeper: np.ndarray, keeper: np.ndarray,
-            similarity: np.ndarray, signatures: np.ndarray | None, survivors: np.ndarray,
-            stats: dict[str, int | float | None], keys: pl.DataFrame | None) -> DedupResult:
-    """The kept records in input order with their signatures (those of exact survivors, in ``survivors``
-    order) and their fingerprints (from ``keys``, one per row of the universe), and the removed ones as rows of
-    duplicates.parquet."""
-    duplicates, kept_rows = outcomes(universe, exact_keeper, keeper, similarity, stats)
-    kept = records[kept_rows["_order"].to_numpy()]
-    kept_signatures = None
-    if signatures is not None:  # a kept record survived exact dedup, so it has a signature
-        kept_signatures = signatures[np.searchsorted(survivors, kept_rows["row"].to_numpy())]
-    kept_keys = None if keys is None else keys[kept_rows["row"].to_numpy()]
-    return DedupResult(kept, duplicates, kept_signatures, stats, kept_keys)
 
 
 def outcomes(universe: pl.DataFrame, exact_keeper: np.ndarray, keeper: np.ndarray, similarity: np.ndarray,

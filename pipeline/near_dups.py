@@ -51,6 +51,7 @@ from schemas.mix import DedupSpec
 
 SMALL_BUCKET = 32
 PREFILTER_SIGMAS = 5.0
+INDEX_SHINGLES = 1 << 23  # shingles that ``ShingleIndex`` indexes at once (64 MB of keys)
 Measure = Callable[[np.ndarray], np.ndarray]  # the similarity of each (i, j) pair of records
 
 
@@ -155,19 +156,34 @@ class ShingleIndex:
         self.sets = sets
 
     def jaccard(self, pairs: np.ndarray) -> np.ndarray:
-        if not len(pairs):
-            return np.empty(0)
+        """Each pair's Jaccard, indexing the records of about ``INDEX_SHINGLES`` shingles at a time (each pair's
+        value is its own, so batches only bound the index: 8 bytes for each shingle of a batch's records)."""
+        out = np.empty(len(pairs), dtype=np.float64)
+        counts = self.sets.counts
+        ends = np.cumsum(counts[pairs[:, 0]] + counts[pairs[:, 1]])  # an upper bound: a record may repeat
+        first = 0
+        while first < len(pairs):
+            last = int(np.searchsorted(ends, (ends[first - 1] if first else 0) + INDEX_SHINGLES, side="right"))
+            last = max(last, first + 1)
+            out[first:last] = self._jaccard(pairs[first:last])
+            first = last
+        return out
+
+    def _jaccard(self, pairs: np.ndarray) -> np.ndarray:
         involved, local = np.unique(pairs, return_inverse=True)
         local = local.reshape(pairs.shape)
         mine = self.sets.take(involved)
-        owner = np.repeat(np.arange(len(involved), dtype=np.uint64), mine.counts)
-        keys = np.sort((owner << np.uint64(32)) | mine.hashes.astype(np.uint64))
+        keys = np.repeat(np.arange(len(involved), dtype=np.uint64), mine.counts)
+        keys <<= np.uint64(32)
+        keys |= mine.hashes  # record << 32 | hash
+        del mine
+        keys.sort()
         keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
         starts = np.searchsorted(keys, np.arange(len(involved) + 1, dtype=np.uint64) << np.uint64(32))
         return _pair_jaccard(keys, starts, local)
 
 
-def _pair_jaccard(keys: np.ndarray, starts: np.ndarray, pairs: np.ndarray, batch: int = 1 << 22) -> np.ndarray:
+def _pair_jaccard(keys: np.ndarray, starts: np.ndarray, pairs: np.ndarray, batch: int = 1 << 20) -> np.ndarray:
     """Jaccard of each (i, j) pair of records whose distinct shingles are ``keys[starts[i]:starts[i + 1]]``
     (``record << 32 | hash``, sorted): each shingle of the smaller set is looked up in the other."""
     sizes = np.diff(starts)
@@ -235,11 +251,12 @@ def signatures_with(sets: minhash.ShingleSets, settings: DedupSpec,
                     known: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """The MinHash signature of each record of ``sets``: those ``known`` (positions, signatures) as given, the
     others computed."""
+    if known is None:
+        return minhash.signatures_of(sets, settings.num_perm, settings.seed)  # no copy of the sets
     signatures = np.empty((len(sets), settings.num_perm), dtype=np.uint32)
     have = np.zeros(len(sets), dtype=bool)
-    if known is not None:
-        have[known[0]] = True
-        signatures[known[0]] = known[1]
+    have[known[0]] = True
+    signatures[known[0]] = known[1]
     signatures[~have] = minhash.signatures_of(sets.take(np.flatnonzero(~have)), settings.num_perm, settings.seed)
     return signatures
 

@@ -65,7 +65,7 @@ def test_exact_fingerprints_slice_by_slice_equal_the_dedup_keys(monkeypatch):
                      ("Summarize:", PARAGRAPH, "Budget up for libraries.")]
                     + [(f"Q{k}", "", f"A{k}") for k in range(7)])
     prints = dedup.exact_fingerprints(frame)
-    keys, _ = dedup.keys_and_shingles(frame.select(dedup.key_text("record")).to_series(), 5)
+    keys, _ = dedup.keys_and_shingles(frame, "record", 5)
     assert prints.equals(keys) and prints.height == 10
     assert prints.row(0) == prints.row(1) != prints.row(2)  # folding as exact dedup does
     assert dedup.exact_fingerprints(frame.head(0)).height == 0
@@ -194,6 +194,38 @@ def test_true_jaccard_matches_python_sets_on_real_records(shared_data):
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
     ours = near_dups.ShingleIndex(sets).jaccard(pairs)
     assert ours == pytest.approx([_jaccard(texts[i], texts[j]) for i, j in pairs])
+
+
+def test_bounded_pieces_give_the_same_result(monkeypatch):
+    """Slices of key text, index batches of shingles, take passes: memory bounds that never change a result.
+    Each bound is set so small that every slice, batch and pass holds one or two records."""
+    rows = ([("Summarize:", PARAGRAPH, "Budget up for the library."),
+             ("Summarize:", PARAGRAPH.replace("Tuesday", "Monday"), "Budget up for the library."),
+             ("summarize", PARAGRAPH.upper(), "Budget up for the library!")]
+            + [(f"Q{k}", distinct_text(k), f"A{k}") for k in range(9)]
+            + [("Summarize:", PARAGRAPH.replace("books", "maps"), "Budget up for the library.")])
+    frame = records(rows)
+    expected = run(frame)
+    sets = minhash.shingle_sets(frame.select(dedup.key_text("record")).to_series(), 5)
+    pairs = np.array([(i, j) for i in range(len(rows)) for j in range(i + 1, len(rows))])
+    jaccard = near_dups.ShingleIndex(sets).jaccard(pairs)
+    order = np.array([5, 0, 12, 3, 3, 7])
+    taken = sets.take(order)
+    monkeypatch.setattr(dedup, "SLICE_BYTES", 100)
+    monkeypatch.setattr(near_dups, "INDEX_SHINGLES", 50)
+    monkeypatch.setattr(minhash, "TAKE_ROWS", 2)
+    result = run(frame)
+    assert expected.stats["near_removed"] == 2 and expected.stats["exact_removed"] == 1
+    assert result.kept.equals(expected.kept) and result.duplicates.equals(expected.duplicates)
+    assert np.array_equal(result.signatures, expected.signatures) and result.stats == expected.stats
+    assert np.array_equal(near_dups.ShingleIndex(sets).jaccard(pairs), jaccard)
+    again = sets.take(order)
+    assert np.array_equal(again.hashes, taken.hashes) and np.array_equal(again.starts, taken.starts)
+    assert np.array_equal(again.hashes[again.starts[3]:again.starts[4]], sets.hashes[sets.starts[3]:sets.starts[4]])
+    parts = [sets.take(np.arange(k, min(k + 4, len(sets)))) for k in range(0, len(sets), 4)]
+    whole = minhash.ShingleSets.concat(parts)
+    assert not parts and np.array_equal(whole.hashes, sets.hashes) and np.array_equal(whole.starts, sets.starts)
+    assert dedup.duplicates_of(frame, DedupSpec(), ["s"]).equals(expected.duplicates)
 
 
 def test_alpaca_tasks_sharing_one_abstract_are_not_duplicates(shared_data):
