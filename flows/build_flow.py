@@ -82,8 +82,9 @@ def stage_task(name: str, shards: list[StageHandle], previous: StageHandle | Non
         return stage_store.put(dask_runner.partitioned_dedup(shards, mix), folder)
     records = stage_store.get(previous).kept if previous is not None else build.union(_shards(shards))
     outcomes = {done: stage_store.get(handle) for done, handle in earlier.items()} if stage.reads else {}
-    context = plan.Context(mix, tokenizer, plan.inputs(outcomes, stage))
-    return stage_store.put(plan.run_stage(stage, records, context), folder)
+    with stage_store.scratch(folder) as scratch:  # the files the stage writes move into its folder with its output
+        context = plan.Context(mix, tokenizer, plan.inputs(outcomes, stage), scratch)
+        return stage_store.put(plan.run_stage(stage, records, context), folder)
 
 
 def _partitioned(stage: plan.Stage, mix: Mix) -> bool:

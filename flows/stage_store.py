@@ -10,19 +10,22 @@ Prefect persists only the handle; the next task reads the frames it needs, memor
 
 Contract: ``put(value, folder)`` -> handle; ``get(handle, without=...)`` -> the value, with the named fields of
 its top-level dataclass(es) left out (empty frames of their schema: what the direct build's ``finish`` drops
-before the report). ``complete(folder)`` tells whether a folder holds a finished output: the flow refreshes a
+before the report). An ``Outcome`` whose stage wrote ``files`` (tokenize: tokenized/'s rows, in the
+``scratch`` folder the task gave it) has them moved into ``folder/files``. ``complete(folder)`` tells whether a
+folder holds a finished output: the flow refreshes a
 task's Prefect cache when its handle would point at a folder that is gone. Every worker needs ``root`` at the
 same path (a shared file system on a cluster, like Prefect's result storage).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,8 +33,10 @@ from typing import Any
 import polars as pl
 
 from pipeline.io import output_folder
+from pipeline.stage import Outcome
 
 DONE = "done"  # written last: the folder is complete
+FILES = "files"  # the files a stage wrote (Outcome.files: tokenized/'s rows), in its folder
 
 
 @dataclass(frozen=True)
@@ -60,12 +65,27 @@ def put(value: Any, folder: Path) -> StageHandle:
     tmp.mkdir(parents=True)
     try:
         skeleton = _strip(value, tmp, itertools.count())
+        if isinstance(skeleton, Outcome) and skeleton.files is not None:  # files the stage wrote, moved in
+            shutil.move(skeleton.files, tmp / FILES)
+            skeleton = dataclasses.replace(skeleton, files=folder / FILES)
         (tmp / DONE).touch()
         output_folder.replace(tmp, folder)  # over a refreshed cache's folder (the same key, computed again) too
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return StageHandle(str(folder), skeleton)
+
+
+@contextlib.contextmanager
+def scratch(folder: Path) -> Iterator[Path]:
+    """A folder beside ``folder`` where a task's stage may write files (``plan.Context.scratch``): ``put`` moves
+    the outcome's ``files`` from it into ``folder``; whatever is left is removed when the task ends."""
+    path = folder.with_name(f".{folder.name}.scratch-{uuid.uuid4().hex}")
+    path.mkdir(parents=True)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def get(handle: StageHandle, without: Collection[str] = ()) -> Any:

@@ -103,3 +103,20 @@ def _dataset_dict(rows: pl.DataFrame, target: Path) -> None:
     writer.write(rows.select("input_ids", "attention_mask"))
     writer.close(rows.head(0))
     token_files.place({"train": staged}, target, "0" * 64)
+
+
+def test_the_files_a_stage_wrote_move_into_its_folder(tmp_path: Path) -> None:
+    from pipeline.stage import Outcome, no_rejects
+
+    folder = tmp_path / "stages" / "build" / "key"
+    with stage_store.scratch(folder) as scratch:
+        (scratch / "tokenized").mkdir()
+        (scratch / "tokenized" / "train.arrow").write_bytes(b"rows")
+        handle = stage_store.put(Outcome(pl.DataFrame({"id": ["a"]}), no_rejects(), files=scratch / "tokenized"),
+                                 folder)
+        assert scratch.is_dir() and not (scratch / "tokenized").exists()
+    assert not scratch.exists()  # the scratch folder goes with the task
+    outcome = stage_store.get(handle)
+    assert outcome.files == folder / stage_store.FILES
+    assert (outcome.files / "train.arrow").read_bytes() == b"rows"
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["key"]
