@@ -1,13 +1,15 @@
 """Issue #9's check that the Dask runner writes what the direct build writes, at scale.
 
-    .venv/bin/python bench/scale/compare_runners.py --records 1000000 [--direct-output FOLDER]
+    .venv/bin/python bench/scale/compare_runners.py --records 1000000 [--direct-output FOLDER] [--worker-memory 4GB]
 
 Builds the corpus's mix with `pipeline build --runner dask --workers 2` (a LocalCluster of 2 worker processes,
 a local Prefect server started for the run, a fresh Prefect state so every task computes) after setting the
 direct build's output aside (``--direct-output`` names an existing one; else it is built first with
 `--runner direct`), then compares every output file's sha256. manifest.json differs only in ``build_key``
 (the flow records its cache key; the direct runner has none), which is compared with that field removed.
-Writes bench/work/scale/compare-<label>.json.
+``--direct-output`` may name bench/work/scale/<label>/out-direct, where the previous run set the direct build
+aside: it is then compared again, not rebuilt (same code only). ``--worker-memory`` passes the option on to the
+Dask build. Writes bench/work/scale/compare-<label>.json with the load average before and after.
 """
 
 from __future__ import annotations
@@ -68,7 +70,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=1_000_000, choices=sorted(LABELS))
     parser.add_argument("--direct-output", type=Path, default=None)
+    parser.add_argument("--worker-memory", default=None, help="e.g. 4GB: the Dask workers' memory limit")
     args = parser.parse_args()
+    load_before = os.getloadavg()
     label = LABELS[args.records]
     mix = WORK / label / "mix.yaml"
     out = WORK / label / "out" / f"scale-{label}"
@@ -76,27 +80,32 @@ def main() -> None:
         "INSTRUCT_PIPELINE_TOKENIZER", str(ROOT.parent / "shared" / "tokenizers" / "llama-2"))}
     env.pop("PREFECT_API_URL", None)
     direct = WORK / label / "out-direct"
-    shutil.rmtree(direct, ignore_errors=True)
+    reuse = args.direct_output is not None and args.direct_output.resolve() == direct.resolve()
+    if not reuse:
+        shutil.rmtree(direct, ignore_errors=True)
     seconds: dict[str, float] = {}
     peak_mb: dict[str, dict[str, int]] = {}
     if args.direct_output is None:
         shutil.rmtree(out.parent / ".cache", ignore_errors=True)
         seconds["direct"], peak_mb["direct"] = build(mix, env, "--runner", "direct")
         args.direct_output = out
-    shutil.move(str(args.direct_output), direct)
+    if not reuse:
+        shutil.move(str(args.direct_output), direct)
+    memory = ["--worker-memory", args.worker_memory] if args.worker_memory else []
     with tempfile.TemporaryDirectory(prefix="scale-state-") as state:
         server = prefect_server.start(Path(state) / "server")
         try:
             flow_env = {**env, "PREFECT_API_URL": server.api_url, "INSTRUCT_PIPELINE_STATE": state}
             seconds["dask"], peak_mb["dask"] = build(mix, flow_env,
-                                    "--runner", "dask", "--workers", "2")
+                                                     "--runner", "dask", "--workers", "2", *memory)
         finally:
             server.stop()
     ours, theirs = hashes(direct), hashes(out)
     differing = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
     result = {"records": args.records, "files": len(ours), "identical": not differing, "differing": differing,
               "seconds": {k: round(v, 1) for k, v in seconds.items()}, "peak_rss_mb": peak_mb,
-              "code": code_state(), "loadavg_after": os.getloadavg()}
+              "worker_memory": args.worker_memory, "code": code_state(), "loadavg_before": load_before,
+              "loadavg_after": os.getloadavg()}
     (WORK / f"compare-{label}.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
 
