@@ -54,11 +54,11 @@ def first_rule(rules: Sequence[tuple[str, pl.Expr]]) -> pl.Expr:
 
 
 def without(records: pl.DataFrame, rejected: pl.DataFrame) -> pl.DataFrame:
-    """``records`` without the ones ``rejected`` names, in their order (``records`` itself when none: the join
-    would copy every column)."""
+    """``records`` without the ones ``rejected`` names, in their order (``records`` itself when none). A filter,
+    not an anti join: it shares the kept rows' buffers where the join copied every column (1 GB at 1M)."""
     if not rejected.height:
         return records
-    return records.join(rejected.select("id"), on="id", how="anti", maintain_order="left")
+    return records.filter(~pl.col("id").is_in(rejected["id"].implode()))
 
 
 def split_off(records: pl.DataFrame, rejected: pl.DataFrame, stats: Any = None) -> Outcome:

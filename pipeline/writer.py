@@ -71,8 +71,7 @@ def write(result: BuildResult, target: Path | None = None, build_key: str | None
         writers.write_parquet(result.rejected, tmp / "rejected.parquet", compression, level)
         writers.write_parquet(result.duplicates, tmp / "duplicates.parquet", compression, level)
         if result.signatures is not None:
-            signature_index.write(tmp / signature_index.FOLDER, result.signatures["id"],
-                                  result.signatures["signature"].to_numpy(), spec.dedup, compression)
+            signature_index.write(tmp / signature_index.FOLDER, result.signatures, spec.dedup, compression)
         writers.write_json(result.report.model_dump(mode="json"), tmp / "report.json")
         (tmp / "report.md").write_text(markdown.render(result.report), encoding="utf-8")
         (tmp / "report.html").write_text(html.render(result.report), encoding="utf-8")

@@ -299,7 +299,8 @@ def test_dedup_against_an_earlier_build_and_a_dataset(tmp_path, write_mix):
 def test_incompatible_index_is_not_used(tmp_path):
     folder = tmp_path / "build"
     folder.mkdir()
-    signature_index.write(folder / signature_index.FOLDER, pl.Series(["a#0"]), np.zeros((1, 128), np.uint32),
+    signature_index.write(folder / signature_index.FOLDER,
+                          pl.DataFrame({"id": ["a#0"], "signature": np.zeros((1, 128), np.uint32)}),
                           DedupSpec(), "zstd")
     assert signature_index.read(folder, DedupSpec()) is not None
     assert signature_index.read(folder, DedupSpec(ngram=3)) is None

@@ -14,7 +14,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import orjson
 import polars as pl
 
@@ -34,9 +33,10 @@ def params(settings: DedupSpec) -> dict[str, Any]:
     }
 
 
-def write(folder: Path, ids: pl.Series, signatures: np.ndarray, settings: DedupSpec, compression: str) -> None:
+def write(folder: Path, signatures: pl.DataFrame, settings: DedupSpec, compression: str) -> None:
+    """``signatures``: id and signature (Array(UInt32, num_perm)) of every record kept, in the output's order."""
     folder.mkdir()
-    frame = pl.DataFrame({"id": ids, "signature": signatures})
+    frame = signatures.select("id", pl.col("signature").cast(pl.Array(pl.UInt32, settings.num_perm)))
     writers.write_parquet(frame, folder / "signatures.parquet", compression, statistics=False)
     text = orjson.dumps(params(settings), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
     (folder / "params.json").write_bytes(text + b"\n")
