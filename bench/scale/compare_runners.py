@@ -89,7 +89,9 @@ def main() -> None:
         shutil.rmtree(out.parent / ".cache", ignore_errors=True)
         seconds["direct"], peak_mb["direct"] = build(mix, env, "--runner", "direct")
         args.direct_output = out
-    if not reuse:
+    if reuse:
+        shutil.rmtree(out, ignore_errors=True)  # the previous Dask build's: else "unchanged: nothing to do"
+    else:
         shutil.move(str(args.direct_output), direct)
     memory = ["--worker-memory", args.worker_memory] if args.worker_memory else []
     with tempfile.TemporaryDirectory(prefix="scale-state-") as state:
