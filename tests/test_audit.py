@@ -166,10 +166,10 @@ def test_leading_words_of_english_and_chinese():
                                                                             profile.NO_LEADING_WORD]
 
 
-def test_build_profile_reads_token_lengths_from_tokenized_rows():
+def test_build_profile_reads_token_lengths_from_the_index_of_tokenized_rows():
     import polars as pl
 
-    plain = pl.DataFrame({"input_ids": [[1, 2, 3], [1, 2]]})
+    plain = pl.DataFrame({"id": ["a", "b"], "n_tokens": [3, 2]})
     packed = pl.DataFrame({"seq_lengths": [[3, 2], [4]]})
     assert profile.example_lengths(plain).to_list() == [3, 2]
     assert profile.example_lengths(packed).to_list() == [3, 2, 4]
