@@ -32,6 +32,7 @@ from schemas.mix import MixSpec, TokenizeSpec
 from schemas.report import TokenReport
 
 SPLITS = ("train", "eval")
+REPEAT_SLICE = 10_000  # repeats whose rows are gathered and written at a time
 
 
 @dataclass
@@ -97,18 +98,24 @@ def _write_split(parts: Iterable[tokenize.Tokenized], frame: pl.DataFrame, setti
     all_examples = pl.concat(examples) if examples else pl.DataFrame(schema=_EXAMPLE_COLUMNS)
     all_rejects = pl.concat(rejects) if rejects else pl.DataFrame(schema=tokenize.REJECT_COLUMNS)
     kept = without(frame, all_rejects)
-    pool = pl.concat(held) if held else pl.DataFrame(schema=tokenize.TOKEN_COLUMNS)
-    again = kept.filter(pl.col("repeat") > 0).select("id").join(pool, on="id", how="left", maintain_order="left")
-    order = pl.concat([all_examples["id"], again["id"]])
-    if not order.equals(kept["id"]):
-        raise AssertionError("tokenize: split rows are not first copies then repeats (mixture.sample's order)")
+    pool = pl.concat(held, rechunk=False) if held else pl.DataFrame(schema=tokenize.TOKEN_COLUMNS)
+    repeats = kept.filter(pl.col("repeat") > 0).select("id")
     if settings.packing:
+        again = repeats.join(pool, on="id", how="left", maintain_order="left")
         packed = tokenize.pack(pl.concat([pool, again], rechunk=False), settings.cutoff_len)
         writer.write(packed.drop("ids"))
         index = packed.select("ids", "seq_lengths")
-    else:
-        writer.write(_rows(again))
-        index = pl.concat([all_examples.select("id", "n_tokens"), again.select("id", "n_tokens")])
+        again = again.select("id", "n_tokens")
+    else:  # the repeats' rows a slice at a time: a copy of all their lists at once was the stage's peak
+        written = []
+        for start in range(0, repeats.height, REPEAT_SLICE):
+            rows = repeats.slice(start, REPEAT_SLICE).join(pool, on="id", how="left", maintain_order="left")
+            writer.write(_rows(rows))
+            written.append(rows.select("id", "n_tokens"))
+        again = pl.concat(written) if written else pl.DataFrame(schema={"id": pl.String(), "n_tokens": pl.Int64()})
+        index = pl.concat([all_examples.select("id", "n_tokens"), again])
+    if not pl.concat([all_examples["id"], again["id"]]).equals(kept["id"]):
+        raise AssertionError("tokenize: split rows are not first copies then repeats (mixture.sample's order)")
     writer.close(_EMPTY_PACKED if settings.packing else _rows(pl.DataFrame(schema=tokenize.TOKEN_COLUMNS)))
     tokens = int(all_examples["n_tokens"].sum()) + int(again["n_tokens"].sum())
     return _Split(kept, index, all_examples, all_rejects, tokens)
