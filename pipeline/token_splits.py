@@ -116,7 +116,7 @@ def _write_split(parts: Iterable[tokenize.Tokenized], frame: pl.DataFrame, setti
         index = pl.concat([all_examples.select("id", "n_tokens"), again])
     if not pl.concat([all_examples["id"], again["id"]]).equals(kept["id"]):
         raise AssertionError("tokenize: split rows are not first copies then repeats (mixture.sample's order)")
-    writer.close(_EMPTY_PACKED if settings.packing else _rows(pl.DataFrame(schema=tokenize.TOKEN_COLUMNS)))
+    writer.close(_no_rows(settings.packing))
     tokens = int(all_examples["n_tokens"].sum()) + int(again["n_tokens"].sum())
     return _Split(kept, index, all_examples, all_rejects, tokens)
 
@@ -126,5 +126,10 @@ def _rows(examples: pl.DataFrame) -> pl.DataFrame:
     return examples.select("input_ids", tokenize.attention_mask(pl.col("input_ids")), "labels")
 
 
+def _no_rows(packing: bool) -> pl.DataFrame:
+    """The columns of a split's rows, for a split that got none."""
+    none = pl.DataFrame(schema=tokenize.TOKEN_COLUMNS)
+    return tokenize.pack(none, 1).drop("ids") if packing else _rows(none)
+
+
 _EXAMPLE_COLUMNS = {k: v for k, v in tokenize.TOKEN_COLUMNS.items() if k not in ("input_ids", "labels")}
-_EMPTY_PACKED = tokenize.pack(pl.DataFrame(schema=tokenize.TOKEN_COLUMNS), 1).drop("ids")

@@ -637,18 +637,22 @@ def label(records: int) -> str:
     return f"{records // 1_000_000}m" if records % 1_000_000 == 0 else f"{records // 1000}k"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(doc: str = __doc__, name: Callable[[int], str] = label, parts: int = 24,
+         write: Callable[[int, int, int, Path], dict[str, Any]] = write_corpus,
+         mix: Callable[[int, Path], str] = mix_yaml) -> None:
+    """The command line of a corpus generator: this one's, or make_short_corpus's with its own functions."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--parts", type=int, default=24, help="files in all (at least one per source)")
+    parser.add_argument("--parts", type=int, default=parts, help="files in all (at least one per source)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=None, help="default: bench/work/scale/<100k|300k|1m>/")
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"default: bench/work/scale/{name(100_000)}/ (by --records)")
     args = parser.parse_args()
-    target = args.out or WORK / label(args.records)
+    target = args.out or WORK / name(args.records)
     target.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    summary = write_corpus(args.records, args.parts, args.seed, target)
-    (target / "mix.yaml").write_text(mix_yaml(args.records, target))
+    summary = write(args.records, args.parts, args.seed, target)
+    (target / "mix.yaml").write_text(mix(args.records, target))
     print(json.dumps({k: v for k, v in summary.items() if k != "files"}, indent=2))
     print(f"wrote {len(summary['files'])} files, {summary['bytes'] / 1e6:.1f} MB, and {target / 'mix.yaml'} "
           f"in {time.perf_counter() - started:.1f} s")

@@ -25,13 +25,11 @@ Deterministic for ``--seed``: a record is a pure function of (seed, source, slot
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import os
 import random
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from functools import cache
@@ -41,7 +39,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_corpus import (
     SHARED,
-    WORK,
     Row,
     SourcePlan,
     fold_change,
@@ -59,6 +56,9 @@ from make_corpus import (
     serialize,
     slot_rng,
     vocabulary,
+)
+from make_corpus import (
+    main as corpus_main,
 )
 
 SOURCES: tuple[SourcePlan, ...] = (
@@ -223,22 +223,5 @@ def mix_yaml(records: int, target: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--parts", type=int, default=PARTS, help="files in all (at least one per source)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=None, help="default: bench/work/scale/short-<100k|1m>/")
-    args = parser.parse_args()
-    target = args.out or WORK / short_name(args.records)
-    target.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    summary = write_corpus(args.records, args.parts, args.seed, target)
-    (target / "mix.yaml").write_text(mix_yaml(args.records, target))
-    print(json.dumps({k: v for k, v in summary.items() if k != "files"}, indent=2))
-    print(f"wrote {len(summary['files'])} files, {summary['bytes'] / 1e6:.1f} MB, and {target / 'mix.yaml'} "
-          f"in {time.perf_counter() - started:.1f} s")
-
-
 if __name__ == "__main__":
-    main()
+    corpus_main(__doc__, short_name, PARTS, write_corpus, mix_yaml)
