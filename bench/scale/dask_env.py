@@ -24,12 +24,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +35,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from make_corpus import label
-from run import MB, TOKENIZER, Sampler, code_state
+from run import TOKENIZER, code_state, run_cli
 
 from flows import server as prefect_server
 
 WORK = ROOT / "bench" / "work" / "scale"
-PIPELINE = str(ROOT / ".venv" / "bin" / "pipeline")
 UNSET = "distributed:\n  nanny:\n    pre-spawn-environ:\n      MALLOC_TRIM_THRESHOLD_: null\n"
 
 
@@ -64,22 +60,13 @@ def one_build(mix: Path, env: dict[str, str], workers: int) -> dict[str, Any]:
     loaded = load_mix(mix)
     shutil.rmtree(build.cache_folder(loaded), ignore_errors=True)  # every text's language detected again
     shutil.rmtree(loaded.out_dir, ignore_errors=True)  # else "unchanged: nothing to do"
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     load = os.getloadavg()
-    started = time.perf_counter()
-    child = subprocess.Popen([PIPELINE, "build", "--mix", str(mix), "--runner", "dask", "--workers", str(workers)],
-                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    sampler = Sampler(child.pid)
-    sampler.start()
-    output = child.communicate()[0]
-    wall = time.perf_counter() - started
-    sampler.finish()
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if child.returncode:
-        raise RuntimeError(output[-4000:])
-    return {"wall_s": round(wall, 1), "tree_peak_mb": round(sampler.peak / MB),
-            "largest_process_mb": round(sampler.largest / MB),
-            "cpu_s": round(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, 1),
+    build = run_cli(mix, "dask", workers, env)
+    if build["returncode"]:
+        raise RuntimeError(build["output_tail"])
+    return {"wall_s": round(build["wall_s"], 1), "tree_peak_mb": build["peak_rss_mb"],
+            "largest_process_mb": build["largest_process_mb"],
+            "cpu_s": round(build["cpu_s"]["user"] + build["cpu_s"]["system"], 1),
             "loadavg_before": [round(x, 2) for x in load], "loadavg_after": [round(x, 2) for x in os.getloadavg()]}
 
 

@@ -154,13 +154,15 @@ def corpus_info(folder: Path) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------------------------------- cli mode
 
-def run_cli(mix_path: Path, runner: str, workers: int | None) -> dict[str, Any]:
+def run_cli(mix_path: Path, runner: str, workers: int | None, base_env: dict[str, str] | None = None) -> dict[str, Any]:
+    """``pipeline build`` as a subprocess (environment: ``base_env``, default this process's): wall time, the peak
+    of its process tree's RSS and of its largest process, its CPU seconds."""
     # the pipeline of the tree this script lives in (ROOT first on PYTHONPATH), also from a copy of the tree
     command = [sys.executable, "-c", "from pipeline.cli import app; app()", "build", "--mix", str(mix_path),
                "--runner", runner]
     if workers is not None:
         command += ["--workers", str(workers)]
-    env = dict(os.environ)
+    env = dict(os.environ if base_env is None else base_env)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
     if runner != "direct":
         env.setdefault("INSTRUCT_PIPELINE_STATE", str(WORK / "state"))
@@ -178,7 +180,7 @@ def run_cli(mix_path: Path, runner: str, workers: int | None) -> dict[str, Any]:
     after = psutil.cpu_times()
     return {
         "command": " ".join(command), "returncode": child.returncode, "wall_s": round(wall, 2),
-        "peak_rss_mb": round(sampler.peak / MB), "cpu_s": cpu,
+        "peak_rss_mb": round(sampler.peak / MB), "largest_process_mb": round(sampler.largest / MB), "cpu_s": cpu,
         "machine_cpu_busy_s": round((after.user + after.system) - (before.user + before.system), 1),
         "output_tail": output[-3000:],
     }
