@@ -68,7 +68,7 @@ def main() -> None:
             split = token_files.SplitWriter(Path(tmp) / "train.arrow")
             split.write(rows.drop("id"))
             split.close(rows.drop("id").head(0))
-            token_files.place({"train": Path(tmp) / "train.arrow"}, Path(tmp) / "tokenized", fingerprint="bench")
+            token_files.place({"train": [Path(tmp) / "train.arrow"]}, Path(tmp) / "tokenized", fingerprint="bench")
             return result.examples
 
         stage_s, examples = best(stage, args.repeat)

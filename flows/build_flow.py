@@ -5,7 +5,9 @@ quality, PII) and runs them in parallel on the task runner (threads by default, 
 ``--runner dask``); the global stages of ``plan.STAGES`` reduce in order (dedup -> decontaminate -> split ->
 mixture -> tokenize), one task each; then ``report`` (ledger check and report) and ``write``. On Dask, the dedup
 task runs partition by partition on the workers where the shards are read (flows/dask_runner.py): its records are
-never united in one frame, and its output is the one the union would give.
+never united in one frame, and its output is the one the union would give; decontamination runs partition by
+partition too, and the tokenize task runs each shard of tokenized/ as a task of its own, whose worker writes
+its file.
 
 Data: a task writes its output's frames to a stage folder and returns a small handle (flows/stage_store.py), so
 neither Prefect's futures nor its result storage hold a million records once per stage; the next task reads
@@ -84,6 +86,10 @@ def stage_task(name: str, shards: list[StageHandle], previous: StageHandle | Non
     outcomes = {done: stage_store.get(handle) for done, handle in earlier.items()} if stage.reads else {}
     with stage_store.scratch(folder) as scratch:  # the files the stage writes move into its folder with its output
         context = plan.Context(mix, tokenizer, plan.inputs(outcomes, stage), scratch)
+        if previous is not None and _on_dask_worker():
+            from flows import dask_runner
+
+            context = dask_runner.on_cluster(stage, context, previous, earlier)
         return stage_store.put(plan.run_stage(stage, records, context), folder)
 
 

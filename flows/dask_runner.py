@@ -14,24 +14,36 @@ Contract:
   the shards behind ``handles``, computed by flows/partitioned_dedup.py from inside a running task: each shard's
   records are read by a task of their own (``shard_records``) on some worker and stay there; the task that calls
   it holds what partitioned_dedup's client holds (ranks, ids, the result), never the union.
+- ``on_cluster(stage, context, previous, earlier)``: the ``plan.Context`` of a global stage whose task runs on
+  the cluster: for decontamination, ``contaminated`` by partition (flows/partitioned_decontaminate.py), each
+  partition a slice of the records behind ``previous`` read on a worker; for tokenization, ``shards``: one task
+  per shard of tokenized/ (pipeline/token_splits.py), each reading its rows memory-mapped from the stage
+  folders (the mixture's train, the split's eval) and writing its file, so the workers tokenize side by side and
+  the stage's task gets back the shards' index rows and counts.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 import dask
 import distributed
+import numpy as np
 import polars as pl
 from dask.utils import parse_bytes
 
 from flows import stage_store, state_folder
+from flows.partitioned_decontaminate import contaminated_partitioned
 from flows.partitioned_dedup import deduplicate_partitioned
 from flows.stage_store import StageHandle
-from pipeline import dedup, plan
+from pipeline import decontaminate, dedup, plan, token_splits, tokenize
 from pipeline.config import Mix
 from pipeline.records import load_reference
 from pipeline.stage import QUARANTINE_SCHEMA, Outcome
+from pipeline.token_splits import ShardJob, ShardRunner, TokenShard
+from schemas.mix import DecontaminateSpec, MixSpec
 
 # Dask's defaults are target 0.6, spill 0.7, pause 0.8, terminate 0.95 of the worker's limit.
 WORKER_MEMORY: dict[str, Any] = {
@@ -48,6 +60,7 @@ WORKER_MEMORY: dict[str, Any] = {
     # that kills a worker every time fails the build (Dask's KilledWorker, after allowed-failures: 3)
     "distributed.worker.memory.terminate": 0.95,
 }
+PARTITION_ROWS = 100_000  # records per partition of the stages that run by partition (decontamination)
 SMALLEST_WORKER = 512 << 20  # a Dask worker that has imported the flow holds ~210 MB before any task
 
 
@@ -107,3 +120,62 @@ def partitioned_dedup(handles: list[StageHandle], mix: Mix) -> Outcome:
     if outcome.rejected.height:  # quarantining needs the records the stage saw, which no frame here holds
         raise AssertionError(f"{dedup.STAGE}: the stage rejected records; it only marks duplicates")
     return Outcome(outcome.kept, pl.DataFrame(schema=QUARANTINE_SCHEMA), outcome.stats, outcome.outputs)
+
+
+def on_cluster(stage: plan.Stage, context: plan.Context, previous: StageHandle,
+               earlier: dict[str, StageHandle]) -> plan.Context:
+    """``context`` for ``stage`` run from a task on the cluster, over the records behind ``previous``: the
+    decontamination by partition, the tokenize stage's shards as tasks of their own."""
+    if stage.name == decontaminate.STAGE:
+        return dataclasses.replace(context, contaminated=contaminated(previous))
+    if stage.name == tokenize.STAGE:
+        return dataclasses.replace(context, shards=tokenize_shards(previous, earlier, context.mix.spec,
+                                                                   context.tokenizer))
+    return context
+
+
+def contaminated(previous: StageHandle) -> plan.Contamination:
+    """``decontaminate.contaminated`` over the records behind ``previous`` (the frame it is given), by
+    flows/partitioned_decontaminate.py: each partition (``PARTITION_ROWS`` records, at least one per worker) is
+    read memory-mapped by a task on some worker and decontaminated there."""
+    def find(records: pl.DataFrame, evals: Sequence[tuple[str, pl.DataFrame]],
+             settings: DecontaminateSpec) -> pl.DataFrame:
+        with distributed.worker_client() as client:
+            count = max(len(client.scheduler_info()["workers"]), -(-records.height // PARTITION_ROWS))
+            bounds = [(int(rows[0]), len(rows)) for rows in np.array_split(np.arange(records.height), count)
+                      if len(rows)]
+            partitions = [client.submit(records_slice, previous, start, length, pure=False)
+                          for start, length in bounds]
+            return contaminated_partitioned(client, partitions, evals, settings)
+
+    return find
+
+
+def records_slice(handle: StageHandle, start: int, length: int) -> pl.DataFrame:
+    """Rows of the records a stage kept (memory-mapped from its folder)."""
+    return stage_store.get(handle, without=("rejected",)).kept.slice(start, length)
+
+
+def tokenize_shards(previous: StageHandle, earlier: dict[str, StageHandle], spec: MixSpec,
+                    tokenizer: Any) -> ShardRunner:
+    """The tokenize stage's shards, each a task on the cluster (see the module's contract)."""
+    def run(jobs: Sequence[ShardJob]) -> list[TokenShard]:
+        with distributed.worker_client() as client:
+            tokenizer_data = client.scatter(tokenizer, broadcast=True)  # sent once to each worker, not per shard
+            futures = [client.submit(tokenize_shard, previous, earlier, job, spec, tokenizer_data, pure=False)
+                       for job in jobs]
+            return list(client.gather(futures))
+
+    return run
+
+
+def tokenize_shard(previous: StageHandle, earlier: dict[str, StageHandle], job: ShardJob, spec: MixSpec,
+                   tokenizer: Any) -> TokenShard:
+    """One shard tokenized where this task runs, its rows read from the stage folders (memory-mapped)."""
+    outcomes = {name: stage_store.get(handle, without=("kept", "rejected")) for name, handle in earlier.items()}
+    inputs = plan.inputs(outcomes, plan.stage(tokenize.STAGE))
+    if job.split == "train":
+        frame, given = stage_store.get(previous, without=("rejected",)).kept, inputs.get("examples")
+    else:
+        frame, given = plan.eval_rows(inputs["eval"]), None
+    return token_splits.tokenize_shard(token_splits.take(frame, job.rows), tokenizer, spec, job.path, given)

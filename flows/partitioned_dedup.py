@@ -4,7 +4,8 @@ Contract: ``deduplicate_partitioned(client, partitions, settings, priority, refe
 a build as partitions in input order (frames, or Dask futures of frames already on the workers: the flow's
 shards), and returns the ``DedupResult`` that ``dedup.deduplicate`` returns for their concatenation: the same
 kept records in input order, duplicates.parquet rows, signatures, fingerprints and stats (tests/
-test_partitioned_dedup.py checks it for every setting that changes the path).
+test_partitioned_dedup.py checks it for every setting that changes the path). ``duplicates_partitioned``
+returns the duplicates.parquet rows alone (``dedup.duplicates_of``), leaving the kept records where they are.
 
 Where the work happens (every task pinned to the worker that holds its inputs; N = the cluster's workers):
 1. On each partition's worker: rank columns, key texts, one tokenization for the exact fingerprints and the
@@ -82,6 +83,29 @@ class _Placed:
 def deduplicate_partitioned(client: Client, partitions: Sequence[pl.DataFrame | Future], settings: DedupSpec,
                             priority: Sequence[str], references: Sequence[dedup.Reference] = ()) -> dedup.DedupResult:
     """``dedup.deduplicate(pl.concat(partitions), settings, priority, references)``, computed on the cluster."""
+    found = _find(client, partitions, settings, priority, references)
+    kept, signatures, keys = _kept(found.cluster, found.placed, found.near_parts, found.universe, found.kept_rows)
+    return dedup.DedupResult(kept, found.duplicates, signatures, found.stats,
+                             keys if settings.key == "record" else None)
+
+
+def duplicates_partitioned(client: Client, partitions: Sequence[pl.DataFrame | Future], settings: DedupSpec,
+                           priority: Sequence[str], references: Sequence[dedup.Reference] = ()) -> pl.DataFrame:
+    """``dedup.duplicates_of(pl.concat(partitions), ...)``: the duplicates.parquet rows alone (the kept records
+    stay on the workers)."""
+    return _find(client, partitions, settings, priority, references).duplicates
+
+
+class _Found:
+    def __init__(self, cluster: _Cluster, placed: list[_Placed], near_parts: list[Future] | None,
+                 universe: pl.DataFrame, duplicates: pl.DataFrame, kept_rows: pl.DataFrame,
+                 stats: dict[str, int | float | None]) -> None:
+        self.cluster, self.placed, self.near_parts, self.universe = cluster, placed, near_parts, universe
+        self.duplicates, self.kept_rows, self.stats = duplicates, kept_rows, stats
+
+
+def _find(client: Client, partitions: Sequence[pl.DataFrame | Future], settings: DedupSpec, priority: Sequence[str],
+          references: Sequence[dedup.Reference]) -> _Found:
     if not partitions:
         raise ValueError("deduplicate_partitioned needs at least one partition of records")
     cluster = _Cluster(client)
@@ -104,8 +128,7 @@ def deduplicate_partitioned(client: Client, partitions: Sequence[pl.DataFrame | 
         final, near_similarity = _Near(cluster, placed, near_parts, homes, settings).clusters(n, stats)
         keeper, similarity = final[exact_keeper], near_similarity[exact_keeper]  # an exact copy shares its twin's fate
     duplicates, kept_rows = dedup.outcomes(universe, exact_keeper, keeper, similarity, stats)
-    kept, signatures, keys = _kept(cluster, placed, near_parts, universe, kept_rows)
-    return dedup.DedupResult(kept, duplicates, signatures, stats, keys if settings.key == "record" else None)
+    return _Found(cluster, placed, near_parts, universe, duplicates, kept_rows, stats)
 
 
 def _place(cluster: _Cluster, partitions: Sequence[pl.DataFrame | Future], references: Sequence[dedup.Reference],

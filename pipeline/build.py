@@ -58,14 +58,14 @@ class BuildResult:
     report: BuildReport
     tokenized: dict[str, pl.DataFrame]  # the index of tokenized/'s rows per split; empty when tokenize is off
     signatures: pl.DataFrame | None = None  # id, signature of every kept record: the dedup index
-    files: Path | None = None  # the split files of tokenized/ (<split>.arrow), written by the tokenize stage
+    files: Path | None = None  # the shard files of tokenized/'s splits, written by the tokenize stage
     scratch: Any = None  # the temporary folder that holds ``files`` in a direct build: removed with the result
 
     def token_rows(self, split: str) -> pl.DataFrame:
         """The rows of tokenized/ of ``split`` (read from its file), without their record ids."""
         if self.files is None:
             raise ValueError("this build has no tokenized/: tokenize is off")
-        return token_files.read(self.files / f"{split}.arrow")
+        return pl.concat([token_files.read(path) for path in token_files.shard_paths(self.files, split)])
 
 
 def needed_tokenizer(spec: MixSpec, tokenizer: Any = None) -> Any:

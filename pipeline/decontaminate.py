@@ -108,33 +108,50 @@ def shared_windows(mine: Windows, table: Windows, order: np.ndarray) -> tuple[np
     return np.concatenate(hits), np.concatenate(matched)
 
 
-def ngram_matches(records: pl.DataFrame, evals: Sequence[tuple[str, pl.DataFrame]], n: int) -> pl.DataFrame:
-    """(id, eval set, eval id) of the first eval prompt sharing an n-token window with each matching record.
+@dataclass(frozen=True)
+class EvalTable:
+    """The eval prompts' windows, sorted for look-up: what every slice of records is matched against."""
+
+    names: list[str]  # the eval sets, in order
+    owners: pl.DataFrame  # (set, id) of each eval prompt
+    vocabulary: pl.Enum  # their tokens: an exact dictionary of codes
+    windows: Windows
+    order: np.ndarray  # the windows by hash
+
+
+def eval_table(evals: Sequence[tuple[str, pl.DataFrame]], n: int) -> EvalTable:
+    owners = pl.concat([frame.select(pl.lit(k).alias("set"), "id") for k, (_, frame) in enumerate(evals)])
+    eval_tokens = minhash.token_series(pl.concat([_prompts(frame) for _, frame in evals]))
+    vocabulary = pl.Enum(eval_tokens.explode().drop_nulls().unique(maintain_order=True))
+    table = windows(eval_tokens, vocabulary, n)
+    return EvalTable([name for name, _ in evals], owners, vocabulary, table, np.argsort(table.hash, kind="stable"))
+
+
+def ngram_matches(records: pl.DataFrame, evals: Sequence[tuple[str, pl.DataFrame]] | EvalTable,
+                  n: int) -> pl.DataFrame:
+    """(id, eval set, eval id) of the first eval prompt sharing an n-token window with each matching record
+    (``evals``: the eval sets, or their ``eval_table`` for that ``n``). A record's match depends on the record
+    alone, so the records may come in any slices.
 
     Windows are looked up by a 64-bit hash and every hit is confirmed on the tokens themselves (tokens are
     compared as codes of the eval prompts' vocabulary, an exact dictionary), so a record is reported if and
     only if it truly shares a window: a hash collision can neither add a match nor hide one. Records are
     handled ``SLICE_ROWS`` at a time, which bounds the memory of their token lists."""
-    names = [name for name, _ in evals]
-    owners = pl.concat([frame.select(pl.lit(k).alias("set"), "id") for k, (_, frame) in enumerate(evals)])
-    eval_tokens = minhash.token_series(pl.concat([_prompts(frame) for _, frame in evals]))
-    vocabulary = pl.Enum(eval_tokens.explode().drop_nulls().unique(maintain_order=True))
-    table = windows(eval_tokens, vocabulary, n)
-    order = np.argsort(table.hash, kind="stable")
+    table = evals if isinstance(evals, EvalTable) else eval_table(evals, n)
     found = []
     for first in range(0, records.height, SLICE_ROWS):
         part = records.slice(first, SLICE_ROWS)
-        mine = windows(minhash.token_series(_prompts(part)), vocabulary, n)
-        hit, eval_window = shared_windows(mine, table, order)
+        mine = windows(minhash.token_series(_prompts(part)), table.vocabulary, n)
+        hit, eval_window = shared_windows(mine, table.windows, table.order)
         by_window = np.argsort(hit, kind="stable")  # a record's first window in text order names its eval prompt
         record, first_hit = np.unique(mine.owner[hit[by_window]], return_index=True)
-        prompts = table.owner[eval_window[by_window][first_hit]]
+        prompts = table.windows.owner[eval_window[by_window][first_hit]]
         found.append(pl.DataFrame({"id": part["id"].gather(record.tolist()),
                                    "_eval": pl.Series(prompts, dtype=pl.Int64)}))
     hits_frame = pl.concat(found) if found else pl.DataFrame(schema={"id": pl.String, "_eval": pl.Int64})
-    eval_of = owners.with_row_index("_eval").with_columns(pl.col("_eval").cast(pl.Int64))
+    eval_of = table.owners.with_row_index("_eval").with_columns(pl.col("_eval").cast(pl.Int64))
     return hits_frame.join(eval_of, on="_eval", how="left", maintain_order="left").select(
-        "id", pl.col("set").replace_strict(dict(enumerate(names)), return_dtype=pl.String), eval_id="id_right")
+        "id", pl.col("set").replace_strict(dict(enumerate(table.names)), return_dtype=pl.String), eval_id="id_right")
 
 
 def contaminated(records: pl.DataFrame, evals: Sequence[tuple[str, pl.DataFrame]],
@@ -142,18 +159,40 @@ def contaminated(records: pl.DataFrame, evals: Sequence[tuple[str, pl.DataFrame]
     """Quarantined rows (id, source, stage, reason, detail, origin) for the records leaking an eval prompt."""
     if not evals or not records.height:
         return no_rejects()
-    by_ngram = ngram_matches(records, evals, settings.ngram).with_columns(
-        how=pl.lit(f"shares a {settings.ngram}-token window"))
-    references = [dedup.Reference(name, frame.with_columns(source=pl.lit(name), output=pl.lit(""),
-                                                           history=pl.lit(None, validate.HISTORY)))
-                  for name, frame in evals]
-    near = dedup.duplicates_of(records.select("id", "source", "instruction", "input", "output", "history"),
-                               DedupSpec(key="prompt", threshold=settings.threshold),
-                               records["source"].unique(maintain_order=True).to_list(), references)
+    near = dedup.duplicates_of(near_columns(records), near_settings(settings),
+                               records["source"].unique(maintain_order=True).to_list(), eval_references(evals))
+    return rejects(records, matches(ngram_matches(records, evals, settings.ngram), near, settings))
+
+
+def near_columns(records: pl.DataFrame) -> pl.DataFrame:
+    """What the near-duplicate search reads of the records."""
+    return records.select("id", "source", "instruction", "input", "output", "history")
+
+
+def near_settings(settings: DecontaminateSpec) -> DedupSpec:
+    """Dedup's settings for near-duplicates of eval prompts: prompts only, at the stage's threshold."""
+    return DedupSpec(key="prompt", threshold=settings.threshold)
+
+
+def eval_references(evals: Sequence[tuple[str, pl.DataFrame]]) -> list[dedup.Reference]:
+    """The eval sets as dedup references (prompts without answers: they rank before any record)."""
+    return [dedup.Reference(name, frame.with_columns(source=pl.lit(name), output=pl.lit(""),
+                                                     history=pl.lit(None, validate.HISTORY)))
+            for name, frame in evals]
+
+
+def matches(by_ngram: pl.DataFrame, near: pl.DataFrame, settings: DecontaminateSpec) -> pl.DataFrame:
+    """(id, set, eval_id, how) of every contaminated record, from its n-gram match (first) or its near-duplicate
+    row (``near``: the rows of duplicates.parquet that dedup with the eval references gives)."""
+    by_ngram = by_ngram.with_columns(how=pl.lit(f"shares a {settings.ngram}-token window"))
     by_near = near.filter(pl.col("kept_in") != dedup.THIS_BUILD).select(
         "id", pl.col("kept_in").alias("set"), pl.col("kept_id").alias("eval_id"),
         pl.format("near-duplicate (Jaccard {})", pl.col("similarity").round(3)).alias("how"))
-    found = pl.concat([by_ngram, by_near]).unique("id", keep="first", maintain_order=True)
+    return pl.concat([by_ngram, by_near]).unique("id", keep="first", maintain_order=True)
+
+
+def rejects(records: pl.DataFrame, found: pl.DataFrame) -> pl.DataFrame:
+    """The reject rows of the ``records`` that ``found`` (``matches``) names, in the records' order."""
     return records.select("id", "source", "origin").join(found, on="id", how="inner", maintain_order="left").select(
         "id", "source", pl.lit(STAGE).alias("stage"), ("contaminated:" + pl.col("set")).alias("reason"),
         pl.format("{} of {} in {}", "how", "eval_id", "set").alias("detail"), "origin")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,11 +27,14 @@ from pipeline.io import heap
 from pipeline.records import load_eval_prompts, load_reference
 from pipeline.report.stages import dedup_report, split_warnings
 from pipeline.stage import QUARANTINE_SCHEMA, Outcome, kept_all, no_rejects, split_off, with_originals
-from pipeline.token_splits import tokenize_splits
-from schemas.mix import MixSpec
+from pipeline.token_splits import ShardRunner, tokenize_splits
+from schemas.mix import DecontaminateSpec, MixSpec
 from schemas.report import MixtureReport, MixtureSource, MixtureTask
 
 log = logging.getLogger(__name__)
+
+
+Contamination = Callable[[pl.DataFrame, Sequence[tuple[str, pl.DataFrame]], DecontaminateSpec], pl.DataFrame]
 
 
 @dataclass
@@ -40,6 +43,8 @@ class Context:
     tokenizer: Any = None  # loaded before any data is read; None when tokenize is off
     inputs: dict[str, pl.DataFrame] = field(default_factory=dict)  # the earlier outputs a stage reads, by name
     scratch: Path | None = None  # where a stage may write the files of its outcome (tokenize: tokenized/'s rows)
+    shards: ShardRunner | None = None  # where tokenize's shards run (None: here, in turn; Dask: on the workers)
+    contaminated: Contamination | None = None  # decontaminate.contaminated's work elsewhere (Dask: by partition)
 
 
 @dataclass(frozen=True)
@@ -82,7 +87,7 @@ def decontaminate_stage(records: pl.DataFrame, context: Context) -> Outcome:
     if not mix.evals:
         return kept_all(records)
     evals = [(ref.label, load_eval_prompts(ref, mix)) for ref in mix.evals]
-    rejected = decontaminate.contaminated(records, evals, mix.spec.decontaminate)
+    rejected = (context.contaminated or decontaminate.contaminated)(records, evals, mix.spec.decontaminate)
     # A filter shares the records' buffers; split_off's anti join copies every column (1 GB and 2 s at 1M).
     return Outcome(records.filter(~pl.col("id").is_in(rejected["id"].implode())), rejected, None)
 
@@ -129,15 +134,20 @@ def tokenize_stage(train: pl.DataFrame, context: Context) -> Outcome:
     output ``eval`` the eval records kept, ``tokenized/train`` and ``tokenized/eval`` the index of the rows of
     tokenized/, whose files are written under the context's scratch folder (none when tokenize is off)."""
     spec = context.mix.spec
-    eval_ = context.inputs["eval"].with_columns(repeat=pl.lit(0, pl.UInt16))
+    eval_ = eval_rows(context.inputs["eval"])
     if not spec.tokenize.enabled:
         return Outcome(train, no_rejects(), None, {"eval": eval_})
     if context.scratch is None:
         raise ValueError("the tokenize stage writes tokenized/ as it goes: give its Context a scratch folder")
     outcome = tokenize_splits(train, eval_, context.tokenizer, spec, context.scratch / "tokenized",
-                              context.inputs.get("examples"))
+                              context.inputs.get("examples"), context.shards)
     heap.trim()
     return outcome
+
+
+def eval_rows(eval_: pl.DataFrame) -> pl.DataFrame:
+    """The split stage's eval records as rows of the eval split (no repeats)."""
+    return eval_.with_columns(repeat=pl.lit(0, pl.UInt16))
 
 
 def _seed(seed: int | None, spec: MixSpec) -> int:

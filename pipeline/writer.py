@@ -79,7 +79,7 @@ def write(result: BuildResult, target: Path | None = None, build_key: str | None
         if result.tokenized and result.files is not None:
             # the splits the tokenize stage wrote (eval also as validation), linked in, and
             # tokenized/record_ids.parquet: (split, row) -> record ids
-            split_files = {split: result.files / f"{split}.arrow" for split in result.tokenized}
+            split_files = {split: token_files.shard_paths(result.files, split) for split in result.tokenized}
             token_files.place(split_files, tmp / "tokenized", result.report.spec_hash)
             ids = writers.record_ids(token_files.with_aliases(result.tokenized))
             writers.write_parquet(ids, tmp / "tokenized" / writers.RECORD_IDS, compression, level)

@@ -247,6 +247,12 @@ class TokenizeSpec(Section):
     train_on_prompt: bool = False
     mask_history: bool = Field(False, description="train only the last answer of a multi-turn record")
     packing: bool = False
+    shard_records: int = Field(
+        100_000, ge=1,
+        description="records per shard of tokenized/ (with their repeats): a split of more is written as "
+        "Hub-style files data-00000-of-000NN.arrow, packed within each shard; the Dask runner tokenizes the "
+        "shards on its workers",
+    )
 
 
 class OutputSpec(Section):

@@ -16,6 +16,7 @@ from uuid import UUID
 
 import orjson
 import pytest
+import yaml
 
 from pipeline import build, writer
 from pipeline.config import load_mix
@@ -168,12 +169,14 @@ def test_dask_runner_writes_the_same_bytes_as_the_local_runner(tmp_path: Path, d
     assert _hashes(Path(out)) == local
 
 
-def test_on_dask_the_dedup_stage_runs_partition_by_partition_where_the_shards_are(tmp_path: Path, demo: Path,
-                                                                                  monkeypatch) -> None:
-    """On a cluster of its own (``--dask-address``; 1-thread worker processes, so the dedup task's worker client
-    must free its thread), the dedup task reads each shard on a worker by a task of its own and dedups them as
-    partitions (flows/partitioned_dedup.py: one ``prepare`` per shard, band buckets, pair buckets): its records
-    are never one frame. The scheduler's own record of the tasks shows it; the output is the direct build's."""
+def test_on_dask_the_global_stages_run_partition_by_partition_on_the_workers(tmp_path: Path, demo: Path,
+                                                                             monkeypatch) -> None:
+    """On a cluster of its own (``--dask-address``; 1-thread worker processes, so a task's worker client must free
+    its thread), the dedup task reads each shard on a worker by a task of its own and dedups them as partitions
+    (flows/partitioned_dedup.py: one ``prepare`` per shard, band buckets, pair buckets): its records are never one
+    frame; decontamination (against near copies of ten demo prompts) runs on a partition per worker; the tokenize
+    task runs one task per shard of tokenized/ (``tokenize.shard_records``: 60 here), on both workers. The
+    scheduler's own record of the tasks shows it; the output is the direct build's, byte for byte."""
     import distributed
     from distributed.diagnostics.plugin import SchedulerPlugin
     from distributed.utils import key_split
@@ -189,6 +192,13 @@ def test_on_dask_the_dedup_stage_runs_partition_by_partition_where_the_shards_ar
             if finish == "memory" and "worker" in kwargs:
                 self.tasks.append((key_split(key), kwargs["worker"]))
 
+    spec = yaml.safe_load(demo.read_text(encoding="utf-8"))
+    spec["tokenize"]["shard_records"] = 60
+    general = orjson.loads((demo.parent / "general" / "alpaca_general.json").read_bytes())
+    eval_rows = [{"instruction": r["instruction"] + " please", "input": r["input"]} for r in general[:40:4]]
+    (demo.parent / "evals.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in eval_rows))
+    spec["decontaminate"] = {"against": ["evals.jsonl"]}
+    demo.write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True), encoding="utf-8")
     direct = _hashes(writer.write(build.run(load_mix(demo))))
     other = tmp_path / "again"
     shutil.copytree(demo.parent, other)
@@ -198,10 +208,18 @@ def test_on_dask_the_dedup_stage_runs_partition_by_partition_where_the_shards_ar
         _fresh_stages(monkeypatch, tmp_path / "stages")
         out = with_runner("dask", dask_address=cluster.scheduler_address)(str(other / "mix.yaml"))
     names = [name for name, _ in finished.tasks]
-    shards = len(work_units(load_mix(demo)))
-    assert shards == 3 and names.count("shard_records") == names.count("prepare") == shards, finished.tasks
-    assert names.count("bucket_pairs") == names.count("first_round") == 2  # one band / pair bucket per worker
+    parts = len(work_units(load_mix(demo)))
+    # dedup: a prepare per shard; decontamination's near search: per partition and per chunk of the eval set
+    assert parts == 3 and names.count("shard_records") == parts, finished.tasks
+    assert names.count("prepare") == parts + 2 + 2
+    assert names.count("bucket_pairs") == names.count("first_round") == 2 + 2  # a band / pair bucket per worker
     assert len({worker for name, worker in finished.tasks if name == "bucket_pairs"}) == 2  # a bucket on each
+    assert names.count("records_slice") == names.count("ngram_matches") == names.count("rejects") == 2  # a part each
+    report = BuildReport.model_validate_json((Path(out) / "report.json").read_bytes())
+    assert report.decontamination["contaminated:evals"].count >= 5  # the eval prompts' near copies were found
+    files = {split: len(list((Path(out) / "tokenized" / split).glob("data-*.arrow"))) for split in ("train", "eval")}
+    assert files["train"] > 2 and names.count("tokenize_shard") == files["train"] + files["eval"]
+    assert len({worker for name, worker in finished.tasks if name == "tokenize_shard"}) == 2
     flowed = _hashes(Path(out))
     assert {k: v for k, v in flowed.items() if k != "manifest.json"} == {k: v for k, v in direct.items()
                                                                         if k != "manifest.json"}

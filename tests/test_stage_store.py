@@ -102,7 +102,7 @@ def _dataset_dict(rows: pl.DataFrame, target: Path) -> None:
     writer = token_files.SplitWriter(staged)
     writer.write(rows.select("input_ids", "attention_mask"))
     writer.close(rows.head(0))
-    token_files.place({"train": staged}, target, "0" * 64)
+    token_files.place({"train": [staged]}, target, "0" * 64)
 
 
 def test_the_files_a_stage_wrote_move_into_its_folder(tmp_path: Path) -> None:

@@ -7,17 +7,19 @@ Contract: ``SplitWriter(path)`` takes rows of a split in order (``write``: frame
 them with datasets' own ``ArrowWriter`` in batches of exactly ``datasets.config.DEFAULT_MAX_BATCH_SIZE`` rows,
 each a fresh contiguous copy: the bytes ``Dataset.save_to_disk`` writes for the same rows (``save_to_disk``
 copies a dataset in batches of that size; tests/test_token_files.py compares the two), whatever the sizes of the
-frames handed in. ``place(files, target, fingerprint)`` makes the DatasetDict folder around such files (its
-``dataset_dict.json``, each split's ``state.json`` and ``dataset_info.json``, written by ``save_to_disk`` itself
-for the splits' empty twins) and hard-links (else copies) each file in as ``data-00000-of-00001.arrow``; ``read``
-reads a split's rows back.
+frames handed in. A split may be written as several such files, its shards (``shard_path``: the tokenize
+stage's shards, pipeline/token_splits.py). ``place(files, target, fingerprint)`` makes the DatasetDict folder
+around them (its ``dataset_dict.json``, each split's ``state.json`` and ``dataset_info.json``, written by
+``save_to_disk`` itself for the splits' empty twins with as many shards) and hard-links (else copies) each shard
+in as the file ``save_to_disk`` named for it, Hub-style: ``data-00000-of-00003.arrow``; ``read`` reads a
+split's rows back.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -28,7 +30,6 @@ from pipeline.io import writers
 if TYPE_CHECKING:
     import pyarrow as pa
 
-DATA_FILE = "data-00000-of-00001.arrow"  # one shard per split: with none, an empty split has no file to load
 T = TypeVar("T")
 ALIASES = {"eval": "validation"}  # LLaMA-Factory's tokenized_path evaluates on "validation" (or "validation_*")
 
@@ -95,21 +96,35 @@ def plain(arrow_type: pa.DataType) -> pa.DataType:
     return arrow_type
 
 
-def place(files: Mapping[str, Path], target: Path, fingerprint: str) -> None:
-    """The DatasetDict folder ``target`` of the split files ``files`` (by split name; ``eval`` also serves as
-    ``validation`` unless that is given), which ``datasets.load_from_disk`` reads."""
+def shard_path(folder: Path, split: str, number: int) -> Path:
+    """Where the tokenize stage writes shard ``number`` of ``split`` (``place`` gives it its Hub-style name)."""
+    return folder / f"{split}-{number:05d}.arrow"
+
+
+def shard_paths(folder: Path, split: str) -> list[Path]:
+    """The shards of ``split`` in ``folder``, in order."""
+    return sorted(folder.glob(f"{split}-[0-9][0-9][0-9][0-9][0-9].arrow"))
+
+
+def place(files: Mapping[str, Sequence[Path]], target: Path, fingerprint: str) -> None:
+    """The DatasetDict folder ``target`` of the split files ``files`` (by split name, each split's shards in
+    order, at least one; ``eval`` also serves as ``validation`` unless that is given), which
+    ``datasets.load_from_disk`` reads."""
     import datasets
+    import orjson
     from datasets.table import MemoryMappedTable
 
     datasets.disable_progress_bars()
     splits = with_aliases(files)
     twins = {}
-    for name, path in splits.items():
-        empty = MemoryMappedTable.from_file(str(path)).slice(0, 0)  # the schema and its features, no rows read
+    for name, paths in splits.items():
+        empty = MemoryMappedTable.from_file(str(paths[0])).slice(0, 0)  # the schema and its features, no rows read
         twins[name] = datasets.Dataset(empty, fingerprint=f"{fingerprint[:16]}-{name}")
-    datasets.DatasetDict(twins).save_to_disk(str(target), num_shards={name: 1 for name in twins})
-    for name, path in splits.items():
-        _link(path, target / name / DATA_FILE)
+    datasets.DatasetDict(twins).save_to_disk(str(target), num_shards={name: len(splits[name]) for name in twins})
+    for name, paths in splits.items():
+        state = orjson.loads((target / name / "state.json").read_bytes())
+        for path, data_file in zip(paths, state["_data_files"], strict=True):
+            _link(path, target / name / data_file["filename"])
 
 
 def with_aliases(splits: Mapping[str, T]) -> dict[str, T]:

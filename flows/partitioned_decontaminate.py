@@ -1,0 +1,55 @@
+"""Decontamination on a Dask cluster, partition by partition, with exactly the result of
+``pipeline.decontaminate.contaminated``.
+
+Contract: ``contaminated_partitioned(client, partitions, evals, settings)`` takes the records as partitions in
+input order (Dask futures of frames on the workers, or frames) and returns the quarantine rows that
+``decontaminate.contaminated`` returns for their concatenation (tests/test_partitioned_decontaminate.py).
+
+Where the work happens:
+1. n-gram windows: every worker gets the eval prompts' window table once (``decontaminate.eval_table``), and
+   each partition's task looks its records' windows up in it where the partition is; a record's match depends
+   on the record alone.
+2. Near-duplicates of eval prompts: the partitioned dedup (flows/partitioned_dedup.py) of the partitions'
+   prompts with the eval sets as references. A record reaches an eval prompt through a cluster of near
+   prompts, which can span partitions, so this part is the dedup's shuffle by LSH band, not a map.
+3. On the client: the matches (one row per contaminated record: few); then each partition's reject rows are
+   made where it is and gathered.
+The client holds the eval sets, the matches and the rejects; the records' text stays on the workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import polars as pl
+from distributed import Client, Future
+
+from flows.partitioned_dedup import duplicates_partitioned
+from pipeline import decontaminate
+from pipeline.stage import no_rejects
+from schemas.mix import DecontaminateSpec
+
+
+def contaminated_partitioned(client: Client, partitions: Sequence[pl.DataFrame | Future],
+                             evals: Sequence[tuple[str, pl.DataFrame]], settings: DecontaminateSpec) -> pl.DataFrame:
+    if not evals or not partitions:
+        return no_rejects()
+    placed = [p if isinstance(p, Future) else client.scatter(p, hash=False) for p in partitions]
+    sources = client.gather([client.submit(_sources, p, pure=False) for p in placed])
+    priority = pl.concat(sources).unique(maintain_order=True).to_list()
+    if not priority:  # no records
+        return no_rejects()
+    table = client.scatter(decontaminate.eval_table(evals, settings.ngram), broadcast=True, hash=False)
+    by_ngram = [client.submit(decontaminate.ngram_matches, p, table, settings.ngram, pure=False) for p in placed]
+    prompts = [client.submit(decontaminate.near_columns, p, pure=False) for p in placed]
+    near = duplicates_partitioned(client, prompts, decontaminate.near_settings(settings), priority,
+                                  decontaminate.eval_references(evals))
+    del prompts
+    found = decontaminate.matches(pl.concat(client.gather(by_ngram)), near, settings)
+    found_data = client.scatter(found, broadcast=True, hash=False)
+    return pl.concat(client.gather([client.submit(decontaminate.rejects, p, found_data, pure=False)
+                                    for p in placed]))
+
+
+def _sources(records: pl.DataFrame) -> pl.Series:
+    return records["source"].unique(maintain_order=True)
