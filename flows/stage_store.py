@@ -6,7 +6,7 @@ frames themselves, a 2-worker Dask build of the 1M-record corpus kept every stag
 (20.7 GB) and pickled each into Prefect's result storage. So each task writes the frames of its output to Arrow
 IPC files in ``<root>/<build name>/<cache key>/`` and returns a ``StageHandle``: the folder and the output's
 skeleton (everything that is not a frame: counters, reports, settings) with each frame replaced by its file name.
-Prefect persists only the handle; the next task reads the frames it needs, memory-mapped.
+Prefect persists only the handle; the next task reads the frames it needs, memory-mapped (``mapped``).
 
 Contract: ``put(value, folder)`` -> handle; ``get(handle, without=...)`` -> the value, with the named fields of
 its top-level dataclass(es) left out (empty frames of their schema: what the direct build's ``finish`` drops
@@ -125,8 +125,22 @@ def _strip(value: Any, folder: Path, numbers: Any) -> Any:
 
 
 def _fill(value: Any, folder: Path) -> Any:
-    # memory-mapped: uncompressed files are not read into memory; an empty frame ``get`` put in place stays
-    return _replace(value, FrameFile, lambda file: pl.read_ipc(folder / file.name))
+    # an empty frame ``get`` put in place stays
+    return _replace(value, FrameFile, lambda file: mapped(folder / file.name))
+
+
+def mapped(path: Path) -> pl.DataFrame:
+    """The frame of an uncompressed Arrow IPC file, memory-mapped: its pages are read when a column is used, and
+    the kernel may drop them again (polars' own ``read_ipc`` reads the whole file into memory since polars 2,
+    which made every task hold every stage output it opened: 4 GB at 1M records)."""
+    import pyarrow as pa
+    from pyarrow import ipc
+
+    with pa.memory_map(str(path)) as source:
+        table = ipc.open_file(source).read_all()
+    frame = pl.from_arrow(table, rechunk=False)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
 
 
 def _replace(value: Any, kind: type, replace: Callable[[Any], Any]) -> Any:
