@@ -5,9 +5,10 @@
 Starts the runner's own local cluster (``flows.dask_runner.local_cluster``: one thread per worker, and with
 ``--worker-memory`` Dask's memory manager as ``pipeline build --worker-memory`` sets it), a Prefect server and a
 fresh state folder, and builds the corpus's mix (bench/work/scale/<label>/mix.yaml, its output removed first) on
-the cluster, as ``--dask-address`` does. A worker plugin polls its worker's RSS every 0.1 s and records, for every task the
-worker runs, its start and end, the RSS when it started and the peak while it ran (a stage task that waits for
-the tasks it submitted, seceded, shares its worker with them: their peaks are inside its interval). Writes
+the cluster, as ``--dask-address`` does. A worker plugin polls its worker's RSS every 0.1 s and records, for
+every task the worker runs, its start and end, the RSS when it started and the peak while it ran (a stage task
+that waits for the tasks it submitted, seceded, shares its worker with them: their peaks are inside its
+interval). Writes
 bench/work/scale/dask-tasks-<label>[-<memory>].json; prints one line per task (the flow's global stages are
 ``stage_task`` 1-5 in plan order).
 """
@@ -104,7 +105,7 @@ def main() -> None:
                 with_runner("dask", dask_address=cluster.scheduler_address)(str(WORK / name / "mix.yaml"))
             except Exception as err:  # a capped worker killed three times: what ran until then is the result
                 error = f"{type(err).__name__}: {str(err)[:300]}"
-            logs = client.run(_log)
+            logs = client.run(_log, on_error="ignore")  # a worker restarting after a kill: its log is gone
     finally:
         server.stop()
     tasks = sorted(((key, worker, began, end, first, peak) for worker, done in logs.items()
