@@ -80,15 +80,20 @@ def worker_memory(text: str) -> int:
 
 
 def local_cluster(**kwargs: Any) -> distributed.LocalCluster:
-    """A LocalCluster whose workers, with a ``memory_limit``, manage memory by ``WORKER_MEMORY`` (a nanny copies
-    the configuration when it is created, here, and hands it to its worker).
+    """A LocalCluster whose workers, with a ``memory_limit``, manage memory by ``WORKER_MEMORY``: each nanny gets
+    the settings as its own ``config``, which it hands to every worker it starts, a restarted one too (the nanny
+    also copies the global configuration when it is created, but only its top level: the nested settings that
+    ``dask.config.set`` changed go back to Dask's defaults when the ``with`` ends, so a worker restarted after a
+    kill paused at 80%).
 
     The workers keep Dask's MALLOC_TRIM_THRESHOLD_=65536 (``distributed.nanny.pre-spawn-environ``). Without it
     the partitioned dedup alone took 25% less worker CPU, but a whole 100k build only 2-8% less CPU, for 8% more
     memory in the largest worker and 11% in the process tree (bench/scale/DASK.md): memory is what a capped worker
     runs out of."""
-    with dask.config.set(WORKER_MEMORY if kwargs.get("memory_limit") else {}):
+    if not kwargs.get("memory_limit"):
         return distributed.LocalCluster(**kwargs)
+    with dask.config.set(WORKER_MEMORY):  # the nannies' own terminate threshold, read when they are created
+        return distributed.LocalCluster(**kwargs, config=dict(WORKER_MEMORY))
 
 
 def task_runner(address: str | None, workers: int | None, memory: int | None) -> Any:
