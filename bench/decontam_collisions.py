@@ -242,7 +242,7 @@ def main() -> None:
                            pl.col("detail").str.extract(DETAIL.pattern, 2).alias("eval_id"))
     new = check(removed, records, suite, settings.ngram, settings.threshold, mix.spec.dedup.ngram)
     start = time.perf_counter()
-    decontaminate.ngram_matches(records, eval_frames, settings.ngram)
+    decontaminate.ngram_matches(records, decontaminate.eval_table(eval_frames, settings.ngram))
     timings["new_ngram_lookup_s"] = time.perf_counter() - start
     start = time.perf_counter()
     old_hits = old_ngram_matches(records, eval_frames, settings.ngram).select(

@@ -83,9 +83,8 @@ def stage_task(name: str, shards: list[StageHandle], previous: StageHandle | Non
 
         return stage_store.put(dask_runner.partitioned_dedup(shards, mix), folder)
     records = stage_store.get(previous).kept if previous is not None else build.union(_shards(shards))
-    outcomes = {done: stage_store.get(handle) for done, handle in earlier.items()} if stage.reads else {}
     with stage_store.scratch(folder) as scratch:  # the files the stage writes move into its folder with its output
-        context = plan.Context(mix, tokenizer, plan.inputs(outcomes, stage), scratch)
+        context = plan.Context(mix, tokenizer, stage_store.stage_inputs(earlier, stage), scratch)
         if previous is not None and _on_dask_worker():
             from flows import dask_runner
 

@@ -109,7 +109,7 @@ def task_runner(address: str | None, workers: int | None, memory: int | None) ->
 
 
 def shard_records(handle: StageHandle) -> pl.DataFrame:
-    """The records a shard kept (memory-mapped from its stage folder)."""
+    """The records a shard or a stage kept (memory-mapped from its folder)."""
     return stage_store.get(handle, without=("rejected",)).kept
 
 
@@ -158,7 +158,7 @@ def contaminated(previous: StageHandle) -> plan.Contamination:
 
 def records_slice(handle: StageHandle, start: int, length: int) -> pl.DataFrame:
     """Rows of the records a stage kept (memory-mapped from its folder)."""
-    return stage_store.get(handle, without=("rejected",)).kept.slice(start, length)
+    return shard_records(handle).slice(start, length)
 
 
 def tokenize_shards(previous: StageHandle, earlier: dict[str, StageHandle], spec: MixSpec,
@@ -177,10 +177,9 @@ def tokenize_shards(previous: StageHandle, earlier: dict[str, StageHandle], spec
 def tokenize_shard(previous: StageHandle, earlier: dict[str, StageHandle], job: ShardJob, spec: MixSpec,
                    tokenizer: Any) -> TokenShard:
     """One shard tokenized where this task runs, its rows read from the stage folders (memory-mapped)."""
-    outcomes = {name: stage_store.get(handle, without=("kept", "rejected")) for name, handle in earlier.items()}
-    inputs = plan.inputs(outcomes, plan.stage(tokenize.STAGE))
+    inputs = stage_store.stage_inputs(earlier, plan.stage(tokenize.STAGE))
     if job.split == "train":
-        frame, given = stage_store.get(previous, without=("rejected",)).kept, inputs.get("examples")
+        frame, given = shard_records(previous), inputs.get("examples")
     else:
         frame, given = plan.eval_rows(inputs["eval"]), None
     return token_splits.tokenize_shard(token_splits.take(frame, job.rows), tokenizer, spec, job.path, given)

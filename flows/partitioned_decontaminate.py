@@ -40,7 +40,7 @@ def contaminated_partitioned(client: Client, partitions: Sequence[pl.DataFrame |
     if not priority:  # no records
         return no_rejects()
     table = client.scatter(decontaminate.eval_table(evals, settings.ngram), broadcast=True, hash=False)
-    by_ngram = [client.submit(decontaminate.ngram_matches, p, table, settings.ngram, pure=False) for p in placed]
+    by_ngram = [client.submit(decontaminate.ngram_matches, p, table, pure=False) for p in placed]
     prompts = [client.submit(decontaminate.near_columns, p, pure=False) for p in placed]
     near = duplicates_partitioned(client, prompts, decontaminate.near_settings(settings), priority,
                                   decontaminate.eval_references(evals))

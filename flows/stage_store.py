@@ -25,13 +25,14 @@ import itertools
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from pipeline import plan
 from pipeline.io import output_folder
 from pipeline.stage import Outcome
 
@@ -98,6 +99,13 @@ def get(handle: StageHandle, without: Collection[str] = ()) -> Any:
         skeleton = dataclasses.replace(skeleton, **{
             name: _empty(folder, getattr(skeleton, name)) for name in without})
     return _fill(skeleton, folder)
+
+
+def stage_inputs(earlier: Mapping[str, StageHandle], stage: plan.Stage) -> dict[str, pl.DataFrame]:
+    """The outputs of the ``earlier`` stages that ``stage`` reads (``plan.inputs``), without their records."""
+    if not stage.reads:
+        return {}
+    return plan.inputs({name: get(handle, without=("kept", "rejected")) for name, handle in earlier.items()}, stage)
 
 
 def prune(root: Path, build: str, keep: Iterable[str | None]) -> None:

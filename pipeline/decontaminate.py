@@ -112,6 +112,7 @@ def shared_windows(mine: Windows, table: Windows, order: np.ndarray) -> tuple[np
 class EvalTable:
     """The eval prompts' windows, sorted for look-up: what every slice of records is matched against."""
 
+    n: int  # the window, in tokens
     names: list[str]  # the eval sets, in order
     owners: pl.DataFrame  # (set, id) of each eval prompt
     vocabulary: pl.Enum  # their tokens: an exact dictionary of codes
@@ -124,24 +125,23 @@ def eval_table(evals: Sequence[tuple[str, pl.DataFrame]], n: int) -> EvalTable:
     eval_tokens = minhash.token_series(pl.concat([_prompts(frame) for _, frame in evals]))
     vocabulary = pl.Enum(eval_tokens.explode().drop_nulls().unique(maintain_order=True))
     table = windows(eval_tokens, vocabulary, n)
-    return EvalTable([name for name, _ in evals], owners, vocabulary, table, np.argsort(table.hash, kind="stable"))
+    return EvalTable(n, [name for name, _ in evals], owners, vocabulary, table,
+                     np.argsort(table.hash, kind="stable"))
 
 
-def ngram_matches(records: pl.DataFrame, evals: Sequence[tuple[str, pl.DataFrame]] | EvalTable,
-                  n: int) -> pl.DataFrame:
+def ngram_matches(records: pl.DataFrame, table: EvalTable) -> pl.DataFrame:
     """(id, eval set, eval id) of the first eval prompt sharing an n-token window with each matching record
-    (``evals``: the eval sets, or their ``eval_table`` for that ``n``). A record's match depends on the record
-    alone, so the records may come in any slices.
+    (``table``: the eval sets' ``eval_table``). A record's match depends on the record alone, so the records may
+    come in any slices.
 
     Windows are looked up by a 64-bit hash and every hit is confirmed on the tokens themselves (tokens are
     compared as codes of the eval prompts' vocabulary, an exact dictionary), so a record is reported if and
     only if it truly shares a window: a hash collision can neither add a match nor hide one. Records are
     handled ``SLICE_ROWS`` at a time, which bounds the memory of their token lists."""
-    table = evals if isinstance(evals, EvalTable) else eval_table(evals, n)
     found = []
     for first in range(0, records.height, SLICE_ROWS):
         part = records.slice(first, SLICE_ROWS)
-        mine = windows(minhash.token_series(_prompts(part)), table.vocabulary, n)
+        mine = windows(minhash.token_series(_prompts(part)), table.vocabulary, table.n)
         hit, eval_window = shared_windows(mine, table.windows, table.order)
         by_window = np.argsort(hit, kind="stable")  # a record's first window in text order names its eval prompt
         record, first_hit = np.unique(mine.owner[hit[by_window]], return_index=True)
@@ -161,7 +161,7 @@ def contaminated(records: pl.DataFrame, evals: Sequence[tuple[str, pl.DataFrame]
         return no_rejects()
     near = dedup.duplicates_of(near_columns(records), near_settings(settings),
                                records["source"].unique(maintain_order=True).to_list(), eval_references(evals))
-    return rejects(records, matches(ngram_matches(records, evals, settings.ngram), near, settings))
+    return rejects(records, matches(ngram_matches(records, eval_table(evals, settings.ngram)), near, settings))
 
 
 def near_columns(records: pl.DataFrame) -> pl.DataFrame:

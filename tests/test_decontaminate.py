@@ -107,7 +107,7 @@ def test_matches_equal_plain_python_on_random_text(monkeypatch, slice_rows):
 
     eval_prompts = [text(vocab) for _ in range(40)]
     records = [text(vocab + ["omega", "zeta"]) + rng.choice(["", " ?", "!"]) for _ in range(300)]
-    found = decontaminate.ngram_matches(frame(records), evals(eval_prompts), 3)
+    found = decontaminate.ngram_matches(frame(records), decontaminate.eval_table(evals(eval_prompts), 3))
     expected = _reference(records, eval_prompts, 3)
     assert dict(zip(found["id"], found["eval_id"], strict=True)) == expected
     assert found["id"].to_list() == sorted(expected, key=lambda i: int(i.split("#")[1]))
@@ -116,7 +116,8 @@ def test_matches_equal_plain_python_on_random_text(monkeypatch, slice_rows):
 
 def test_matches_name_the_eval_set_and_handle_empty_evals():
     sets = evals(["one two three four", "x y z"], "first") + evals(["five six seven eight"], "second")
-    found = decontaminate.ngram_matches(frame(["Zero five six seven", "one two three!", "nothing"]), sets, 3)
+    found = decontaminate.ngram_matches(frame(["Zero five six seven", "one two three!", "nothing"]),
+                                         decontaminate.eval_table(sets, 3))
     assert found.rows() == [("s#0", "second", "second#0"), ("s#1", "first", "first#0")]
-    empty = decontaminate.ngram_matches(frame(["one two three"]), evals([]), 3)
+    empty = decontaminate.ngram_matches(frame(["one two three"]), decontaminate.eval_table(evals([]), 3))
     assert empty.is_empty() and empty.columns == ["id", "set", "eval_id"]

@@ -50,10 +50,10 @@ def hashes(folder: Path) -> dict[str, str]:
     return found
 
 
-def build(mix: Path, env: dict[str, str], *options: str) -> tuple[float, dict[str, int], Sampler]:
+def build(mix: Path, env: dict[str, str], *options: str) -> tuple[float, dict[str, int]]:
     """Wall seconds, and the peak RSS (MB) of the build's process tree (the CLI, and the Dask nanny and worker
-    processes it starts; not the Prefect server) and of its largest single process; and the sampler (its
-    timeline of the largest process's RSS)."""
+    processes it starts; not the Prefect server) and of its largest single process (each task's worker and memory:
+    dask_tasks.py)."""
     start = time.perf_counter()
     child = subprocess.Popen([PIPELINE, "build", "--mix", str(mix), *options], env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
@@ -64,29 +64,7 @@ def build(mix: Path, env: dict[str, str], *options: str) -> tuple[float, dict[st
     if child.returncode:
         raise RuntimeError(stderr[-4000:])
     peaks = {"tree": round(sampler.peak / MB), "largest_process": round(sampler.largest / MB)}
-    return time.perf_counter() - start, peaks, sampler
-
-
-def task_peaks(api_url: str, timeline: list[tuple[float, int]]) -> dict[str, dict[str, float]]:
-    """Per task of the flow run (Prefect's record of its start and end), its seconds and the largest process's
-    RSS (MB) while it ran: an upper bound of its worker's (tasks on the other worker overlap)."""
-    os.environ["PREFECT_API_URL"] = api_url
-    from prefect.client.orchestration import get_client
-
-    with get_client(sync_client=True) as client:
-        runs = client.read_task_runs()
-    found: dict[str, dict[str, float]] = {}
-    for run in sorted(runs, key=lambda r: r.start_time.timestamp() if r.start_time else 0.0):
-        if run.start_time is None or run.end_time is None:
-            continue
-        start, end = run.start_time.timestamp(), run.end_time.timestamp()
-        during = [rss for when, rss in timeline if start <= when <= end]
-        entry = found.setdefault(run.name.rsplit("-", 1)[0],  # the shard tasks: one entry for all
-                                 {"count": 0, "seconds": 0.0, "largest_process_mb": 0.0})
-        entry["count"] += 1
-        entry["seconds"] = round(entry["seconds"] + end - start, 1)
-        entry["largest_process_mb"] = max(entry["largest_process_mb"], round(max(during, default=0) / MB))
-    return found
+    return time.perf_counter() - start, peaks
 
 
 def main() -> None:
@@ -110,7 +88,7 @@ def main() -> None:
     peak_mb: dict[str, dict[str, int]] = {}
     if args.direct_output is None:
         shutil.rmtree(out.parent / ".cache", ignore_errors=True)
-        seconds["direct"], peak_mb["direct"], _ = build(mix, env, "--runner", "direct")
+        seconds["direct"], peak_mb["direct"] = build(mix, env, "--runner", "direct")
         args.direct_output = out
     if reuse:
         shutil.rmtree(out, ignore_errors=True)  # the previous Dask build's: else "unchanged: nothing to do"
@@ -121,17 +99,15 @@ def main() -> None:
         server = prefect_server.start(Path(state) / "server")
         try:
             flow_env = {**env, "PREFECT_API_URL": server.api_url, "INSTRUCT_PIPELINE_STATE": state}
-            seconds["dask"], peak_mb["dask"], sampler = build(mix, flow_env,
-                                                              "--runner", "dask", "--workers", "2", *memory)
-            tasks = task_peaks(server.api_url, sampler.timeline)
+            seconds["dask"], peak_mb["dask"] = build(mix, flow_env,
+                                                     "--runner", "dask", "--workers", "2", *memory)
         finally:
             server.stop()
     ours, theirs = hashes(direct), hashes(out)
     differing = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
     result = {"records": args.records, "files": len(ours), "identical": not differing, "differing": differing,
               "seconds": {k: round(v, 1) for k, v in seconds.items()}, "peak_rss_mb": peak_mb,
-              "dask_tasks": tasks, "worker_memory": args.worker_memory, "code": code_state(),
-              "loadavg_before": load_before,
+              "worker_memory": args.worker_memory, "code": code_state(), "loadavg_before": load_before,
               "loadavg_after": os.getloadavg()}
     (WORK / f"compare-{label}.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))

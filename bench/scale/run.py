@@ -107,7 +107,6 @@ class Sampler(threading.Thread):
         self.label = "start"
         self.peak = self.largest = 0
         self.peaks: dict[str, int] = {}
-        self.timeline: list[tuple[float, int]] = []  # (time.time(), the largest process's RSS) at every poll
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -119,7 +118,6 @@ class Sampler(threading.Thread):
             rss = sum(sizes)
             self.peak, self.largest = max(self.peak, rss), max(self.largest, *sizes, 0)
             self.peaks[self.label] = max(self.peaks.get(self.label, 0), rss)
-            self.timeline.append((time.time(), max(sizes, default=0)))
             self.stop.wait(POLL_S)
 
     def finish(self) -> None:
