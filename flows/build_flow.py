@@ -30,7 +30,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -78,17 +77,19 @@ def stage_task(name: str, shards: list[StageHandle], previous: StageHandle | Non
     """The global stage ``name`` of ``plan.STAGES`` over the records the stage before kept (the first stage: the
     union of the shards), with the outputs it reads from the ``earlier`` stages."""
     stage = plan.stage(name)
-    if previous is None and _partitioned(stage, mix):
-        from flows import dask_runner
-
-        return stage_store.put(dask_runner.partitioned_dedup(shards, mix), folder)
-    records = stage_store.get(previous).kept if previous is not None else build.union(_shards(shards))
     with stage_store.scratch(folder) as scratch:  # the files the stage writes move into its folder with its output
+        if previous is None and _partitioned(stage, mix):
+            from flows import dask_runner
+
+            outcome, written = dask_runner.partitioned_dedup(shards, mix, scratch)
+            return stage_store.put(outcome, folder, written)
+        records = stage_store.get(previous).kept if previous is not None else build.union(_shards(shards))
         context = plan.Context(mix, tokenizer, stage_store.stage_inputs(earlier, stage), scratch)
         if previous is not None and _on_dask_worker():
             from flows import dask_runner
 
-            context = dask_runner.on_cluster(stage, context, previous, earlier)
+            outcome, written = dask_runner.run_stage(stage, records, context, previous, earlier)
+            return stage_store.put(outcome, folder, written)
         return stage_store.put(plan.run_stage(stage, records, context), folder)
 
 
@@ -225,9 +226,7 @@ class _Counts:
     def rows(self, future: Any, field: str) -> int:
         if not self.wanted:
             return 0
-        handle: StageHandle = future.result()
-        return int(pl.scan_ipc(Path(handle.folder) / getattr(handle.skeleton, field).name).select(pl.len()).collect()
-                   .item())
+        return stage_store.rows(future.result(), field)
 
     def shards(self, futures: list[Any]) -> tuple[int, int]:
         """Records read and records kept by the per-record stages."""

@@ -10,22 +10,26 @@ Contract:
   that tokenizes a large build at 80% of its share with nothing it could spill to free it).
 - ``worker_memory(text)``: the bytes of ``--worker-memory`` ("4GB", "512MiB", as ``dask.utils.parse_bytes``
   reads them), or ValueError saying what a size looks like.
-- ``partitioned_dedup(handles, mix)``: what ``plan.run_stage`` returns for the dedup stage over the union of
-  the shards behind ``handles``, computed by flows/partitioned_dedup.py from inside a running task: each shard's
-  records are read by a task of their own (``shard_records``) on some worker and stay there; the task that calls
-  it holds what partitioned_dedup's client holds (ranks, ids, the result), never the union.
-- ``on_cluster(stage, context, previous, earlier)``: the ``plan.Context`` of a global stage whose task runs on
-  the cluster: for decontamination, ``contaminated`` by partition (flows/partitioned_decontaminate.py), each
-  partition a slice of the records behind ``previous`` read on a worker; for tokenization, ``shards``: one task
-  per shard of tokenized/ (pipeline/token_splits.py), each reading its rows memory-mapped from the stage
-  folders (the mixture's train, the split's eval) and writing its file, so the workers tokenize side by side and
-  the stage's task gets back the shards' index rows and counts.
+- ``partitioned_dedup(handles, mix, scratch)``: what ``plan.run_stage`` returns for the dedup stage over the
+  union of the shards behind ``handles``, computed by flows/partitioned_dedup.py from inside a running task: each
+  shard's records are read by a task of their own (``shard_records``) on some worker and stay there, and the
+  worker writes the records it keeps (with their signatures and fingerprints) into ``scratch``; it returns the
+  Outcome without those frames and their files, for ``stage_store.put``. The task that calls it holds what
+  partitioned_dedup's client holds (ranks, ids, duplicates), never the records.
+- ``run_stage(stage, records, context, previous, earlier)``: a global stage whose task runs on the cluster,
+  with the files its workers wrote: the decontamination by partition (flows/partitioned_decontaminate.py), each
+  partition a slice of the records behind ``previous`` read on a worker, which writes the records it keeps into
+  the task's scratch folder; the tokenization with ``plan.Context.shards``: one task per shard of tokenized/
+  (pipeline/token_splits.py), each reading its rows memory-mapped from the stage folders (the mixture's train,
+  the split's eval) and writing its file, so the workers tokenize side by side and the stage's task gets back
+  the shards' index rows and counts.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import dask
@@ -35,15 +39,16 @@ import polars as pl
 from dask.utils import parse_bytes
 
 from flows import stage_store, state_folder
-from flows.partitioned_decontaminate import contaminated_partitioned
-from flows.partitioned_dedup import deduplicate_partitioned
+from flows.partitioned_decontaminate import decontaminate_written
+from flows.partitioned_dedup import deduplicate_written
 from flows.stage_store import StageHandle
-from pipeline import decontaminate, dedup, plan, token_splits, tokenize
+from pipeline import decontaminate, plan, token_splits, tokenize
 from pipeline.config import Mix
 from pipeline.records import load_reference
+from pipeline.report.stages import dedup_report
 from pipeline.stage import QUARANTINE_SCHEMA, Outcome
 from pipeline.token_splits import ShardJob, ShardRunner, TokenShard
-from schemas.mix import DecontaminateSpec, MixSpec
+from schemas.mix import MixSpec
 
 # Dask's defaults are target 0.6, spill 0.7, pause 0.8, terminate 0.95 of the worker's limit.
 WORKER_MEMORY: dict[str, Any] = {
@@ -113,47 +118,48 @@ def shard_records(handle: StageHandle) -> pl.DataFrame:
     return stage_store.get(handle, without=("rejected",)).kept
 
 
-def partitioned_dedup(handles: list[StageHandle], mix: Mix) -> Outcome:
+def partitioned_dedup(handles: list[StageHandle], mix: Mix, scratch: Path) -> tuple[Outcome, dict[str, list[Path]]]:
     spec = mix.spec
     references = [load_reference(ref, mix) for ref in mix.references]
     with distributed.worker_client() as client:  # secedes this task's thread: its worker runs other tasks
         partitions = [client.submit(shard_records, handle, pure=False) for handle in handles]
-        deduped = deduplicate_partitioned(client, partitions, spec.dedup, [s.spec.name for s in mix.sources],
-                                          references)
+        deduped = deduplicate_written(client, partitions, spec.dedup, [s.spec.name for s in mix.sources],
+                                      references, scratch)
         del partitions
-    outcome = plan.dedup_outcome(deduped, spec, references)
-    if outcome.rejected.height:  # quarantining needs the records the stage saw, which no frame here holds
-        raise AssertionError(f"{dedup.STAGE}: the stage rejected records; it only marks duplicates")
-    return Outcome(outcome.kept, pl.DataFrame(schema=QUARANTINE_SCHEMA), outcome.stats, outcome.outputs)
+    written = {name if name == "kept" else f"outputs/{name}": files for name, files in deduped.files.items()}
+    outputs = {"duplicates": deduped.duplicates, **{name: pl.DataFrame() for name in deduped.files if name != "kept"}}
+    report = dedup_report(spec, deduped.duplicates, deduped.stats, references)
+    return Outcome(pl.DataFrame(), pl.DataFrame(schema=QUARANTINE_SCHEMA), report, outputs), written
 
 
-def on_cluster(stage: plan.Stage, context: plan.Context, previous: StageHandle,
-               earlier: dict[str, StageHandle]) -> plan.Context:
-    """``context`` for ``stage`` run from a task on the cluster, over the records behind ``previous``: the
-    decontamination by partition, the tokenize stage's shards as tasks of their own."""
-    if stage.name == decontaminate.STAGE:
-        return dataclasses.replace(context, contaminated=contaminated(previous))
+def run_stage(stage: plan.Stage, records: pl.DataFrame, context: plan.Context, previous: StageHandle,
+              earlier: dict[str, StageHandle]) -> tuple[Outcome, dict[str, list[Path]]]:
+    """``plan.run_stage`` for a global stage whose task runs on the cluster, over ``records`` (memory-mapped from
+    the folder of ``previous``), and the files its workers wrote (``stage_store.put``'s ``written``): the
+    decontamination by partition, the tokenize stage's shards as tasks of their own; any other stage here."""
+    if stage.name == decontaminate.STAGE and context.mix.evals:
+        rejected, kept = decontaminated(previous, records.height, context)
+        return plan.quarantined(Outcome(pl.DataFrame(), rejected), records, context), {"kept": kept}
     if stage.name == tokenize.STAGE:
-        return dataclasses.replace(context, shards=tokenize_shards(previous, earlier, context.mix.spec,
-                                                                   context.tokenizer))
-    return context
+        context = dataclasses.replace(context, shards=tokenize_shards(previous, earlier, context.mix.spec,
+                                                                      context.tokenizer))
+    return plan.run_stage(stage, records, context), {}
 
 
-def contaminated(previous: StageHandle) -> plan.Contamination:
-    """``decontaminate.contaminated`` over the records behind ``previous`` (the frame it is given), by
-    flows/partitioned_decontaminate.py: each partition (``PARTITION_ROWS`` records, at least one per worker) is
-    read memory-mapped by a task on some worker and decontaminated there."""
-    def find(records: pl.DataFrame, evals: Sequence[tuple[str, pl.DataFrame]],
-             settings: DecontaminateSpec) -> pl.DataFrame:
-        with distributed.worker_client() as client:
-            count = max(len(client.scheduler_info()["workers"]), -(-records.height // PARTITION_ROWS))
-            bounds = [(int(rows[0]), len(rows)) for rows in np.array_split(np.arange(records.height), count)
-                      if len(rows)]
-            partitions = [client.submit(records_slice, previous, start, length, pure=False)
-                          for start, length in bounds]
-            return contaminated_partitioned(client, partitions, evals, settings)
-
-    return find
+def decontaminated(previous: StageHandle, height: int, context: plan.Context) -> tuple[pl.DataFrame, list[Path]]:
+    """The reject rows of ``decontaminate.contaminated`` over the records behind ``previous`` (``height`` of
+    them), by flows/partitioned_decontaminate.py, and the files of the records it keeps: each partition
+    (``PARTITION_ROWS`` records, at least one per worker) is read memory-mapped by a task on some worker,
+    decontaminated there, and its kept records written by that worker into the task's scratch folder."""
+    assert context.scratch is not None
+    mix = context.mix
+    with distributed.worker_client() as client:
+        count = max(len(client.scheduler_info()["workers"]), -(-height // PARTITION_ROWS))
+        bounds = [(int(rows[0]), len(rows)) for rows in np.array_split(np.arange(height), count) if len(rows)]
+        partitions = [client.submit(records_slice, previous, start, length, pure=False) for start, length in bounds]
+        paths = [context.scratch / f"kept-{k:05d}.arrow" for k in range(len(bounds))]
+        rejected = decontaminate_written(client, partitions, plan.eval_sets(mix), mix.spec.decontaminate, paths)
+    return rejected, paths
 
 
 def records_slice(handle: StageHandle, start: int, length: int) -> pl.DataFrame:

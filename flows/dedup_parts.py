@@ -1,5 +1,5 @@
 """The worker side of partitioned dedup (flows/partitioned_dedup.py): what one Dask task does to one partition of
-records, one shuffle bucket or one set of candidate pairs. Pure functions of their arguments; no Dask here.
+records, one shuffle bucket or one set of candidate pairs. Functions of their arguments; no Dask here.
 
 Contract: every function takes and returns plain values (frames, arrays, the dataclasses below), so a task
 can run it on whichever worker holds its inputs. Records are named by their ``row``: their rank in the whole
@@ -7,17 +7,20 @@ dedup (references and records of every partition together), as ``pipeline.dedup`
 universe; a partition is named by its ``home`` (its index). Every rule comes from ``pipeline.dedup`` and
 ``pipeline.near_dups`` (keys, shingles, signatures, band hashes, bucket pairs, the pair filters and measures),
 applied to a partition's or a bucket's share of the records; partitioned_dedup.py only routes and gathers.
+``write_kept`` alone writes: a partition's share of the stage's output, as files of the stage folder.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from pipeline import dedup, minhash, near_dups
+from flows import stage_store
+from pipeline import dedup, minhash, near_dups, plan
 from schemas.mix import DedupSpec
 
 PAIR_SCHEMA = {"pair": pl.Int64(), "homes": pl.Int64()}  # i << 32 | j, home_i << 32 | home_j
@@ -303,3 +306,14 @@ def kept(part: Part, survivors: Survivors | None, local: np.ndarray,
     if survivors is not None:
         signatures = survivors.signatures[np.searchsorted(survivors.rows, part.rows[local])]
     return part.records[local], signatures, part.keys[local]
+
+
+def write_kept(part: Part, survivors: Survivors | None, local: np.ndarray, folder: Path,
+               fingerprints: bool) -> dict[str, Path]:
+    """``kept`` written by this partition's worker into ``folder`` (the stage's scratch folder, on a file system
+    every worker shares) as the stage's frames (``plan.kept_outputs``): "kept" (its records), with near dedup
+    "signatures", with ``fingerprints`` "fingerprints"; the file of each, by its name."""
+    records, signatures, keys = kept(part, survivors, local)
+    frames = {"kept": records, **plan.kept_outputs(records, signatures, keys if fingerprints else None)}
+    return {name: stage_store.write(frame, folder / f"{name}-{part.spec.home:05d}.arrow")
+            for name, frame in frames.items()}

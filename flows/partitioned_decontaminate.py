@@ -13,17 +13,20 @@ Where the work happens:
    prompts with the eval sets as references. A record reaches an eval prompt through a cluster of near
    prompts, which can span partitions, so this part is the dedup's shuffle by LSH band, not a map.
 3. On the client: the matches (one row per contaminated record: few); then each partition's reject rows are
-   made where it is and gathered.
+   made where it is and gathered. ``decontaminate_written`` also has each partition's worker write the records
+   it keeps, as a file of the stage folder (the flow's decontaminate stage on Dask).
 The client holds the eval sets, the matches and the rejects; the records' text stays on the workers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import polars as pl
 from distributed import Client, Future
 
+from flows import stage_store
 from flows.partitioned_dedup import duplicates_partitioned
 from pipeline import decontaminate
 from pipeline.stage import no_rejects
@@ -32,13 +35,31 @@ from schemas.mix import DecontaminateSpec
 
 def contaminated_partitioned(client: Client, partitions: Sequence[pl.DataFrame | Future],
                              evals: Sequence[tuple[str, pl.DataFrame]], settings: DecontaminateSpec) -> pl.DataFrame:
-    if not evals or not partitions:
-        return no_rejects()
     placed = [p if isinstance(p, Future) else client.scatter(p, hash=False) for p in partitions]
+    found = _found(client, placed, evals, settings)
+    if found is None:
+        return no_rejects()
+    return pl.concat(client.gather([client.submit(decontaminate.rejects, p, found, pure=False) for p in placed]))
+
+
+def decontaminate_written(client: Client, partitions: Sequence[Future], evals: Sequence[tuple[str, pl.DataFrame]],
+                          settings: DecontaminateSpec, paths: Sequence[Path]) -> pl.DataFrame:
+    """``contaminated_partitioned``, with each partition's worker writing the records it keeps (the partition
+    without its rejects) to its path in ``paths`` (``stage_store.write``)."""
+    found = _found(client, partitions, evals, settings)
+    return pl.concat(client.gather([client.submit(rejects_writing_kept, p, found, path, pure=False)
+                                    for p, path in zip(partitions, paths, strict=True)]))
+
+
+def _found(client: Client, placed: Sequence[Future], evals: Sequence[tuple[str, pl.DataFrame]],
+           settings: DecontaminateSpec) -> Future | None:
+    """The matches (``decontaminate.matches``), on every worker; None when there is nothing to match."""
+    if not evals or not placed:
+        return None
     sources = client.gather([client.submit(_sources, p, pure=False) for p in placed])
     priority = pl.concat(sources).unique(maintain_order=True).to_list()
     if not priority:  # no records
-        return no_rejects()
+        return None
     table = client.scatter(decontaminate.eval_table(evals, settings.ngram), broadcast=True, hash=False)
     by_ngram = [client.submit(decontaminate.ngram_matches, p, table, pure=False) for p in placed]
     prompts = [client.submit(decontaminate.near_columns, p, pure=False) for p in placed]
@@ -46,9 +67,16 @@ def contaminated_partitioned(client: Client, partitions: Sequence[pl.DataFrame |
                                   decontaminate.eval_references(evals))
     del prompts
     found = decontaminate.matches(pl.concat(client.gather(by_ngram)), near, settings)
-    found_data = client.scatter(found, broadcast=True, hash=False)
-    return pl.concat(client.gather([client.submit(decontaminate.rejects, p, found_data, pure=False)
-                                    for p in placed]))
+    return client.scatter(found, broadcast=True, hash=False)
+
+
+def rejects_writing_kept(records: pl.DataFrame, found: pl.DataFrame | None, path: Path) -> pl.DataFrame:
+    """The partition's reject rows; its other records written to ``path``."""
+    if found is None:
+        stage_store.write(records, path)
+        return no_rejects()
+    stage_store.write(records.filter(~pl.col("id").is_in(found["id"].implode())), path)
+    return decontaminate.rejects(records, found)
 
 
 def _sources(records: pl.DataFrame) -> pl.Series:

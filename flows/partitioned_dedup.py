@@ -24,16 +24,20 @@ Where the work happens (every task pinned to the worker that holds its inputs; N
    round 2), the final clusters and keepers, and the true Jaccard of each removed record with its keeper
    (measured in the pair buckets when the two were not compared directly).
 6. ``dedup.outcomes`` builds duplicates.parquet on the client; each partition returns its kept records with
-   their signatures and fingerprints.
+   their signatures and fingerprints (``deduplicate_partitioned``), or writes them as files of the stage folder
+   (``deduplicate_written``: the flow's dedup stage).
 
 The client holds per-record ranks and ids (the duplicates rows name both records) and the result; the
-tokens, shingles, signatures and LSH buckets stay on the workers.
+tokens, shingles, signatures and LSH buckets stay on the workers, and with ``deduplicate_written`` the kept
+records too.
 """
 
 from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -84,9 +88,30 @@ def deduplicate_partitioned(client: Client, partitions: Sequence[pl.DataFrame | 
                             priority: Sequence[str], references: Sequence[dedup.Reference] = ()) -> dedup.DedupResult:
     """``dedup.deduplicate(pl.concat(partitions), settings, priority, references)``, computed on the cluster."""
     found = _find(client, partitions, settings, priority, references)
-    kept, signatures, keys = _kept(found.cluster, found.placed, found.near_parts, found.universe, found.kept_rows)
+    kept, signatures, keys = _kept(found)
     return dedup.DedupResult(kept, found.duplicates, signatures, found.stats,
                              keys if settings.key == "record" else None)
+
+
+@dataclass(frozen=True)
+class WrittenDedup:
+    """A partitioned dedup whose workers wrote what it kept: ``files`` holds the parts of each frame of
+    ``plan.kept_outputs`` and of "kept" (the records), one per partition in input order."""
+
+    duplicates: pl.DataFrame
+    stats: dict[str, int | float | None]
+    files: dict[str, list[Path]]
+
+
+def deduplicate_written(client: Client, partitions: Sequence[pl.DataFrame | Future], settings: DedupSpec,
+                        priority: Sequence[str], references: Sequence[dedup.Reference], folder: Path) -> WrittenDedup:
+    """``deduplicate_partitioned`` with each partition's kept records, signatures and fingerprints written into
+    ``folder`` by the worker that holds them (``dedup_parts.write_kept``): nothing of them comes to the client."""
+    found = _find(client, partitions, settings, priority, references)
+    cluster = found.cluster
+    written = cluster.gather([cluster.run(p.where, parts.write_kept, p.part, survivors, local, folder,
+                                          settings.key == "record") for p, survivors, local in _kept_parts(found)])
+    return WrittenDedup(found.duplicates, found.stats, {name: [w[name] for w in written] for name in written[0]})
 
 
 def duplicates_partitioned(client: Client, partitions: Sequence[pl.DataFrame | Future], settings: DedupSpec,
@@ -281,17 +306,20 @@ def _clusters(verified: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
     return labels, np.bincount(component)
 
 
-def _kept(cluster: _Cluster, placed: list[_Placed], near_parts: list[Future] | None, universe: pl.DataFrame,
-          kept_rows: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray | None, pl.DataFrame]:
-    """The kept records of every partition, in input order, with their signatures and fingerprints."""
-    kept = kept_rows.join(universe.select("row", "home", "local"), on="row", how="left", maintain_order="left")
+def _kept_parts(found: _Found) -> list[tuple[_Placed, Future | None, np.ndarray]]:
+    """Each record partition with its survivors (near dedup on) and the local indices of its kept records."""
+    kept = found.kept_rows.join(found.universe.select("row", "home", "local"), on="row", how="left",
+                                maintain_order="left")
     by_home = kept.partition_by("home", as_dict=True)
-    futures = []
-    for k, p in enumerate(placed):
-        if p.spec.ref is None:
-            local = by_home.get((p.spec.home,), kept.clear())["local"].to_numpy()
-            survivors = None if near_parts is None else near_parts[k]
-            futures.append(cluster.run(p.where, parts.kept, p.part, survivors, local))
-    results = cluster.gather(futures)
-    signatures = None if near_parts is None else np.concatenate([r[1] for r in results])
+    return [(p, None if found.near_parts is None else found.near_parts[k],
+             by_home.get((p.spec.home,), kept.clear())["local"].to_numpy())
+            for k, p in enumerate(found.placed) if p.spec.ref is None]
+
+
+def _kept(found: _Found) -> tuple[pl.DataFrame, np.ndarray | None, pl.DataFrame]:
+    """The kept records of every partition, in input order, with their signatures and fingerprints."""
+    cluster = found.cluster
+    results = cluster.gather([cluster.run(p.where, parts.kept, p.part, survivors, local)
+                              for p, survivors, local in _kept_parts(found)])
+    signatures = None if found.near_parts is None else np.concatenate([r[1] for r in results])
     return pl.concat([r[0] for r in results]), signatures, pl.concat([r[2] for r in results])

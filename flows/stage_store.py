@@ -25,7 +25,7 @@ import itertools
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,10 @@ FILES = "files"  # the files a stage wrote (Outcome.files: tokenized/'s rows), i
 
 @dataclass(frozen=True)
 class FrameFile:
-    name: str
+    """A frame in the stage folder: one Arrow file, or several read back as their concatenation (the parts that
+    the workers of a partitioned stage wrote, in order)."""
+
+    names: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -60,12 +63,21 @@ def complete(folder: Path) -> bool:
     return (folder / DONE).is_file()
 
 
-def put(value: Any, folder: Path) -> StageHandle:
-    """Write ``value``'s frames under ``folder`` (replacing what is there) and return its handle."""
+def put(value: Any, folder: Path, written: Mapping[str, Sequence[Path]] | None = None) -> StageHandle:
+    """Write ``value``'s frames under ``folder`` (replacing what is there) and return its handle. ``written``:
+    frames already written as Arrow files (``write``), by where they go in ``value`` (a field of its dataclass,
+    or ``outputs/<name>`` for an entry of an Outcome's outputs), each as its parts in order; they move into the
+    folder, and ``value`` holds an empty frame in their place."""
     tmp = folder.with_name(f".{folder.name}.tmp-{uuid.uuid4().hex}")
     tmp.mkdir(parents=True)
     try:
-        skeleton = _strip(value, tmp, itertools.count())
+        numbers = itertools.count()
+        skeleton = _strip(value, tmp, numbers)
+        for place, parts in (written or {}).items():
+            names = tuple(f"{next(numbers)}.arrow" for _ in parts)
+            for part, name in zip(parts, names, strict=True):
+                shutil.move(part, tmp / name)
+            skeleton = _at(skeleton, place.split("/"), FrameFile(names))
         if isinstance(skeleton, Outcome) and skeleton.files is not None:  # files the stage wrote, moved in
             shutil.move(skeleton.files, tmp / FILES)
             skeleton = dataclasses.replace(skeleton, files=folder / FILES)
@@ -123,18 +135,46 @@ def remove(handle: StageHandle) -> None:
     shutil.rmtree(handle.folder, ignore_errors=True)
 
 
+def rows(handle: StageHandle, field: str) -> int:
+    """The rows of a frame field of the handle's value, from its files' metadata."""
+    file: FrameFile = getattr(handle.skeleton, field)
+    return sum(pl.scan_ipc(Path(handle.folder) / name).select(pl.len()).collect().item() for name in file.names)
+
+
+def write(frame: pl.DataFrame, path: Path) -> Path:
+    """``frame`` as a stage folder holds it: an uncompressed Arrow IPC file, which ``mapped`` reads back."""
+    frame.write_ipc(path, compression="uncompressed")
+    return path
+
+
 def _strip(value: Any, folder: Path, numbers: Any) -> Any:
     def save(frame: pl.DataFrame) -> FrameFile:
         name = f"{next(numbers)}.arrow"
-        frame.write_ipc(folder / name, compression="uncompressed")  # uncompressed: read back memory-mapped
-        return FrameFile(name)
+        write(frame, folder / name)
+        return FrameFile((name,))
 
     return _replace(value, pl.DataFrame, save)
 
 
+def _at(value: Any, place: Sequence[str], new: Any) -> Any:
+    """``value`` with the field or dict entry at ``place`` (a path of names) replaced by ``new``."""
+    name, rest = place[0], place[1:]
+    if isinstance(value, dict):
+        if name not in value:
+            raise KeyError(f"no output {name!r} to hold the written frame")
+        return {**value, name: _at(value[name], rest, new) if rest else new}
+    inner = getattr(value, name)
+    return dataclasses.replace(value, **{name: _at(inner, rest, new) if rest else new})
+
+
 def _fill(value: Any, folder: Path) -> Any:
     # an empty frame ``get`` put in place stays
-    return _replace(value, FrameFile, lambda file: mapped(folder / file.name))
+    return _replace(value, FrameFile, lambda file: _parts(folder, file.names))
+
+
+def _parts(folder: Path, names: Sequence[str]) -> pl.DataFrame:
+    frames = [mapped(folder / name) for name in names]
+    return frames[0] if len(frames) == 1 else pl.concat(frames, rechunk=False)
 
 
 def mapped(path: Path) -> pl.DataFrame:
@@ -166,7 +206,7 @@ def _replace(value: Any, kind: type, replace: Callable[[Any], Any]) -> Any:
 
 
 def _empty(folder: Path, value: Any) -> Any:
-    return pl.DataFrame(schema=pl.read_ipc_schema(folder / value.name)) if isinstance(value, FrameFile) else value
+    return pl.DataFrame(schema=pl.read_ipc_schema(folder / value.names[0])) if isinstance(value, FrameFile) else value
 
 
 def state_root() -> Path:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,13 +28,12 @@ from pipeline.records import load_eval_prompts, load_reference
 from pipeline.report.stages import dedup_report, split_warnings
 from pipeline.stage import QUARANTINE_SCHEMA, Outcome, kept_all, no_rejects, split_off, with_originals
 from pipeline.token_splits import ShardRunner, tokenize_splits
-from schemas.mix import DecontaminateSpec, MixSpec
+from schemas.mix import MixSpec
 from schemas.report import MixtureReport, MixtureSource, MixtureTask
 
 log = logging.getLogger(__name__)
 
 
-Contamination = Callable[[pl.DataFrame, Sequence[tuple[str, pl.DataFrame]], DecontaminateSpec], pl.DataFrame]
 
 
 @dataclass
@@ -44,7 +43,6 @@ class Context:
     inputs: dict[str, pl.DataFrame] = field(default_factory=dict)  # the earlier outputs a stage reads, by name
     scratch: Path | None = None  # where a stage may write the files of its outcome (tokenize: tokenized/'s rows)
     shards: ShardRunner | None = None  # where tokenize's shards run (None: here, in turn; Dask: on the workers)
-    contaminated: Contamination | None = None  # decontaminate.contaminated's work elsewhere (Dask: by partition)
 
 
 @dataclass(frozen=True)
@@ -73,12 +71,22 @@ def dedup_outcome(deduped: dedup.DedupResult, spec: MixSpec, references: list[de
     """Kept: the records dedup kept. Outputs: the ``duplicates`` (each with the record it duplicates), with near
     dedup the ``signatures`` of the kept, with ``key: record`` their ``fingerprints`` (the exact keys the split
     report checks)."""
-    outputs = {"duplicates": deduped.duplicates}
-    if deduped.signatures is not None:
-        outputs["signatures"] = pl.DataFrame({"id": deduped.kept["id"], "signature": deduped.signatures})
-    if deduped.fingerprints is not None:
-        outputs["fingerprints"] = pl.concat([deduped.kept.select("id"), deduped.fingerprints], how="horizontal")
-    return Outcome(deduped.kept, no_rejects(), dedup_report(spec, deduped, references), outputs)
+    outputs = {"duplicates": deduped.duplicates,
+               **kept_outputs(deduped.kept, deduped.signatures, deduped.fingerprints)}
+    report = dedup_report(spec, deduped.duplicates, deduped.stats, references)
+    return Outcome(deduped.kept, no_rejects(), report, outputs)
+
+
+def kept_outputs(kept: pl.DataFrame, signatures: np.ndarray | None,
+                 fingerprints: pl.DataFrame | None) -> dict[str, pl.DataFrame]:
+    """The dedup stage's outputs that go with its kept records, by id: ``signatures`` (near dedup on) and
+    ``fingerprints`` (``key: record``)."""
+    outputs = {}
+    if signatures is not None:
+        outputs["signatures"] = pl.DataFrame({"id": kept["id"], "signature": signatures})
+    if fingerprints is not None:
+        outputs["fingerprints"] = pl.concat([kept.select("id"), fingerprints], how="horizontal")
+    return outputs
 
 
 def decontaminate_stage(records: pl.DataFrame, context: Context) -> Outcome:
@@ -86,10 +94,14 @@ def decontaminate_stage(records: pl.DataFrame, context: Context) -> Outcome:
     mix = context.mix
     if not mix.evals:
         return kept_all(records)
-    evals = [(ref.label, load_eval_prompts(ref, mix)) for ref in mix.evals]
-    rejected = (context.contaminated or decontaminate.contaminated)(records, evals, mix.spec.decontaminate)
+    rejected = decontaminate.contaminated(records, eval_sets(mix), mix.spec.decontaminate)
     # A filter shares the records' buffers; split_off's anti join copies every column (1 GB and 2 s at 1M).
     return Outcome(records.filter(~pl.col("id").is_in(rejected["id"].implode())), rejected, None)
+
+
+def eval_sets(mix: Mix) -> list[tuple[str, pl.DataFrame]]:
+    """The eval sets to decontaminate against, by label, as their prompts."""
+    return [(ref.label, load_eval_prompts(ref, mix)) for ref in mix.evals]
 
 
 def split_stage(records: pl.DataFrame, context: Context) -> Outcome:
@@ -203,7 +215,12 @@ STAGES: tuple[Stage, ...] = (
 
 def run_stage(stage: Stage, records: pl.DataFrame, context: Context) -> Outcome:
     """``stage`` over ``records``, its rejects quarantined from the frames it saw."""
-    outcome = stage.run(records, context)
+    return quarantined(stage.run(records, context), records, context)
+
+
+def quarantined(outcome: Outcome, records: pl.DataFrame, context: Context) -> Outcome:
+    """``outcome`` with its rejects as quarantine rows, their originals from the frames its stage saw (``records``
+    and the records among the stage's inputs)."""
     if not outcome.rejected.height:
         return dataclasses.replace(outcome, rejected=pl.DataFrame(schema=QUARANTINE_SCHEMA))
     seen = [frame for frame in context.inputs.values() if "instruction" in frame.columns]  # records, not tokens

@@ -174,8 +174,9 @@ def test_on_dask_the_global_stages_run_partition_by_partition_on_the_workers(tmp
     """On a cluster of its own (``--dask-address``; 1-thread worker processes, so a task's worker client must free
     its thread), the dedup task reads each shard on a worker by a task of its own and dedups them as partitions
     (flows/partitioned_dedup.py: one ``prepare`` per shard, band buckets, pair buckets): its records are never one
-    frame; decontamination (against near copies of ten demo prompts) runs on a partition per worker; the tokenize
-    task runs one task per shard of tokenized/ (``tokenize.shard_records``: 60 here), on both workers. The
+    frame, and each shard's worker writes the records it keeps into the stage folder; decontamination (against
+    near copies of ten demo prompts) runs on a partition per worker, which writes what it keeps; the tokenize task
+    runs one task per shard of tokenized/ (``tokenize.shard_records``: 60 here), on both workers. The
     scheduler's own record of the tasks shows it; the output is the direct build's, byte for byte."""
     import distributed
     from distributed.diagnostics.plugin import SchedulerPlugin
@@ -214,7 +215,10 @@ def test_on_dask_the_global_stages_run_partition_by_partition_on_the_workers(tmp
     assert names.count("prepare") == parts + 2 + 2
     assert names.count("bucket_pairs") == names.count("first_round") == 2 + 2  # a band / pair bucket per worker
     assert len({worker for name, worker in finished.tasks if name == "bucket_pairs"}) == 2  # a bucket on each
-    assert names.count("records_slice") == names.count("ngram_matches") == names.count("rejects") == 2  # a part each
+    # each shard's worker wrote the records it kept into the stage folder; none came to the dedup task
+    assert names.count("write_kept") == parts and "kept" not in names
+    # a part on each worker, which writes the records it keeps
+    assert names.count("records_slice") == names.count("ngram_matches") == names.count("rejects_writing_kept") == 2
     report = BuildReport.model_validate_json((Path(out) / "report.json").read_bytes())
     assert report.decontamination["contaminated:evals"].count >= 5  # the eval prompts' near copies were found
     files = {split: len(list((Path(out) / "tokenized" / split).glob("data-*.arrow"))) for split in ("train", "eval")}

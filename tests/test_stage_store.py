@@ -120,3 +120,28 @@ def test_the_files_a_stage_wrote_move_into_its_folder(tmp_path: Path) -> None:
     assert outcome.files == folder / stage_store.FILES
     assert (outcome.files / "train.arrow").read_bytes() == b"rows"
     assert sorted(p.name for p in folder.parent.iterdir()) == ["key"]
+
+
+def test_frames_the_workers_wrote_move_in_and_read_back_as_one(tmp_path: Path) -> None:
+    """A partitioned stage's workers write their parts of a frame (``write``); ``put`` moves them in by where they
+    go (a field, or ``outputs/<name>``), ``get`` reads them back as their concatenation in order, ``rows`` counts
+    them from the files' metadata, and ``without`` gives the schema."""
+    from pipeline.stage import Outcome, no_rejects
+
+    records = pl.DataFrame({"id": [f"r{k}" for k in range(10)], "text": [f"text {k}" * k for k in range(10)]})
+    folder = tmp_path / "stages" / "build" / "key"
+    with stage_store.scratch(folder) as scratch:
+        kept = [stage_store.write(records.slice(start, 4), scratch / f"kept-{start}.arrow") for start in (0, 4, 8)]
+        ids = [stage_store.write(records.select("id").slice(start, 5), scratch / f"ids-{start}.arrow")
+               for start in (0, 5)]
+        outcome = Outcome(pl.DataFrame(), no_rejects(), None, {"ids": pl.DataFrame(), "other": records.head(2)})
+        handle = stage_store.put(outcome, folder, {"kept": kept, "outputs/ids": ids})
+        assert not any(path.exists() for path in (*kept, *ids))  # moved, not copied
+        with pytest.raises(KeyError, match="no output 'missing'"):
+            stage_store.put(outcome, tmp_path / "other", {"outputs/missing": []})
+    back = stage_store.get(handle)
+    assert back.kept.equals(records) and back.outputs["ids"].equals(records.select("id"))
+    assert back.outputs["other"].equals(records.head(2)) and back.kept.n_chunks() == 3
+    assert stage_store.rows(handle, "kept") == 10
+    lean = stage_store.get(handle, without=("kept",))
+    assert lean.kept.height == 0 and lean.kept.schema == records.schema

@@ -68,8 +68,9 @@ def _keys(records: pl.DataFrame, fingerprints: pl.DataFrame | None) -> pl.DataFr
     return records.select("id").join(fingerprints, on="id", how="left", maintain_order="left").drop("id")
 
 
-def dedup_report(spec: MixSpec, result: dedup.DedupResult, references: list[dedup.Reference]) -> DedupReport:
-    settings, duplicates, stats = spec.dedup, result.duplicates, result.stats
+def dedup_report(spec: MixSpec, duplicates: pl.DataFrame, stats: dict[str, int | float | None],
+                 references: list[dedup.Reference]) -> DedupReport:
+    settings = spec.dedup
     in_build = duplicates.filter(pl.col("kept_in") == dedup.THIS_BUILD)
     closest = duplicates.filter(pl.col("kind") == "near").sort("similarity", "id").head(5)
     return DedupReport(
