@@ -19,7 +19,9 @@ Contract:
 - ``run_stage(stage, records, context, previous, earlier)``: a global stage whose task runs on the cluster,
   with the files its workers wrote: the decontamination by partition (flows/partitioned_decontaminate.py), each
   partition a slice of the records behind ``previous`` read on a worker, which writes the records it keeps into
-  the task's scratch folder; the tokenization with ``plan.Context.shards``: one task per shard of tokenized/
+  the task's scratch folder; a stage that only picks records (``plan.Stage.picks_by``: the split, the mixture
+  in records) over the columns it picks by, the rows it picked then written by the workers (``picked``); the
+  tokenization with ``plan.Context.shards``: one task per shard of tokenized/
   (pipeline/token_splits.py), each reading its rows memory-mapped from the stage folders (the mixture's train,
   the split's eval) and writing its file, so the workers tokenize side by side and the stage's task gets back
   the shards' index rows and counts.
@@ -136,10 +138,14 @@ def run_stage(stage: plan.Stage, records: pl.DataFrame, context: plan.Context, p
               earlier: dict[str, StageHandle]) -> tuple[Outcome, dict[str, list[Path]]]:
     """``plan.run_stage`` for a global stage whose task runs on the cluster, over ``records`` (memory-mapped from
     the folder of ``previous``), and the files its workers wrote (``stage_store.put``'s ``written``): the
-    decontamination by partition, the tokenize stage's shards as tasks of their own; any other stage here."""
+    decontamination by partition, a stage that picks records over the columns it picks by, the tokenize stage's
+    shards as tasks of their own; any other stage here."""
     if stage.name == decontaminate.STAGE and context.mix.evals:
         rejected, kept = decontaminated(previous, records.height, context)
         return plan.quarantined(Outcome(pl.DataFrame(), rejected), records, context), {"kept": kept}
+    columns = stage.picks_by(context.mix.spec) if stage.picks_by else ()
+    if columns:
+        return picked(stage, records, context, previous, columns)
     if stage.name == tokenize.STAGE:
         context = dataclasses.replace(context, shards=tokenize_shards(previous, earlier, context.mix.spec,
                                                                       context.tokenizer))
@@ -160,6 +166,37 @@ def decontaminated(previous: StageHandle, height: int, context: plan.Context) ->
         paths = [context.scratch / f"kept-{k:05d}.arrow" for k in range(len(bounds))]
         rejected = decontaminate_written(client, partitions, plan.eval_sets(mix), mix.spec.decontaminate, paths)
     return rejected, paths
+
+
+def picked(stage: plan.Stage, records: pl.DataFrame, context: plan.Context, previous: StageHandle,
+           columns: tuple[str, ...]) -> tuple[Outcome, dict[str, list[Path]]]:
+    """A stage that picks its records (``plan.Stage.picks_by``) run over ``plan.picking_input``; then each frame
+    of its outcome that names rows is written by the workers, ``PARTITION_ROWS`` rows a task: those rows of the
+    records behind ``previous`` (memory-mapped there), with the columns the stage added (``plan.picked_rows``)."""
+    assert context.scratch is not None
+    outcome = stage.run(plan.picking_input(records, columns), context)
+    if outcome.rejected.height:
+        raise AssertionError(f"{stage.name}: the stage rejected records; it only picks them")
+    frames = {"kept": outcome.kept} | {f"outputs/{name}": frame for name, frame in outcome.outputs.items()
+                                      if plan.ROW in frame.columns}
+    written: dict[str, list[Path]] = {}
+    with distributed.worker_client() as client:
+        for place, frame in frames.items():
+            names = frame.drop(*records.columns, strict=False)  # the rows and what the stage added
+            chunks = np.array_split(np.arange(frame.height), max(1, -(-frame.height // PARTITION_ROWS)))
+            paths = [context.scratch / f"{place.replace('/', '-')}-{k:05d}.arrow" for k in range(len(chunks))]
+            client.gather([client.submit(rows_written, previous, names[at], path, pure=False)
+                           for at, path in zip(chunks, paths, strict=True)])
+            written[place] = paths
+    outputs = {name: pl.DataFrame() if f"outputs/{name}" in written else frame
+               for name, frame in outcome.outputs.items()}
+    return dataclasses.replace(outcome, kept=pl.DataFrame(), rejected=pl.DataFrame(schema=QUARANTINE_SCHEMA),
+                               outputs=outputs), written
+
+
+def rows_written(previous: StageHandle, picked: pl.DataFrame, path: Path) -> Path:
+    """The records behind ``previous`` that ``picked`` names (``plan.picked_rows``), written to ``path``."""
+    return stage_store.write(plan.picked_rows(shard_records(previous), picked), path)
 
 
 def records_slice(handle: StageHandle, start: int, length: int) -> pl.DataFrame:

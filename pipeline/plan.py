@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from pipeline.io import heap
 from pipeline.records import load_eval_prompts, load_reference
 from pipeline.report.stages import dedup_report, split_warnings
 from pipeline.stage import QUARANTINE_SCHEMA, Outcome, kept_all, no_rejects, split_off, with_originals
-from pipeline.token_splits import ShardRunner, tokenize_splits
+from pipeline.token_splits import ShardRunner, take, tokenize_splits
 from schemas.mix import MixSpec
 from schemas.report import MixtureReport, MixtureSource, MixtureTask
 
@@ -52,6 +52,9 @@ class Stage:
     reads: tuple[str, ...] = ()  # outputs of earlier stages it needs besides the records
     settings: tuple[str, ...] = ()  # the sections of the spec its result depends on
     files: tuple[str, ...] = ()  # what else it reads: "references", "evals", "tokenizer"
+    # When the stage only picks, orders and repeats its records, the columns it picks them by under these settings
+    # (a runner that keeps the records elsewhere gives it those alone; its frames then name each record's row)
+    picks_by: Callable[[MixSpec], tuple[str, ...]] | None = None
 
 
 def dedup_stage(records: pl.DataFrame, context: Context) -> Outcome:
@@ -206,11 +209,27 @@ def mix_pool(pool: pl.DataFrame, mix: Mix, tokens: pl.Series | None) -> tuple[
 STAGES: tuple[Stage, ...] = (
     Stage(dedup.STAGE, dedup_stage, settings=("dedup",), files=("references",)),
     Stage(decontaminate.STAGE, decontaminate_stage, settings=("decontaminate",), files=("evals",)),
-    Stage("split", split_stage, settings=("split", "seed")),
-    Stage(mixture.STAGE, mixture_stage, settings=("mixture", "tokenize", "filters", "seed"), files=("tokenizer",)),
+    Stage("split", split_stage, settings=("split", "seed"), picks_by=lambda spec: ("id", "task")),
+    Stage(mixture.STAGE, mixture_stage, settings=("mixture", "tokenize", "filters", "seed"), files=("tokenizer",),
+          picks_by=lambda spec: ("id", "source", "instruction") if spec.mixture.unit != "tokens" else ()),
     Stage(tokenize.STAGE, tokenize_stage, reads=("eval", "examples"), settings=("tokenize", "filters"),
           files=("tokenizer",)),
 )
+
+
+ROW = "_row"  # each record's row, in the records a picking stage is run over (``picking_input``)
+
+
+def picking_input(records: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
+    """What a stage that picks records (``Stage.picks_by``) needs of ``records``: ``columns`` and each one's row."""
+    return records.select(*columns).with_row_index(ROW)
+
+
+def picked_rows(records: pl.DataFrame, picked: pl.DataFrame) -> pl.DataFrame:
+    """The whole ``records`` that a frame made by a picking stage over ``picking_input(records)`` names (``ROW``),
+    in its order, with the columns the stage added (the mixture's ``repeat``)."""
+    chosen = take(records, picked[ROW].to_numpy())
+    return pl.concat([chosen, picked.drop(ROW, *records.columns, strict=False)], how="horizontal")
 
 
 def run_stage(stage: Stage, records: pl.DataFrame, context: Context) -> Outcome:

@@ -175,7 +175,8 @@ def test_on_dask_the_global_stages_run_partition_by_partition_on_the_workers(tmp
     its thread), the dedup task reads each shard on a worker by a task of its own and dedups them as partitions
     (flows/partitioned_dedup.py: one ``prepare`` per shard, band buckets, pair buckets): its records are never one
     frame, and each shard's worker writes the records it keeps into the stage folder; decontamination (against
-    near copies of ten demo prompts) runs on a partition per worker, which writes what it keeps; the tokenize task
+    near copies of ten demo prompts) runs on a partition per worker, which writes what it keeps; the split and the
+    mixture choose rows from a few columns, and the workers write the rows they chose; the tokenize task
     runs one task per shard of tokenized/ (``tokenize.shard_records``: 60 here), on both workers. The
     scheduler's own record of the tasks shows it; the output is the direct build's, byte for byte."""
     import distributed
@@ -219,6 +220,9 @@ def test_on_dask_the_global_stages_run_partition_by_partition_on_the_workers(tmp
     assert names.count("write_kept") == parts and "kept" not in names
     # a part on each worker, which writes the records it keeps
     assert names.count("records_slice") == names.count("ngram_matches") == names.count("rejects_writing_kept") == 2
+    # the split (train pool, eval) and the mixture (train, sampled_out) pick over ids and a few columns; the
+    # workers write the rows they picked, a task per frame here (fewer than PARTITION_ROWS rows each)
+    assert names.count("rows_written") == 4
     report = BuildReport.model_validate_json((Path(out) / "report.json").read_bytes())
     assert report.decontamination["contaminated:evals"].count >= 5  # the eval prompts' near copies were found
     files = {split: len(list((Path(out) / "tokenized" / split).glob("data-*.arrow"))) for split in ("train", "eval")}

@@ -280,3 +280,49 @@ def test_advice_quotes_the_retention_experiment_below_a_general_share_of_0_3():
     assert any(line.startswith("no general data: in bench/retention") for line in advice)
     assert any(line.startswith("general data is 10% of train") for line in mixture.base_model_advice(500, 2, 0.1))
     assert not any("bench/retention" in line for line in mixture.base_model_advice(500, 2, 0.3))
+
+
+@pytest.mark.parametrize("sampling, unit", [("diverse", "records"), ("random", "records"), ("diverse", "tokens")])
+def test_stages_that_pick_records_pick_the_same_from_their_columns_alone(tmp_path, write_mix, llama_tokenizer,
+                                                                         sampling, unit):
+    """``plan.Stage.picks_by``: the Dask runner runs the split and the mixture over those columns and each
+    record's row only (``plan.picking_input``), then writes the rows they picked from the whole records
+    (``plan.picked_rows``): every frame and the report equal the stage's over whole records. A mixture in tokens
+    tokenizes the records: it picks by whole records."""
+    from polars.testing import assert_frame_equal
+
+    from pipeline import plan
+    from pipeline.records import shard_unit, work_units
+
+    write_jsonl(tmp_path / "task.jsonl", [{"instruction": f"{('Explain', 'List', 'Name')[k % 3]} item {k * 7}.",
+                                           "input": f"context {k}" * (k % 2), "output": f"Answer {k}."}
+                                          for k in range(40)])
+    write_jsonl(tmp_path / "gen.jsonl", [{"instruction": f"{('Write', 'Give')[k % 2]} general thing {k * 11}.",
+                                          "input": "", "output": f"General answer {k}."} for k in range(90)])
+    mix = load_mix(write_mix({
+        "name": "t", "seed": 5, "tokenize": {"enabled": True},
+        "sources": [{"name": "task", "path": "task.jsonl", "task": "qa"},
+                    {"name": "gen", "path": "gen.jsonl", "general": True}],
+        "split": {"eval": 0.1},
+        "mixture": {"size": 100 if unit == "records" else 1500, "unit": unit, "general_share": 0.4,
+                    "max_repeats": 3, "sampling": sampling}}))
+    records = build.union([shard_unit(unit) for unit in work_units(mix)])
+    context = plan.Context(mix, llama_tokenizer, {}, tmp_path)
+    for name in ("split", "mixture"):
+        stage = plan.stage(name)
+        assert stage.picks_by is not None
+        columns = stage.picks_by(mix.spec)
+        whole = stage.run(records, context)
+        if not columns:
+            assert name == "mixture" and unit == "tokens"
+            continue
+        thin = stage.run(plan.picking_input(records, columns), context)
+        assert thin.stats == whole.stats and thin.rejected.height == whole.rejected.height == 0
+        assert_frame_equal(plan.picked_rows(records, thin.kept), whole.kept)
+        assert thin.outputs.keys() == whole.outputs.keys()
+        for output, frame in whole.outputs.items():
+            assert_frame_equal(plan.picked_rows(records, thin.outputs[output]), frame)
+        assert whole.kept.height > 0
+        records = whole.kept if name == "split" else records
+    if unit == "records":
+        assert (whole.kept["repeat"] > 0).any()  # the mixture repeated records: rows the stage added
