@@ -68,6 +68,9 @@ WORKER_MEMORY: dict[str, Any] = {
     "distributed.worker.memory.terminate": 0.95,
 }
 PARTITION_ROWS = 100_000  # records per partition of the stages that run by partition (decontamination)
+# on Dask the tokenize stage's shards are tasks that read their records themselves (``tokenize_shard``): the
+# stage only needs what orders train into shards and what leaves out its rejects
+TOKENIZE_PICKS_BY = ("id", "repeat")
 SMALLEST_WORKER = 512 << 20  # a Dask worker that has imported the flow holds ~210 MB before any task
 
 
@@ -144,11 +147,12 @@ def run_stage(stage: plan.Stage, records: pl.DataFrame, context: plan.Context, p
         rejected, kept = decontaminated(previous, records.height, context)
         return plan.quarantined(Outcome(pl.DataFrame(), rejected), records, context), {"kept": kept}
     columns = stage.picks_by(context.mix.spec) if stage.picks_by else ()
-    if columns:
-        return picked(stage, records, context, previous, columns)
-    if stage.name == tokenize.STAGE:
+    if stage.name == tokenize.STAGE:  # the shards' tasks read their records: the stage orders and filters train
         context = dataclasses.replace(context, shards=tokenize_shards(previous, earlier, context.mix.spec,
                                                                       context.tokenizer))
+        columns = TOKENIZE_PICKS_BY
+    if columns:
+        return picked(stage, records, context, previous, columns)
     return plan.run_stage(stage, records, context), {}
 
 
@@ -170,13 +174,12 @@ def decontaminated(previous: StageHandle, height: int, context: plan.Context) ->
 
 def picked(stage: plan.Stage, records: pl.DataFrame, context: plan.Context, previous: StageHandle,
            columns: tuple[str, ...]) -> tuple[Outcome, dict[str, list[Path]]]:
-    """A stage that picks its records (``plan.Stage.picks_by``) run over ``plan.picking_input``; then each frame
-    of its outcome that names rows is written by the workers, ``PARTITION_ROWS`` rows a task: those rows of the
-    records behind ``previous`` (memory-mapped there), with the columns the stage added (``plan.picked_rows``)."""
+    """A stage that picks its records (``plan.Stage.picks_by``; the tokenize stage with its shards as tasks) run
+    over ``plan.picking_input``, its rejects quarantined from ``records``; then each frame of its outcome that
+    names rows is written by the workers, ``PARTITION_ROWS`` rows a task: those rows of the records behind
+    ``previous`` (memory-mapped there), with the columns the stage added (``plan.picked_rows``)."""
     assert context.scratch is not None
-    outcome = stage.run(plan.picking_input(records, columns), context)
-    if outcome.rejected.height:
-        raise AssertionError(f"{stage.name}: the stage rejected records; it only picks them")
+    outcome = plan.quarantined(stage.run(plan.picking_input(records, columns), context), records, context)
     frames = {"kept": outcome.kept} | {f"outputs/{name}": frame for name, frame in outcome.outputs.items()
                                       if plan.ROW in frame.columns}
     written: dict[str, list[Path]] = {}
@@ -190,8 +193,7 @@ def picked(stage: plan.Stage, records: pl.DataFrame, context: plan.Context, prev
             written[place] = paths
     outputs = {name: pl.DataFrame() if f"outputs/{name}" in written else frame
                for name, frame in outcome.outputs.items()}
-    return dataclasses.replace(outcome, kept=pl.DataFrame(), rejected=pl.DataFrame(schema=QUARANTINE_SCHEMA),
-                               outputs=outputs), written
+    return dataclasses.replace(outcome, kept=pl.DataFrame(), outputs=outputs), written
 
 
 def rows_written(previous: StageHandle, picked: pl.DataFrame, path: Path) -> Path:

@@ -15,6 +15,7 @@ from typing import Any
 from uuid import UUID
 
 import orjson
+import polars as pl
 import pytest
 import yaml
 
@@ -200,6 +201,7 @@ def test_on_dask_the_global_stages_run_partition_by_partition_on_the_workers(tmp
     eval_rows = [{"instruction": r["instruction"] + " please", "input": r["input"]} for r in general[:40:4]]
     (demo.parent / "evals.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in eval_rows))
     spec["decontaminate"] = {"against": ["evals.jsonl"]}
+    spec.setdefault("filters", {})["min_tokens"] = 90  # tokenize rejects short records: quarantined on Dask too
     demo.write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True), encoding="utf-8")
     direct = _hashes(writer.write(build.run(load_mix(demo))))
     other = tmp_path / "again"
@@ -220,11 +222,15 @@ def test_on_dask_the_global_stages_run_partition_by_partition_on_the_workers(tmp
     assert names.count("write_kept") == parts and "kept" not in names
     # a part on each worker, which writes the records it keeps
     assert names.count("records_slice") == names.count("ngram_matches") == names.count("rejects_writing_kept") == 2
-    # the split (train pool, eval) and the mixture (train, sampled_out) pick over ids and a few columns; the
-    # workers write the rows they picked, a task per frame here (fewer than PARTITION_ROWS rows each)
-    assert names.count("rows_written") == 4
+    # the split (train pool, eval) and the mixture (train, sampled_out) pick over ids and a few columns, the
+    # tokenize stage orders train into its shards by id and repeat; the workers write the rows they picked, a task
+    # per frame here (fewer than PARTITION_ROWS rows each)
+    assert names.count("rows_written") == 5
     report = BuildReport.model_validate_json((Path(out) / "report.json").read_bytes())
     assert report.decontamination["contaminated:evals"].count >= 5  # the eval prompts' near copies were found
+    rejected = pl.read_parquet(Path(out) / "rejected.parquet")
+    assert rejected.filter(pl.col("reason") == "too_few_tokens")["original"].str.contains('"instruction"').all()
+    assert rejected.filter(pl.col("reason") == "too_few_tokens").height > 10
     files = {split: len(list((Path(out) / "tokenized" / split).glob("data-*.arrow"))) for split in ("train", "eval")}
     assert files["train"] > 2 and names.count("tokenize_shard") == files["train"] + files["eval"]
     assert len({worker for name, worker in finished.tasks if name == "tokenize_shard"}) == 2
