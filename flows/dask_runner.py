@@ -40,7 +40,7 @@ import numpy as np
 import polars as pl
 from dask.utils import parse_bytes
 
-from flows import stage_store, state_folder
+from flows import dask_sizes, stage_store, state_folder
 from flows.partitioned_decontaminate import decontaminate_written
 from flows.partitioned_dedup import deduplicate_written
 from flows.stage_store import StageHandle
@@ -51,6 +51,8 @@ from pipeline.report.stages import dedup_report
 from pipeline.stage import QUARANTINE_SCHEMA, Outcome
 from pipeline.token_splits import ShardJob, ShardRunner, TokenShard
 from schemas.mix import MixSpec
+
+dask_sizes.register(TokenShard, decontaminate.EvalTable)
 
 # Dask's defaults are target 0.6, spill 0.7, pause 0.8, terminate 0.95 of the worker's limit.
 WORKER_MEMORY: dict[str, Any] = {

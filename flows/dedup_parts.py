@@ -1,5 +1,6 @@
 """The worker side of partitioned dedup (flows/partitioned_dedup.py): what one Dask task does to one partition of
-records, one shuffle bucket or one set of candidate pairs. Functions of their arguments; no Dask here.
+records, one shuffle bucket or one set of candidate pairs. Functions of their arguments; no Dask here, but for
+the sizes of the values they return, which Dask's memory manager needs to spill them (flows/dask_sizes.py).
 
 Contract: every function takes and returns plain values (frames, arrays, the dataclasses below), so a task
 can run it on whichever worker holds its inputs. Records are named by their ``row``: their rank in the whole
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from flows import stage_store
+from flows import dask_sizes, stage_store
 from pipeline import dedup, minhash, near_dups, plan
 from schemas.mix import DedupSpec
 
@@ -317,3 +318,6 @@ def write_kept(part: Part, survivors: Survivors | None, local: np.ndarray, folde
     frames = {"kept": records, **plan.kept_outputs(records, signatures, keys if fingerprints else None)}
     return {name: stage_store.write(frame, folder / f"{name}-{part.spec.home:05d}.arrow")
             for name, frame in frames.items()}
+
+
+dask_sizes.register(Part, Survivors, BandEntries, Info, PairTable, Round, minhash.ShingleSets)

@@ -95,3 +95,45 @@ def test_without_worker_memory_the_local_workers_are_uncapped(tmp_path: Path, mo
         assert [w["memory_limit"] for w in client.scheduler_info()["workers"].values()] == [0]
         view = next(iter(client.run(_worker_view).values()))
     assert view["spills_to"] == "dict"
+
+
+def _spilled(dask_worker: distributed.Worker) -> int:
+    return len(dask_worker.data.slow)  # type: ignore[attr-defined]
+
+
+def test_a_capped_worker_counts_what_it_stores_by_its_real_size_and_spills_it(tmp_path: Path) -> None:
+    """Dask counted a polars frame, and each dataclass of arrays the partitioned dedup stores, as 56 bytes: a
+    capped worker spilled none of it and was restarted when it filled up (the 3M build on 4 GB workers).
+    flows/dask_sizes.py gives their real sizes; a worker past its size target (here 30% of 1 GB; RSS-based
+    spilling off, so only the counted sizes spill) moves stored frames to disk."""
+    import numpy as np
+    from dask.sizeof import sizeof
+
+    from flows import dedup_parts
+    from pipeline import minhash
+
+    records = _records("a", 2000)
+    part = dedup_parts.prepare(records, None, dedup_parts.PartSpec(0, ("s",)), DedupSpec())
+    assert part.sets is not None and isinstance(part.sets, minhash.ShingleSets)
+    arrays = part.sets.hashes.nbytes + part.sets.starts.nbytes + part.keys.estimated_size()
+    assert sizeof(records) == records.estimated_size() > 100_000
+    assert sizeof(part) >= arrays + records.estimated_size() + part.meta.estimated_size()
+    entries = dedup_parts.BandEntries(0, np.zeros(1000, np.int16), np.zeros(1000, np.uint64), np.zeros(1000, np.int64))
+    assert sizeof(entries) >= 18_000
+
+    def stored_frame(megabytes: int, seed: int, sized: bool) -> pl.DataFrame:  # sent by value: no module import
+        if sized:
+            import flows.dask_sizes  # noqa: F401  (what a worker running a build task has imported)
+        return pl.DataFrame({"x": np.random.default_rng(seed).random(megabytes << 17)})  # 8 bytes a value
+
+    config = {**dask_runner.WORKER_MEMORY, "distributed.worker.memory.target": 0.3,
+              "distributed.worker.memory.spill": False}
+    for sized in (False, True):
+        with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                                      memory_limit="1GB", local_directory=str(tmp_path), config=config) as cluster, \
+                distributed.Client(cluster) as client:
+            futures = [client.submit(stored_frame, 50, k, sized, pure=False) for k in range(8)]  # 400 MB > 300 MB
+            distributed.wait(futures)
+            spilled = next(iter(client.run(_spilled).values()))
+            assert (spilled >= 2) if sized else (spilled == 0)  # unsized: 8 x 56 bytes, nothing to spill
+            assert client.submit(lambda frame: frame.height, futures[0]).result() == 50 << 17  # back from disk
