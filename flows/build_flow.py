@@ -118,7 +118,9 @@ def report_task(mix: Mix, shards: list[StageHandle], stages: dict[str, StageHand
     last = plan.STAGES[-1].name
     outcomes = {name: stage_store.get(handle, without=() if name == last else ("kept",))
                 for name, handle in stages.items()}
-    return stage_store.put(build.assemble(mix, _shards(shards, without=("kept",)), outcomes), folder)
+    result = build.assemble(mix, _shards(shards, without=("kept",)), outcomes)
+    with stage_store.scratch(folder) as scratch:  # train is the last stage's files, linked, not written again
+        return stage_store.put(result, folder, {"train": stage_store.linked(stages[last], "kept", scratch)})
 
 
 @task(name="write", cache_policy=NO_CACHE)

@@ -67,11 +67,13 @@ def put(value: Any, folder: Path, written: Mapping[str, Sequence[Path]] | None =
     """Write ``value``'s frames under ``folder`` (replacing what is there) and return its handle. ``written``:
     frames already written as Arrow files (``write``), by where they go in ``value`` (a field of its dataclass,
     or ``outputs/<name>`` for an entry of an Outcome's outputs), each as its parts in order; they move into the
-    folder, and ``value`` holds an empty frame in their place."""
+    folder, and the frame ``value`` holds in their place is not written."""
     tmp = folder.with_name(f".{folder.name}.tmp-{uuid.uuid4().hex}")
     tmp.mkdir(parents=True)
     try:
         numbers = itertools.count()
+        for place in written or {}:
+            value = _at(value, place.split("/"), pl.DataFrame())
         skeleton = _strip(value, tmp, numbers)
         for place, parts in (written or {}).items():
             names = tuple(f"{next(numbers)}.arrow" for _ in parts)
@@ -139,6 +141,17 @@ def rows(handle: StageHandle, field: str) -> int:
     """The rows of a frame field of the handle's value, from its files' metadata."""
     file: FrameFile = getattr(handle.skeleton, field)
     return sum(pl.scan_ipc(Path(handle.folder) / name).select(pl.len()).collect().item() for name in file.names)
+
+
+def linked(handle: StageHandle, field: str, folder: Path) -> list[Path]:
+    """Hard links in ``folder`` to the files of a frame field of the handle's value: ``put``'s ``written`` for a
+    frame passed on unchanged, which is then not written again (the stage root is one file system)."""
+    file: FrameFile = getattr(handle.skeleton, field)
+    links = []
+    for k, name in enumerate(file.names):
+        links.append(folder / f"{field}-{k:05d}.arrow")
+        os.link(Path(handle.folder) / name, links[-1])
+    return links
 
 
 def write(frame: pl.DataFrame, path: Path) -> Path:

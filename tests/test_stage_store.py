@@ -145,3 +145,26 @@ def test_frames_the_workers_wrote_move_in_and_read_back_as_one(tmp_path: Path) -
     assert stage_store.rows(handle, "kept") == 10
     lean = stage_store.get(handle, without=("kept",))
     assert lean.kept.height == 0 and lean.kept.schema == records.schema
+
+
+def test_a_frame_passed_on_unchanged_is_linked_not_written_again(tmp_path: Path) -> None:
+    """The report task's train is the tokenize stage's: ``linked`` hard-links its files, ``put`` moves the links
+    in and writes no copy; removing the report's folder leaves the stage's files."""
+    from pipeline.stage import Outcome, no_rejects
+
+    records = pl.DataFrame({"id": [f"r{k}" for k in range(6)], "text": ["x" * k for k in range(6)]})
+    root = tmp_path / "stages" / "build"
+    with stage_store.scratch(root / "stage") as scratch:
+        parts = [stage_store.write(records.slice(start, 3), scratch / f"p{start}.arrow") for start in (0, 3)]
+        stage = stage_store.put(Outcome(pl.DataFrame(), no_rejects()), root / "stage", {"kept": parts})
+    with stage_store.scratch(root / "report") as scratch:
+        passed_on = (stage_store.get(stage).kept, records.head(2))
+        report = stage_store.put(Outcome(*passed_on, None), root / "report",
+                                 {"kept": stage_store.linked(stage, "kept", scratch)})
+    assert stage_store.get(report).kept.equals(records)
+    assert stage_store.get(report).rejected.equals(records.head(2))  # the other frames are written as before
+    stage_files = [Path(stage.folder) / name for name in stage.skeleton.kept.names]
+    report_files = [Path(report.folder) / name for name in report.skeleton.kept.names]
+    assert [p.stat().st_ino for p in report_files] == [p.stat().st_ino for p in stage_files]
+    stage_store.remove(report)
+    assert stage_store.get(stage).kept.equals(records)
