@@ -57,7 +57,7 @@ class BuildResult:
     duplicates: pl.DataFrame
     report: BuildReport
     tokenized: dict[str, pl.DataFrame]  # the index of tokenized/'s rows per split; empty when tokenize is off
-    signatures: pl.DataFrame | None = None  # id, signature of every kept record: the dedup index
+    signatures: pl.DataFrame | None = None  # id, signature of every record dedup kept: the dedup index's rows
     files: Path | None = None  # the shard files of tokenized/'s splits, written by the tokenize stage
     scratch: Any = None  # the temporary folder that holds ``files`` in a direct build: removed with the result
 
@@ -155,9 +155,6 @@ def assemble(mix: Mix, shards: list[Shard], outcomes: dict[str, Outcome]) -> Bui
     everyone = fates.fate_table(train, eval_, all_rejected, duplicates, sampled_out)
     ledger_rows = ledger.reconcile(dict(inputs), everyone)
     signatures = outcomes[dedup.STAGE].outputs.get("signatures")
-    if signatures is not None:  # the index describes the output: train then eval, as written
-        final = pl.concat([train.select("id"), eval_.select("id")])
-        signatures = final.join(signatures, on="id", how="left", maintain_order="left")
     tokenized = {split: rows for name, rows in outcomes[tokenize.STAGE].outputs.items()
                  if (split := name.removeprefix("tokenized/")) != name}
     report = BuildReport(

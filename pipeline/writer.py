@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 import orjson
+import polars as pl
 
 import pipeline
 from pipeline import card, chat_format
@@ -71,7 +72,8 @@ def write(result: BuildResult, target: Path | None = None, build_key: str | None
         writers.write_parquet(result.rejected, tmp / "rejected.parquet", compression, level)
         writers.write_parquet(result.duplicates, tmp / "duplicates.parquet", compression, level)
         if result.signatures is not None:
-            signature_index.write(tmp / signature_index.FOLDER, result.signatures, spec.dedup, compression)
+            output_ids = pl.concat([result.train["id"], result.eval["id"]])
+            signature_index.write(tmp / signature_index.FOLDER, output_ids, result.signatures, spec.dedup, compression)
         writers.write_json(result.report.model_dump(mode="json"), tmp / "report.json")
         (tmp / "report.md").write_text(markdown.render(result.report), encoding="utf-8")
         (tmp / "report.html").write_text(html.render(result.report), encoding="utf-8")

@@ -296,13 +296,18 @@ def test_dedup_against_an_earlier_build_and_a_dataset(tmp_path, write_mix):
     assert {p.name: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before  # reference untouched
 
 
-def test_incompatible_index_is_not_used(tmp_path):
+def test_the_index_follows_the_output_and_an_incompatible_one_is_not_used(tmp_path):
+    """The index is written in the output's order (train then eval, a repeated record once per row) from the
+    signatures of the records dedup kept, in dedup's order; a reader with other settings ignores it."""
     folder = tmp_path / "build"
     folder.mkdir()
-    signature_index.write(folder / signature_index.FOLDER,
-                          pl.DataFrame({"id": ["a#0"], "signature": np.zeros((1, 128), np.uint32)}),
+    kept = pl.DataFrame({"id": ["a#0", "a#1", "a#2"],
+                         "signature": np.arange(3 * 128, dtype=np.uint32).reshape(3, 128)})
+    signature_index.write(folder / signature_index.FOLDER, pl.Series(["a#2", "a#0", "a#2", "a#1"]), kept,
                           DedupSpec(), "zstd")
-    assert signature_index.read(folder, DedupSpec()) is not None
+    index = signature_index.read(folder, DedupSpec())
+    assert index is not None and index["id"].to_list() == ["a#2", "a#0", "a#2", "a#1"]
+    assert [row[0] for row in index["signature"].to_list()] == [256, 0, 256, 128]
     assert signature_index.read(folder, DedupSpec(ngram=3)) is None
     assert signature_index.read(folder, DedupSpec(num_perm=64)) is None
 

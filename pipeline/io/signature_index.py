@@ -33,11 +33,20 @@ def params(settings: DedupSpec) -> dict[str, Any]:
     }
 
 
-def write(folder: Path, signatures: pl.DataFrame, settings: DedupSpec, compression: str) -> None:
-    """``signatures``: id and signature (Array(UInt32, num_perm)) of every record kept, in the output's order."""
+def write(folder: Path, ids: pl.Series, signatures: pl.DataFrame, settings: DedupSpec, compression: str) -> None:
+    """The index of the records ``ids`` names (the output's train then eval, repeats included), from
+    ``signatures`` (id and signature of every record dedup kept), gathered a row group at a time: the index in
+    the output's order is never held whole."""
     folder.mkdir()
-    frame = signatures.select("id", pl.col("signature").cast(pl.Array(pl.UInt32, settings.num_perm)))
-    writers.write_parquet(frame, folder / "signatures.parquet", compression, statistics=False)
+    rows = ids.to_frame("id").join(signatures.select("id").with_row_index("_at"), on="id", how="left",
+                                   maintain_order="left")
+    signature = pl.col("signature").cast(pl.Array(pl.UInt32, settings.num_perm))
+
+    def gathered(part: pl.DataFrame) -> pl.DataFrame:
+        return pl.DataFrame({"id": part["id"], "signature": signatures["signature"].gather(part["_at"])}).select(
+            "id", signature)
+
+    writers.write_parquet(rows, folder / "signatures.parquet", compression, statistics=False, columns=gathered)
     text = orjson.dumps(params(settings), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
     (folder / "params.json").write_bytes(text + b"\n")
 
