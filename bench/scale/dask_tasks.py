@@ -8,9 +8,10 @@ fresh state folder, and builds the corpus's mix (bench/work/scale/<label>/mix.ya
 the cluster, as ``--dask-address`` does. A worker plugin polls its worker's RSS every 0.1 s and records, for
 every task the worker runs, its start and end, the RSS when it started and the peak while it ran (a stage task
 that waits for the tasks it submitted, seceded, shares its worker with them: their peaks are inside its
-interval). Writes
-bench/work/scale/dask-tasks-<label>[-<memory>].json; prints one line per task (the flow's global stages are
-``stage_task`` 1-5 in plan order).
+interval). The records go to files as they are made, so a worker that Dask's nanny kills at its limit leaves
+what it ran and what it was running then (``killed``: each dead worker process's last view, RSS and the running
+tasks' peaks). Writes bench/work/scale/dask-tasks-<label>[-<memory>].json; prints one line per task (the flow's
+global stages are ``stage_task`` 1-5 in the order they started).
 """
 
 from __future__ import annotations
@@ -40,23 +41,36 @@ MB = 1 << 20
 
 
 class TaskMemory(WorkerPlugin):
-    """Per task run on this worker: (key, start, end, RSS at start, peak RSS while it ran), in MB."""
+    """Per task run on this worker: (key, start, end, RSS at start, peak RSS while it ran), in MB, appended to
+    ``<folder>/tasks-<pid>.jsonl`` as each task ends; the tasks running now, with their peaks so far, rewritten
+    to ``<folder>/running-<pid>.json`` every second. Both survive a worker its nanny kills, so the tasks that
+    were running when it passed the limit are known."""
 
     name = "task-memory"
 
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
     def setup(self, worker: Any) -> None:
         self.process = psutil.Process()
+        self.address = worker.address
         self.running: dict[str, tuple[float, int, int]] = {}  # key -> (start, rss at start, peak so far)
-        self.done: list[tuple[str, float, float, int, int]] = []
+        self.log = Path(self.folder) / f"tasks-{self.process.pid}.jsonl"
+        self.now = Path(self.folder) / f"running-{self.process.pid}.json"
         self.lock = threading.Lock()
         threading.Thread(target=self._poll, daemon=True).start()
 
     def _poll(self) -> None:
+        ticks = 0
         while True:
             rss = self.process.memory_info().rss
             with self.lock:
                 for key, (start, first, peak) in self.running.items():
                     self.running[key] = (start, first, max(peak, rss))
+                if ticks % 10 == 0:
+                    self.now.write_text(json.dumps({"worker": self.address, "time": time.time(), "rss_mb": rss // MB,
+                                                    "running": {k: v[2] // MB for k, v in self.running.items()}}))
+            ticks += 1
             time.sleep(0.1)
 
     def transition(self, key: Any, start: str, finish: str, **kwargs: Any) -> None:
@@ -66,11 +80,20 @@ class TaskMemory(WorkerPlugin):
                 self.running[str(key)] = (time.time(), rss, rss)
             elif start in ("executing", "long-running") and finish != "long-running" and str(key) in self.running:
                 began, first, peak = self.running.pop(str(key))
-                self.done.append((str(key), began, time.time(), first // MB, max(peak, rss) // MB))
+                row = (str(key), self.address, began, time.time(), first // MB, max(peak, rss) // MB)
+                with self.log.open("a") as out:
+                    out.write(json.dumps(row) + "\n")
 
 
-def _log(dask_worker: Any) -> list[tuple[str, float, float, int, int]]:
-    return dask_worker.plugins[TaskMemory.name].done
+def _finished(folder: Path) -> list[tuple[str, str, float, float, int, int]]:
+    return [tuple(json.loads(line)) for path in sorted(folder.glob("tasks-*.jsonl"))  # type: ignore[misc]
+            for line in path.read_text().splitlines()]
+
+
+def _killed(folder: Path, end: float) -> list[dict[str, Any]]:
+    """What each worker process that stopped reporting before the end was running (a worker its nanny killed)."""
+    seen = [json.loads(path.read_text()) for path in sorted(folder.glob("running-*.json"))]
+    return [view for view in seen if view["time"] < end - 5]
 
 
 def main() -> None:
@@ -93,23 +116,25 @@ def main() -> None:
     server = prefect_server.start(state / "server")
     os.environ["PREFECT_API_URL"] = server.api_url
     memory = dask_runner.worker_memory(args.worker_memory) if args.worker_memory else 0
+    logs_folder = state / "task-memory"
+    logs_folder.mkdir()
     started, error = time.time(), None
     try:
         with dask_runner.local_cluster(n_workers=args.workers, threads_per_worker=1, processes=True,
                                        dashboard_address=None, memory_limit=memory,
                                        local_directory=str(state / "dask")) as cluster, Client(cluster) as client:
-            client.register_plugin(TaskMemory())
+            client.register_plugin(TaskMemory(str(logs_folder)))
             from flows.build_flow import with_runner
 
             try:
                 with_runner("dask", dask_address=cluster.scheduler_address)(str(WORK / name / "mix.yaml"))
             except Exception as err:  # a capped worker killed three times: what ran until then is the result
                 error = f"{type(err).__name__}: {str(err)[:300]}"
-            logs = client.run(_log, on_error="ignore")  # a worker restarting after a kill: its log is gone
+            ended = time.time()
     finally:
         server.stop()
-    tasks = sorted(((key, worker, began, end, first, peak) for worker, done in logs.items()
-                    for key, began, end, first, peak in done), key=lambda t: t[2])
+    tasks = sorted(_finished(logs_folder), key=lambda t: t[2])
+    killed = _killed(logs_folder, ended)
     stage_number = 0
     rows = []
     for key, worker, began, end, first, peak in tasks:
@@ -120,7 +145,9 @@ def main() -> None:
         rows.append({"task": task, "worker": worker.rsplit(":", 1)[-1], "start_s": round(began - started, 1),
                      "seconds": round(end - began, 1), "rss_start_mb": first, "rss_peak_mb": peak})
     result = {"records": args.records, "workers": args.workers, "worker_memory": args.worker_memory,
-              "seconds": round(time.time() - started, 1), "error": error, "tasks": rows}
+              "seconds": round(time.time() - started, 1), "error": error, "tasks": rows,
+              "killed": [{"worker": view["worker"], "at_s": round(view["time"] - started, 1), "rss_mb": view["rss_mb"],
+                          "running": {key_split(k): mb for k, mb in view["running"].items()}} for view in killed]}
     suffix = f"-{args.worker_memory}" if args.worker_memory else ""
     (WORK / f"dask-tasks-{name}{suffix}.json").write_text(json.dumps(result, indent=1))
     for row in rows:
