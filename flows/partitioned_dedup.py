@@ -7,17 +7,19 @@ kept records in input order, duplicates.parquet rows, signatures, fingerprints a
 test_partitioned_dedup.py checks it for every setting that changes the path). ``duplicates_partitioned``
 returns the duplicates.parquet rows alone (``dedup.duplicates_of``), leaving the kept records where they are.
 
-Where the work happens (every task pinned to the worker that holds its inputs; N = the cluster's workers):
+Where the work happens (every task pinned to the worker that holds its inputs; N = the cluster's workers; B =
+the shuffle buckets, N or more: one per ``BUCKET_RECORDS`` records, bucket k on worker k mod N, so a bucket's
+task stays small however many records a worker holds):
 1. On each partition's worker: rank columns, key texts, one tokenization for the exact fingerprints and the
    shingle sets (flows/dedup_parts.py; the functions of pipeline/dedup.py). Reference sets are split into N
    chunks and placed like partitions.
 2. Ranks, on the client: every record's (priority, output length, input order) without its text, sorted as
    ``dedup`` sorts its universe; each partition gets back its records' ranks (``row``).
-3. Exact: fingerprints shuffled by hash into N buckets; each bucket finds the best-ranked record of every
+3. Exact: fingerprints shuffled by hash into B buckets; each bucket finds the best-ranked record of every
    fingerprint and returns the records removed for another (row, keeper), few.
 4. Near, over the exact survivors: signatures where the shingles are; every (band, band hash, row) shuffled by
-   the hash into N buckets, so each worker holds ~1/N of the LSH buckets and emits their candidate pairs;
-   pairs shuffled by their second record into N pair buckets (all candidates of a record in one bucket, as
+   the hash into B buckets, so each worker holds ~1/N of the LSH buckets and emits their candidate pairs;
+   pairs shuffled by their second record into B pair buckets (all candidates of a record in one bucket, as
    ``near_dups``' first round needs); each pair bucket asks the partitions for the shingles, signatures and
    fingerprints of its pairs' records only, then filters, prefilters and checks them as ``near_dups`` does.
 5. On the client, from the verified pairs only: clusters after round 1 (sent back to the pair buckets for
@@ -48,6 +50,8 @@ from flows import dedup_parts as parts
 from pipeline import dedup, near_dups
 from schemas.mix import DedupSpec
 
+BUCKET_RECORDS = 250_000  # records per shuffle bucket at most (one band bucket's entries: ~150 MB), >= 1 a worker
+
 
 class _Cluster:
     """Tasks pinned to workers, and shuffles between them."""
@@ -58,6 +62,7 @@ class _Cluster:
         if not self.workers:
             raise ValueError("the Dask cluster has no workers")
         self.size = len(self.workers)
+        self.buckets = self.size  # shuffle buckets, ``bucket(k)``'s worker each: set once the records are counted
 
     def run(self, where: str, function: Callable[..., Any], *args: Any) -> Future:
         return self.client.submit(function, *args, workers=[where], allow_other_workers=False, pure=False)
@@ -137,6 +142,7 @@ def _find(client: Client, partitions: Sequence[pl.DataFrame | Future], settings:
     placed = _place(cluster, partitions, references, settings, tuple(priority))
     universe = _rank(cluster, placed, settings)
     n = universe.height
+    cluster.buckets = max(cluster.size, -(-n // BUCKET_RECORDS))
     itself = np.arange(n, dtype=np.int64)
     exact_keeper = _exact(cluster, placed, n) if settings.exact else itself
     survivors = np.flatnonzero(exact_keeper == itself)
@@ -212,7 +218,7 @@ def _rank(cluster: _Cluster, placed: list[_Placed], settings: DedupSpec) -> pl.D
 
 def _exact(cluster: _Cluster, placed: list[_Placed], n: int) -> np.ndarray:
     """Each row's exact keeper (by row), from the fingerprint buckets."""
-    buckets = cluster.size
+    buckets = cluster.buckets
     entries = [cluster.split(p.where, cluster.run(p.where, parts.exact_entries, p.part, buckets), buckets)
                for p in placed]
     removed = pl.concat(cluster.gather([
@@ -238,7 +244,7 @@ class _Near:
         cluster, settings = self.cluster, self.settings
         tables = self._pair_tables(self._candidates())
         firsts = [cluster.split(where, cluster.run(where, parts.first_round, table, settings), 2)
-                  for where, table in zip(map(cluster.bucket, range(cluster.size)), tables, strict=True)]
+                  for where, table in zip(map(cluster.bucket, range(cluster.buckets)), tables, strict=True)]
         first = cluster.gather([f[1] for f in firsts])
         labels, _ = _clusters(pl.concat([r.verified for r in first]))
         shared = cluster.client.scatter(labels, broadcast=True, hash=False)
@@ -258,7 +264,7 @@ class _Near:
 
     def _candidates(self) -> list[list[Future]]:
         """The candidate pairs, for each pair bucket the frames every band bucket sent it."""
-        cluster, size = self.cluster, self.cluster.size
+        cluster, size = self.cluster, self.cluster.buckets
         entries = [cluster.split(p.where, cluster.run(p.where, parts.band_entries, s, self.bands, self.rows, size),
                                  size) for p, s in zip(self.placed, self.near_parts, strict=True)]
         pairs = [cluster.split(cluster.bucket(b), cluster.run(cluster.bucket(b), parts.bucket_pairs, size,
@@ -267,7 +273,7 @@ class _Near:
 
     def _pair_tables(self, pairs: list[list[Future]]) -> list[Future]:
         """Each pair bucket's pairs with the records they name, served by the partitions that hold them."""
-        cluster, size = self.cluster, self.cluster.size
+        cluster, size = self.cluster, self.cluster.buckets
         asks = [cluster.run(cluster.bucket(t), parts.requests, *frames) for t, frames in enumerate(pairs)]
         served = [cluster.split(p.where, cluster.run(p.where, parts.serve, s, *asks), size)
                   for p, s in zip(self.placed, self.near_parts, strict=True)]
@@ -276,7 +282,7 @@ class _Near:
 
     def _jaccard(self, pairs: np.ndarray) -> np.ndarray:
         """The true Jaccard of (row, row) pairs, measured in the pair buckets of their first rows."""
-        cluster, size = self.cluster, self.cluster.size
+        cluster, size = self.cluster, self.cluster.buckets
         out = np.empty(len(pairs))
         if not len(pairs):
             return out

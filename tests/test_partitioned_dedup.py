@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterator
+from typing import Any
 
 import distributed
 import numpy as np
@@ -122,6 +123,29 @@ def test_partitioned_equals_single_process(client, corpus, name):
     # the eval set's source is "eval", which no record has: within sources it is never compared
     assert set(expected.duplicates["kept_in"]) == {"build", "out/v1"} | ({"eval.jsonl"} if settings.across_sources
                                                                          else set())
+
+
+@pytest.mark.parametrize("name", ["default", "within sources"])
+def test_more_shuffle_buckets_than_workers_give_the_same_result(client, corpus, name, monkeypatch):
+    """A large build shuffles into one bucket per ``BUCKET_RECORDS`` records (several per worker), so no bucket's
+    task holds a worker's whole share of the band entries; the result does not depend on the bucket count."""
+    from flows import partitioned_dedup
+
+    partitions, references = corpus
+    settings = DedupSpec(**SETTINGS[name])  # type: ignore[arg-type]
+    total = sum(p.height for p in partitions) + sum(r.records.height for r in references)
+    monkeypatch.setattr(partitioned_dedup, "BUCKET_RECORDS", total // 7 + 1)  # 7 buckets on 3 workers
+    buckets, find = [], partitioned_dedup._find
+
+    def counted(*args: Any) -> Any:
+        found = find(*args)
+        buckets.append(found.cluster.buckets)
+        return found
+
+    monkeypatch.setattr(partitioned_dedup, "_find", counted)
+    expected = dedup.deduplicate(pl.concat(partitions), settings, PRIORITY, references)
+    assert_same(deduplicate_partitioned(client, partitions, settings, PRIORITY, references), expected)
+    assert buckets == [7]
 
 
 def test_partitions_already_on_the_workers(client, corpus):
