@@ -168,9 +168,13 @@ def decontaminated(previous: StageHandle, height: int, context: plan.Context) ->
     with distributed.worker_client() as client:
         count = max(len(client.scheduler_info()["workers"]), -(-height // PARTITION_ROWS))
         bounds = [(int(rows[0]), len(rows)) for rows in np.array_split(np.arange(height), count) if len(rows)]
-        partitions = [client.submit(records_slice, previous, start, length, pure=False) for start, length in bounds]
         paths = [context.scratch / f"kept-{k:05d}.arrow" for k in range(len(bounds))]
-        rejected = decontaminate_written(client, partitions, plan.eval_sets(mix), mix.spec.decontaminate, paths)
+
+        def read(k: int) -> distributed.Future:
+            return client.submit(records_slice, previous, *bounds[k], pure=False)
+
+        rejected = decontaminate_written(client, read, len(bounds), plan.eval_sets(mix), mix.spec.decontaminate,
+                                         paths)
     return rejected, paths
 
 

@@ -31,13 +31,15 @@ VERIFIED_SCHEMA = {"i": pl.Int64(), "j": pl.Int64(), "similarity": pl.Float64()}
 @dataclass(frozen=True)
 class PartSpec:
     """Which partition this is: ``home`` (its index); for a chunk of a reference set, the set's name and its
-    place among the ``references``."""
+    place among the ``references``; ``keep``: whether its records are kept for ``kept`` (a dedup that only
+    reports its duplicates lets them go once prepared)."""
 
     home: int
     priority: tuple[str, ...]
     ref: str | None = None
     ref_index: int = 0
     references: int = 0
+    keep: bool = True
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ def prepare(records: pl.DataFrame, known: np.ndarray | None, spec: PartSpec, set
                 else dedup.source_priority(spec.priority))
     columns = dedup.rank_columns(records, settings, priority, spec.ref)
     keys, sets = dedup.keys_and_shingles(records, settings.key, settings.ngram, settings.near)
-    kept = records if spec.ref is None else records.clear()
+    kept = records if spec.ref is None and spec.keep else records.clear()
     return Part(spec, kept, known, columns, keys, sets)
 
 

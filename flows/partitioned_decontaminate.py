@@ -20,11 +20,11 @@ The client holds the eval sets, the matches and the rejects; the records' text s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import polars as pl
-from distributed import Client, Future
+from distributed import Client, Future, wait
 
 from flows import stage_store
 from flows.partitioned_dedup import duplicates_partitioned
@@ -36,24 +36,29 @@ from schemas.mix import DecontaminateSpec
 def contaminated_partitioned(client: Client, partitions: Sequence[pl.DataFrame | Future],
                              evals: Sequence[tuple[str, pl.DataFrame]], settings: DecontaminateSpec) -> pl.DataFrame:
     placed = [p if isinstance(p, Future) else client.scatter(p, hash=False) for p in partitions]
-    found = _found(client, placed, evals, settings)
+    found = _found(client, list(placed), evals, settings)
     if found is None:
         return no_rejects()
     return pl.concat(client.gather([client.submit(decontaminate.rejects, p, found, pure=False) for p in placed]))
 
 
-def decontaminate_written(client: Client, partitions: Sequence[Future], evals: Sequence[tuple[str, pl.DataFrame]],
-                          settings: DecontaminateSpec, paths: Sequence[Path]) -> pl.DataFrame:
-    """``contaminated_partitioned``, with each partition's worker writing the records it keeps (the partition
-    without its rejects) to its path in ``paths`` (``stage_store.write``)."""
-    found = _found(client, partitions, evals, settings)
-    return pl.concat(client.gather([client.submit(rejects_writing_kept, p, found, path, pure=False)
-                                    for p, path in zip(partitions, paths, strict=True)]))
+def decontaminate_written(client: Client, read: Callable[[int], Future], count: int,
+                          evals: Sequence[tuple[str, pl.DataFrame]], settings: DecontaminateSpec,
+                          paths: Sequence[Path]) -> pl.DataFrame:
+    """``contaminated_partitioned`` over ``count`` partitions, with each partition's worker writing the records it
+    keeps (the partition without its rejects) to its path in ``paths`` (``stage_store.write``). ``read(k)`` gives
+    a future of partition k's records; each is read twice, for the lookups and to write what it keeps, so no
+    partition's records stay on a worker through the near-duplicate search."""
+    found = _found(client, [read(k) for k in range(count)], evals, settings)
+    return pl.concat(client.gather([client.submit(rejects_writing_kept, read(k), found, path, pure=False)
+                                    for k, path in zip(range(count), paths, strict=True)]))
 
 
-def _found(client: Client, placed: Sequence[Future], evals: Sequence[tuple[str, pl.DataFrame]],
+def _found(client: Client, placed: list[Future], evals: Sequence[tuple[str, pl.DataFrame]],
            settings: DecontaminateSpec) -> Future | None:
-    """The matches (``decontaminate.matches``), on every worker; None when there is nothing to match."""
+    """The matches (``decontaminate.matches``), on every worker; None when there is nothing to match. The
+    partitions are let go once their windows are looked up and their prompts taken (the caller's own list
+    keeps them)."""
     if not evals or not placed:
         return None
     sources = client.gather([client.submit(_sources, p, pure=False) for p in placed])
@@ -63,6 +68,8 @@ def _found(client: Client, placed: Sequence[Future], evals: Sequence[tuple[str, 
     table = client.scatter(decontaminate.eval_table(evals, settings.ngram), broadcast=True, hash=False)
     by_ngram = [client.submit(decontaminate.ngram_matches, p, table, pure=False) for p in placed]
     prompts = [client.submit(decontaminate.near_columns, p, pure=False) for p in placed]
+    wait(by_ngram + prompts)
+    placed.clear()
     near = duplicates_partitioned(client, prompts, decontaminate.near_settings(settings), priority,
                                   decontaminate.eval_references(evals))
     del prompts

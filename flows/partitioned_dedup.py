@@ -123,7 +123,7 @@ def duplicates_partitioned(client: Client, partitions: Sequence[pl.DataFrame | F
                            priority: Sequence[str], references: Sequence[dedup.Reference] = ()) -> pl.DataFrame:
     """``dedup.duplicates_of(pl.concat(partitions), ...)``: the duplicates.parquet rows alone (the kept records
     stay on the workers)."""
-    return _find(client, partitions, settings, priority, references).duplicates
+    return _find(client, partitions, settings, priority, references, keep=False).duplicates
 
 
 class _Found:
@@ -135,11 +135,11 @@ class _Found:
 
 
 def _find(client: Client, partitions: Sequence[pl.DataFrame | Future], settings: DedupSpec, priority: Sequence[str],
-          references: Sequence[dedup.Reference]) -> _Found:
+          references: Sequence[dedup.Reference], keep: bool = True) -> _Found:
     if not partitions:
         raise ValueError("deduplicate_partitioned needs at least one partition of records")
     cluster = _Cluster(client)
-    placed = _place(cluster, partitions, references, settings, tuple(priority))
+    placed = _place(cluster, partitions, references, settings, tuple(priority), keep)
     universe = _rank(cluster, placed, settings)
     n = universe.height
     cluster.buckets = max(cluster.size, -(-n // BUCKET_RECORDS))
@@ -163,7 +163,7 @@ def _find(client: Client, partitions: Sequence[pl.DataFrame | Future], settings:
 
 
 def _place(cluster: _Cluster, partitions: Sequence[pl.DataFrame | Future], references: Sequence[dedup.Reference],
-           settings: DedupSpec, priority: tuple[str, ...]) -> list[_Placed]:
+           settings: DedupSpec, priority: tuple[str, ...], keep: bool) -> list[_Placed]:
     """Every partition's ``Part`` on a worker: the references' chunks first (each set in N chunks), then the
     record partitions (a future stays where it is; a frame goes to the worker with the fewest rows so far)."""
     load = dict.fromkeys(cluster.workers, 0)
@@ -188,7 +188,7 @@ def _place(cluster: _Cluster, partitions: Sequence[pl.DataFrame | Future], refer
                 place(ref.records.slice(start, rows), known,
                       parts.PartSpec(len(placed), priority, ref.name, k, len(references)), start)
     for data in partitions:
-        place(data, None, parts.PartSpec(len(placed), priority), 0)  # where it starts: known once ranked
+        place(data, None, parts.PartSpec(len(placed), priority, keep=keep), 0)  # where it starts: once ranked
     return placed
 
 
