@@ -34,8 +34,6 @@ from schemas.report import MixtureReport, MixtureSource, MixtureTask
 log = logging.getLogger(__name__)
 
 
-
-
 @dataclass
 class Context:
     mix: Mix
