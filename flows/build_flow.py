@@ -51,6 +51,7 @@ from pipeline.steps import READ, REPORT, SILENT, WRITE
 log = logging.getLogger(__name__)
 FLOW_NAME = "instruct-pipeline-build"
 HUB_RETRIES = 3
+LOST_WORKER_RETRIES = 2  # a stage whose Dask worker died under it runs again from its inputs, this often at most
 
 
 
@@ -58,8 +59,20 @@ def _given_key(context: TaskRunContext, parameters: dict[str, Any]) -> str | Non
     return parameters["key"]
 
 
-def _cached(name: str) -> Callable[[Callable[..., Any]], Any]:
-    return task(name=name, cache_key_fn=_given_key, persist_result=True)
+def _cached(name: str, **options: Any) -> Callable[[Callable[..., Any]], Any]:
+    return task(name=name, cache_key_fn=_given_key, persist_result=True, **options)
+
+
+def _lost_with_a_worker(task: Any, task_run: Any, state: Any) -> bool:
+    """Whether a stage failed because results it needed went with a Dask worker that died under it (distributed's
+    ``FutureCancelledError``: the partitioned stages release their intermediate results as they go, so a lost one
+    cannot be recomputed inside the stage). A task that kills its worker every time (``KilledWorker``) is not
+    retried: it would again."""
+    try:
+        state.result()
+    except Exception as err:  # the stage's own exception
+        return type(err).__name__ == "FutureCancelledError" and type(err).__module__.startswith("distributed")
+    return False
 
 
 @_cached("shard")
@@ -71,7 +84,7 @@ def _shards(handles: list[StageHandle], without: tuple[str, ...] = ()) -> list[S
     return [stage_store.get(handle, without) for handle in handles]
 
 
-@_cached("stage")
+@_cached("stage", retries=LOST_WORKER_RETRIES, retry_condition_fn=_lost_with_a_worker)
 def stage_task(name: str, shards: list[StageHandle], previous: StageHandle | None,
                earlier: dict[str, StageHandle], mix: Mix, tokenizer: Any, key: str | None, folder: Path) -> StageHandle:
     """The global stage ``name`` of ``plan.STAGES`` over the records the stage before kept (the first stage: the

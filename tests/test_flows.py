@@ -241,6 +241,50 @@ def test_on_dask_the_global_stages_run_partition_by_partition_on_the_workers(tmp
                                                                         if k != "manifest.json"}
 
 
+def test_a_worker_lost_in_the_partitioned_dedup_reruns_the_stage(tmp_path: Path, demo: Path, monkeypatch) -> None:
+    """A worker that dies in the middle of the partitioned dedup takes results the stage needs with it, which it
+    cannot recompute (it lets its intermediate results go as it goes: distributed's FutureCancelledError). The
+    stage task is retried (``LOST_WORKER_RETRIES``) and the output is the direct build's. Without the retry the
+    build fails at once (tried: LOST_WORKER_RETRIES = 0)."""
+    import distributed
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    from flows.build_flow import with_runner
+
+    class KillOnce(WorkerPlugin):
+        """The first worker to start a task named ``task`` while it does not run the stage's own task dies on the
+        spot (its nanny starts a new one), once. (A worker that dies under the stage task makes Dask run that
+        task again by itself.)"""
+
+        def __init__(self, flag: str, task: str) -> None:
+            self.flag, self.task = flag, task
+
+        def setup(self, worker: Any) -> None:
+            self.worker = worker
+
+        def transition(self, key: Any, start: str, finish: str, **kwargs: Any) -> None:
+            state = self.worker.state
+            running = [str(ts.key) for ts in (*state.executing, *state.long_running)]
+            if (finish == "executing" and str(key).startswith(self.task) and not os.path.exists(self.flag)
+                    and not any(k.startswith("stage_task") for k in running)):
+                Path(self.flag).touch()
+                os._exit(1)
+
+    direct = _hashes(writer.write(build.run(load_mix(demo))))
+    other = tmp_path / "again"
+    shutil.copytree(demo.parent, other)
+    flag = tmp_path / "killed"
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        client.register_plugin(KillOnce(str(flag), "band_entries"))
+        _fresh_stages(monkeypatch, tmp_path / "stages")
+        out = with_runner("dask", dask_address=cluster.scheduler_address)(str(other / "mix.yaml"))
+    assert flag.exists()  # a worker died mid-dedup
+    flowed = _hashes(Path(out))
+    assert {k: v for k, v in flowed.items() if k != "manifest.json"} == {k: v for k, v in direct.items()
+                                                                        if k != "manifest.json"}
+
+
 def test_served_deployment_runs_on_the_server_and_versions_its_output(tmp_path: Path, write_mix) -> None:
     from prefect import get_client
     from prefect.deployments import run_deployment
