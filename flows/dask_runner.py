@@ -173,8 +173,7 @@ def decontaminated(previous: StageHandle, height: int, context: plan.Context) ->
         def read(k: int) -> distributed.Future:
             return client.submit(records_slice, previous, *bounds[k], pure=False)
 
-        rejected = decontaminate_written(client, read, len(bounds), plan.eval_sets(mix), mix.spec.decontaminate,
-                                         paths)
+        rejected = decontaminate_written(client, read, plan.eval_sets(mix), mix.spec.decontaminate, paths)
     return rejected, paths
 
 
@@ -197,9 +196,7 @@ def picked(stage: plan.Stage, records: pl.DataFrame, context: plan.Context, prev
             client.gather([client.submit(rows_written, previous, names[at], path, pure=False)
                            for at, path in zip(chunks, paths, strict=True)])
             written[place] = paths
-    outputs = {name: pl.DataFrame() if f"outputs/{name}" in written else frame
-               for name, frame in outcome.outputs.items()}
-    return dataclasses.replace(outcome, kept=pl.DataFrame(), outputs=outputs), written
+    return outcome, written  # ``put`` writes the workers' files in place of the frames that name rows
 
 
 def rows_written(previous: StageHandle, picked: pl.DataFrame, path: Path) -> Path:

@@ -42,16 +42,15 @@ def contaminated_partitioned(client: Client, partitions: Sequence[pl.DataFrame |
     return pl.concat(client.gather([client.submit(decontaminate.rejects, p, found, pure=False) for p in placed]))
 
 
-def decontaminate_written(client: Client, read: Callable[[int], Future], count: int,
-                          evals: Sequence[tuple[str, pl.DataFrame]], settings: DecontaminateSpec,
-                          paths: Sequence[Path]) -> pl.DataFrame:
-    """``contaminated_partitioned`` over ``count`` partitions, with each partition's worker writing the records it
-    keeps (the partition without its rejects) to its path in ``paths`` (``stage_store.write``). ``read(k)`` gives
-    a future of partition k's records; each is read twice, for the lookups and to write what it keeps, so no
-    partition's records stay on a worker through the near-duplicate search."""
-    found = _found(client, [read(k) for k in range(count)], evals, settings)
+def decontaminate_written(client: Client, read: Callable[[int], Future], evals: Sequence[tuple[str, pl.DataFrame]],
+                          settings: DecontaminateSpec, paths: Sequence[Path]) -> pl.DataFrame:
+    """``contaminated_partitioned`` over one partition per path in ``paths``, with each partition's worker writing
+    the records it keeps (the partition without its rejects) to its path (``stage_store.write``). ``read(k)``
+    gives a future of partition k's records; each is read twice, for the lookups and to write what it keeps, so
+    no partition's records stay on a worker through the near-duplicate search."""
+    found = _found(client, [read(k) for k in range(len(paths))], evals, settings)
     return pl.concat(client.gather([client.submit(rejects_writing_kept, read(k), found, path, pure=False)
-                                    for k, path in zip(range(count), paths, strict=True)]))
+                                    for k, path in enumerate(paths)]))
 
 
 def _found(client: Client, placed: list[Future], evals: Sequence[tuple[str, pl.DataFrame]],
