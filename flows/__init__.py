@@ -11,13 +11,27 @@ time to run its first database migration on a slow machine. Variables already se
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
+from typing import Any
 
 STATE_ENV = "INSTRUCT_PIPELINE_STATE"
 
 
 def state_folder() -> Path:
     return Path(os.environ.get(STATE_ENV, ".state")).resolve()
+
+
+def dask_worker() -> Any:
+    """The Dask worker this code runs on (in one of its tasks), or None (the local runner never imports Dask)."""
+    if "distributed" not in sys.modules:
+        return None
+    import distributed
+
+    try:
+        return distributed.get_worker()
+    except ValueError:
+        return None
 
 
 def configure_prefect() -> None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,7 @@ from prefect.futures import as_completed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
-from flows import progress, stage_store
+from flows import dask_worker, progress, stage_store
 from flows.keys import BuildKeys, build_keys, current_output
 from flows.stage_store import StageHandle
 from pipeline import build, dedup, plan, versions, writer
@@ -113,15 +112,7 @@ def _partitioned(stage: plan.Stage, mix: Mix) -> bool:
 
 
 def _on_dask_worker() -> bool:
-    if "distributed" not in sys.modules:  # the local runner never imports it
-        return False
-    import distributed
-
-    try:
-        distributed.get_worker()
-    except ValueError:
-        return False
-    return True
+    return dask_worker() is not None
 
 
 @task(name="report", cache_policy=NO_CACHE)
@@ -132,8 +123,11 @@ def report_task(mix: Mix, shards: list[StageHandle], stages: dict[str, StageHand
     outcomes = {name: stage_store.get(handle, without=() if name == last else ("kept",))
                 for name, handle in stages.items()}
     result = build.assemble(mix, _shards(shards, without=("kept",)), outcomes)
-    with stage_store.scratch(folder) as scratch:  # train is the last stage's files, linked, not written again
-        return stage_store.put(result, folder, {"train": stage_store.linked(stages[last], "kept", scratch)})
+    with stage_store.scratch(folder) as scratch:  # train and the dedup index: earlier stages' files, linked
+        written = {"train": stage_store.linked(stages[last], "kept", scratch)}
+        if result.signatures is not None:
+            written["signatures"] = stage_store.linked(stages[dedup.STAGE], "outputs/signatures", scratch)
+        return stage_store.put(result, folder, written)
 
 
 @task(name="write", cache_policy=NO_CACHE)

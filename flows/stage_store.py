@@ -32,10 +32,14 @@ from typing import Any
 
 import polars as pl
 
+from flows import dask_worker, mapped_pages
 from pipeline import plan
 from pipeline.io import output_folder
 from pipeline.stage import Outcome
 
+# of a capped Dask worker's memory, the most that pages of the stage files it reads may hold before they are let
+# go: the stages' own memory is what the limit is for
+MAPPED_SHARE = 0.25
 DONE = "done"  # written last: the folder is complete
 FILES = "files"  # the files a stage wrote (Outcome.files: tokenized/'s rows), in its folder
 
@@ -143,13 +147,17 @@ def rows(handle: StageHandle, field: str) -> int:
     return sum(pl.scan_ipc(Path(handle.folder) / name).select(pl.len()).collect().item() for name in file.names)
 
 
-def linked(handle: StageHandle, field: str, folder: Path) -> list[Path]:
-    """Hard links in ``folder`` to the files of a frame field of the handle's value: ``put``'s ``written`` for a
-    frame passed on unchanged, which is then not written again (the stage root is one file system)."""
-    file: FrameFile = getattr(handle.skeleton, field)
+def linked(handle: StageHandle, place: str, folder: Path) -> list[Path]:
+    """Hard links in ``folder`` to the files of a frame of the handle's value (at ``place``, as in ``put``'s
+    ``written``): ``written`` for a frame passed on unchanged, which is then not written again (the stage root is
+    one file system)."""
+    file = handle.skeleton
+    for name in place.split("/"):
+        file = file[name] if isinstance(file, dict) else getattr(file, name)
+    assert isinstance(file, FrameFile), f"{place} of {handle.folder} is not a frame in a file"
     links = []
     for k, name in enumerate(file.names):
-        links.append(folder / f"{field}-{k:05d}.arrow")
+        links.append(folder / f"{place.replace('/', '-')}-{k:05d}.arrow")
         os.link(Path(handle.folder) / name, links[-1])
     return links
 
@@ -191,15 +199,15 @@ def _parts(folder: Path, names: Sequence[str]) -> pl.DataFrame:
 
 
 def mapped(path: Path) -> pl.DataFrame:
-    """The frame of an uncompressed Arrow IPC file, memory-mapped: its pages are read when a column is used, and
-    the kernel may drop them again (polars' own ``read_ipc`` reads the whole file into memory since polars 2,
-    which made every task hold every stage output it opened: 4 GB at 1M records)."""
-    import pyarrow as pa
-    from pyarrow import ipc
-
-    with pa.memory_map(str(path)) as source:
-        table = ipc.open_file(source).read_all()
-    frame = pl.from_arrow(table, rechunk=False)
+    """The frame of an uncompressed Arrow IPC file, memory-mapped: its pages are read when a column is used
+    (polars' own ``read_ipc`` reads the whole file into memory since polars 2, which made every task hold every
+    stage output it opened: 4 GB at 1M records). On a Dask worker with a memory limit, the pages it has read are
+    let go whenever they pass ``MAPPED_SHARE`` of the limit (flows/mapped_pages.py)."""
+    worker = dask_worker()
+    limit = worker.memory_manager.memory_limit if worker is not None else None
+    if limit:
+        mapped_pages.keep_under(int(limit * MAPPED_SHARE))
+    frame = pl.from_arrow(mapped_pages.table(path), rechunk=False)
     assert isinstance(frame, pl.DataFrame)
     return frame
 

@@ -137,3 +137,39 @@ def test_a_capped_worker_counts_what_it_stores_by_its_real_size_and_spills_it(tm
             spilled = next(iter(client.run(_spilled).values()))
             assert (spilled >= 2) if sized else (spilled == 0)  # unsized: 8 x 56 bytes, nothing to spill
             assert client.submit(lambda frame: frame.height, futures[0]).result() == 50 << 17  # back from disk
+
+
+def _read_mapped(path: str) -> tuple[int, int, int]:
+    """Resident file pages before mapping ``path``, right after reading all of it, and a moment later."""
+    import time
+
+    from flows import mapped_pages, stage_store
+
+    before = mapped_pages.resident_file_bytes() or 0
+    frame = stage_store.mapped(Path(path))
+    frame["x"].sum()
+    read = mapped_pages.resident_file_bytes() or 0
+    time.sleep(0.5)
+    return before, read, mapped_pages.resident_file_bytes() or 0
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").is_file(), reason="needs /proc/self/statm (Linux)")
+def test_a_capped_worker_lets_go_of_the_stage_file_pages_it_has_read(tmp_path: Path) -> None:
+    """The report and write tasks of a 3M build read whole stage files once: their pages filled the worker's
+    RSS past a 4 GB limit (4.0 of 4.3 GB). On a capped worker the pages stage files keep resident are let go
+    past ``MAPPED_SHARE`` of its limit (here 256 MB of 1 GB); an uncapped worker keeps them."""
+    import numpy as np
+
+    from flows import stage_store
+
+    path = stage_store.write(pl.DataFrame({"x": np.random.default_rng(0).random(50 << 20)}), tmp_path / "f.arrow")
+    seen = {}
+    for limit in ("1GiB", 0):
+        with dask_runner.local_cluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                                       memory_limit=limit, local_directory=str(tmp_path)) as cluster, \
+                distributed.Client(cluster) as client:
+            seen[limit] = client.submit(_read_mapped, str(path), pure=False).result()
+    before, _, after = seen["1GiB"]
+    assert after - before < 256 << 20  # 400 MB read
+    before, read, after = seen[0]
+    assert read - before >= 380 << 20 and after - before >= 380 << 20

@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from flows import stage_store
+from flows import mapped_pages, stage_store
 from pipeline.config import load_mix
 from pipeline.records import OUTPUT_SCHEMA, shard_unit, work_units
 from tests.conftest import write_jsonl
@@ -168,3 +168,28 @@ def test_a_frame_passed_on_unchanged_is_linked_not_written_again(tmp_path: Path)
     assert [p.stat().st_ino for p in report_files] == [p.stat().st_ino for p in stage_files]
     stage_store.remove(report)
     assert stage_store.get(stage).kept.equals(records)
+
+
+@pytest.mark.skipif(mapped_pages.resident_file_bytes() is None, reason="needs /proc/self/statm (Linux)")
+def test_the_pages_a_mapped_frame_has_read_can_be_let_go_and_its_data_stays(tmp_path: Path) -> None:
+    """A mapped file's pages, once read, count in the process's RSS (a Dask nanny restarts a worker by it);
+    ``release`` drops them and the frame reads the same bytes again."""
+    import numpy as np
+
+    values = np.random.default_rng(0).random(8 << 20)  # 64 MiB
+    path = stage_store.write(pl.DataFrame({"x": values}), tmp_path / "frame.arrow")
+    before = _resident()
+    frame = stage_store.mapped(path)
+    total = frame["x"].sum()  # reads every page
+    assert _resident() - before >= 48 << 20
+    assert mapped_pages.release() >= 64 << 20
+    assert _resident() - before < 16 << 20
+    assert frame["x"].sum() == total and np.array_equal(frame["x"].to_numpy(), values)
+    del frame
+    assert mapped_pages.release() == 0  # the mapping went with its frame
+
+
+def _resident() -> int:
+    resident = mapped_pages.resident_file_bytes()
+    assert resident is not None
+    return resident
