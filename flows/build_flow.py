@@ -132,15 +132,21 @@ def report_task(mix: Mix, shards: list[StageHandle], stages: dict[str, StageHand
 
 @task(name="write", cache_policy=NO_CACHE)
 def write_task(report: StageHandle, key: str | None, versioned: bool) -> str:
-    """The output folder (or a new version of it), and the report as a Markdown artifact on the server."""
+    """The output folder (or a new version of it), and the report as a Markdown artifact on the server. On Dask
+    with ``output.shard_rows``, each file of train and eval is a task of its own (``dask_runner.split_writer``)."""
     result: build.BuildResult = stage_store.get(report)
+    split_writer = None
+    if result.mix.spec.output.shard_rows and _on_dask_worker():  # the files of train and eval: worker tasks
+        from flows import dask_runner
+
+        split_writer = dask_runner.split_writer(report)
     if versioned:
         root = result.mix.out_dir
         result.report.changes = versions.changes(versions.latest(root), result.train, result.eval)
-        target = writer.write(result, versions.new_version(root), build_key=key)
+        target = writer.write(result, versions.new_version(root), build_key=key, split_writer=split_writer)
         versions.point_latest(root, target)
     else:
-        target = writer.write(result, build_key=key)
+        target = writer.write(result, build_key=key, split_writer=split_writer)
     create_markdown_artifact(markdown=markdown.render(result.report), key=_artifact_key(result.mix.spec.name),
                              description=f"build report: {target}")
     stage_store.remove(report)

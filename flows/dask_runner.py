@@ -25,6 +25,8 @@ Contract:
   (pipeline/token_splits.py), each reading its rows memory-mapped from the stage folders (the mixture's train,
   the split's eval) and writing its file, so the workers tokenize side by side and the stage's task gets back
   the shards' index rows and counts.
+- ``split_writer(report)``: the write task's writer of train and eval with ``output.shard_rows``, a task per file
+  (pipeline/io/split_files.py), each reading its rows memory-mapped from the report task's folder.
 """
 
 from __future__ import annotations
@@ -44,8 +46,9 @@ from flows import dask_sizes, stage_store, state_folder
 from flows.partitioned_decontaminate import decontaminate_written
 from flows.partitioned_dedup import deduplicate_written
 from flows.stage_store import StageHandle
-from pipeline import decontaminate, plan, token_splits, tokenize
+from pipeline import decontaminate, plan, token_splits, tokenize, writer
 from pipeline.config import Mix
+from pipeline.io.split_files import SplitShard
 from pipeline.records import load_reference
 from pipeline.report.stages import dedup_report
 from pipeline.stage import QUARANTINE_SCHEMA, Outcome
@@ -207,6 +210,21 @@ def rows_written(previous: StageHandle, picked: pl.DataFrame, path: Path) -> Pat
 def records_slice(handle: StageHandle, start: int, length: int) -> pl.DataFrame:
     """Rows of the records a stage kept (memory-mapped from its folder)."""
     return shard_records(handle).slice(start, length)
+
+
+def split_writer(report: StageHandle) -> writer.SplitWriter:
+    """The files of train and eval (``output.shard_rows``: pipeline/io/split_files.py), each written by a task on
+    the cluster that reads its rows memory-mapped from the report task's folder."""
+    def write_all(jobs: list[tuple[SplitShard, Path]]) -> None:
+        with distributed.worker_client() as client:
+            client.gather([client.submit(split_shard, report, shard, path, pure=False) for shard, path in jobs])
+
+    return write_all
+
+
+def split_shard(report: StageHandle, shard: SplitShard, path: Path) -> None:
+    result = stage_store.get(report)
+    writer.write_split_shard(getattr(result, shard.split), shard, path, result.mix.spec.output)
 
 
 def tokenize_shards(previous: StageHandle, earlier: dict[str, StageHandle], spec: MixSpec,

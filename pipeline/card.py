@@ -18,6 +18,7 @@ from typing import Any
 from huggingface_hub import DatasetCardData
 
 from pipeline.config import Mix
+from pipeline.io import split_files
 from schemas.report import BuildReport
 
 SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
@@ -38,9 +39,10 @@ def licenses(mix: Mix) -> str | None:
 
 def metadata(report: BuildReport, mix: Mix) -> DatasetCardData:
     languages = sorted(g.key for g in report.profile.languages if g.key != "und") if report.profile else []
-    splits: list[dict[str, Any]] = [{"split": "train", "path": "train.parquet"}]
+    shard_rows = mix.spec.output.shard_rows
+    splits: list[dict[str, Any]] = [{"split": "train", "path": split_files.pattern("train", shard_rows)}]
     if report.totals["eval"]:
-        splits.append({"split": "eval", "path": "eval.parquet"})
+        splits.append({"split": "eval", "path": split_files.pattern("eval", shard_rows)})
     configs = [{"config_name": "default", "data_files": splits}]
     if report.totals["rejected"]:
         configs.append({"config_name": "rejected", "data_files": [{"split": "train", "path": "rejected.parquet"}]})

@@ -17,7 +17,7 @@ whichever of our files a tool reads.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import polars as pl
@@ -76,10 +76,11 @@ def for_files(records: pl.DataFrame) -> pl.DataFrame:
     return records.with_columns(history_pairs(pl.col("history")).alias("history"), messages(records))
 
 
-def read_records(path: Path, columns: Iterable[str] | None = None) -> pl.DataFrame:
-    """A build's train/eval.parquet with ``history`` as the stages use it (structs), whichever shape the file
-    has; ``columns`` picks columns (``messages`` is never needed to rebuild a record)."""
-    frame = pl.read_parquet(path, columns=list(columns) if columns is not None else None)
+def read_records(paths: Sequence[Path], columns: Iterable[str] | None = None) -> pl.DataFrame:
+    """A build's split (its files: ``split_files.paths``) with ``history`` as the stages use it (structs),
+    whichever shape the files have; ``columns`` picks columns (``messages`` is never needed to rebuild a
+    record)."""
+    frame = pl.read_parquet(list(paths), columns=list(columns) if columns is not None else None)
     if "history" in frame.columns and frame.schema["history"] == HISTORY_PAIRS:
         frame = frame.with_columns(history_structs(pl.col("history")).alias("history"))
     return frame

@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
+from pipeline.io import split_files
 from schemas.mix import MixSpec, SourceSpec
 
 READABLE_SUFFIXES = (".json", ".jsonl", ".parquet", ".csv")
@@ -151,8 +152,9 @@ def resolve_reference(where: str, text: str, root: Path) -> ResolvedReference:
     anything else must be readable as a source."""
     target = (root / text).resolve()
     if (target / "manifest.json").is_file():
-        if not (target / "train.parquet").is_file():
-            raise ConfigError(f"{where}: build folder '{text}' has a manifest.json but no train.parquet")
+        if not split_files.paths(target, "train"):
+            raise ConfigError(f"{where}: build folder '{text}' has a manifest.json but no train.parquet "
+                              "(nor its shards train-00000-of-000NN.parquet)")
         return ResolvedReference(name=text, build=target)
     name = re.sub(r"[^A-Za-z0-9_.\-]+", "_", Path(text).stem).strip("_.-") or "reference"
     return ResolvedReference(name=text, source=resolve_source(where, SourceSpec(name=name, path=text), root))

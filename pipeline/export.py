@@ -30,7 +30,7 @@ import polars as pl
 import yaml
 
 from pipeline import chat_format
-from pipeline.io import output_folder
+from pipeline.io import output_folder, split_files
 from schemas.mix import MixSpec
 
 ALPACA_COLUMNS = ("instruction", "input", "output", "system", "history")
@@ -64,8 +64,8 @@ def read_build(folder: Path) -> Build:
     spec = MixSpec.model_validate(orjson.loads((folder / output_folder.MANIFEST).read_bytes())["spec"])
     splits = {}
     for split in ("train", "eval"):
-        path = folder / f"{split}.parquet"
-        frame = pl.read_parquet(path) if path.is_file() else pl.DataFrame()
+        paths = split_files.paths(folder, split)
+        frame = pl.read_parquet(paths) if paths else pl.DataFrame()
         if frame.height and "messages" not in frame.columns:  # written before messages, with history as structs
             frame = chat_format.for_files(frame)
         if frame.height:

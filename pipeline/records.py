@@ -22,7 +22,7 @@ import polars as pl
 
 from pipeline import chat_format, dedup, file_units, ingest, language, normalize, pii, quality, validate
 from pipeline.config import Mix, ResolvedReference, ResolvedSource
-from pipeline.io import readers, signature_index
+from pipeline.io import readers, signature_index, split_files
 from pipeline.io.readers import Chunk
 from pipeline.stage import QUARANTINE_SCHEMA, REJECT_SCHEMA, with_originals
 from schemas.mix import MixSpec
@@ -165,8 +165,8 @@ def shard_unit(unit: WorkUnit) -> Shard:
 
 def build_records(folder: Path, columns: Iterable[str]) -> pl.DataFrame:
     """An earlier build's kept records, train then eval, as written to its output folder."""
-    return pl.concat([chat_format.read_records(folder / name, columns)
-                      for name in ("train.parquet", "eval.parquet") if (folder / name).is_file()])
+    return pl.concat([chat_format.read_records(paths, columns)
+                      for split in ("train", "eval") if (paths := split_files.paths(folder, split))])
 
 
 def load_eval_prompts(ref: ResolvedReference, mix: Mix) -> pl.DataFrame:

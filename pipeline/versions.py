@@ -16,6 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from pipeline import chat_format
+from pipeline.io import split_files
 from schemas.changes import ChangeCounts, ChangeReport
 
 LATEST = "latest"
@@ -53,7 +54,7 @@ def _records(train: pl.DataFrame, eval_: pl.DataFrame) -> pl.DataFrame:
 
 
 def read_records(folder: Path) -> pl.DataFrame:
-    frames = {name: chat_format.read_records(folder / f"{name}.parquet") for name in ("train", "eval")}
+    frames = {name: chat_format.read_records(split_files.paths(folder, name)) for name in ("train", "eval")}
     return _records(frames["train"], frames["eval"])
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -16,10 +17,11 @@ import polars as pl
 import pipeline
 from pipeline import card, chat_format
 from pipeline.config import Mix
-from pipeline.io import output_folder, readers, signature_index, token_files, writers
+from pipeline.io import output_folder, readers, signature_index, split_files, token_files, writers
+from pipeline.io.split_files import SplitShard
 from pipeline.report import html, markdown
 from schemas.manifest import InputFile, Manifest
-from schemas.mix import MixSpec
+from schemas.mix import MixSpec, OutputSpec
 
 if TYPE_CHECKING:
     from pipeline.build import BuildResult
@@ -58,17 +60,39 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def write(result: BuildResult, target: Path | None = None, build_key: str | None = None) -> Path:
+# writes each (shard, path): the build's own loop (``write_split_shards``) or the Dask runner's worker tasks
+SplitWriter = Callable[[list[tuple[SplitShard, Path]]], None]
+
+
+def write_split_shard(frame: pl.DataFrame, shard: SplitShard, path: Path, output: OutputSpec) -> None:
+    """One file of a split (``split_files``): ``shard``'s rows of the split's ``frame``."""
+    writers.write_parquet(frame.slice(shard.start, shard.rows), path, output.compression, output.compression_level,
+                          columns=chat_format.for_files)
+
+
+def write_split_shards(result: BuildResult) -> SplitWriter:
+    """The files of ``result``'s splits, written in turn by this process."""
+    def write_all(jobs: list[tuple[SplitShard, Path]]) -> None:
+        for shard, path in jobs:
+            write_split_shard(getattr(result, shard.split), shard, path, result.mix.spec.output)
+
+    return write_all
+
+
+def write(result: BuildResult, target: Path | None = None, build_key: str | None = None,
+          split_writer: SplitWriter | None = None) -> Path:
     """Write the output folder (atomically; default ``mix.out_dir``) and return its path. ``build_key``, the
-    flow's content hash of everything the build read, goes into the manifest so an unchanged re-run can stop."""
+    flow's content hash of everything the build read, goes into the manifest so an unchanged re-run can stop.
+    ``split_writer`` writes the files of train and eval (default: one after another, here)."""
     mix, spec = result.mix, result.mix.spec
     target = target or mix.out_dir
     if result.train.height == 0:
         raise output_folder.EmptyBuildError(result.report, target)
     with output_folder.atomic_folder(target) as tmp:
         compression, level = spec.output.compression, spec.output.compression_level
-        for name, split in (("train", result.train), ("eval", result.eval)):
-            writers.write_parquet(split, tmp / f"{name}.parquet", compression, level, columns=chat_format.for_files)
+        (split_writer or write_split_shards(result))(
+            [(shard, tmp / shard.name) for name in ("train", "eval")
+             for shard in split_files.shards(name, getattr(result, name).height, spec.output.shard_rows)])
         writers.write_parquet(result.rejected, tmp / "rejected.parquet", compression, level)
         writers.write_parquet(result.duplicates, tmp / "duplicates.parquet", compression, level)
         if result.signatures is not None:
@@ -81,8 +105,8 @@ def write(result: BuildResult, target: Path | None = None, build_key: str | None
         if result.tokenized and result.files is not None:
             # the splits the tokenize stage wrote (eval also as validation), linked in, and
             # tokenized/record_ids.parquet: (split, row) -> record ids
-            split_files = {split: token_files.shard_paths(result.files, split) for split in result.tokenized}
-            token_files.place(split_files, tmp / "tokenized", result.report.spec_hash)
+            token_shards = {split: token_files.shard_paths(result.files, split) for split in result.tokenized}
+            token_files.place(token_shards, tmp / "tokenized", result.report.spec_hash)
             ids = writers.record_ids(token_files.with_aliases(result.tokenized))
             writers.write_parquet(ids, tmp / "tokenized" / writers.RECORD_IDS, compression, level)
         files = [p for p in sorted(tmp.rglob("*")) if p.is_file()]

@@ -70,7 +70,7 @@ def test_records_carry_messages_and_history_pairs(built: Path) -> None:
 def test_history_pairs_read_back_as_the_stages_use_them(built: Path) -> None:
     from pipeline.validate import HISTORY
 
-    frame = chat_format.read_records(built / "train.parquet")
+    frame = chat_format.read_records([built / "train.parquet"])
     assert frame.schema["history"] == HISTORY
     again = chat_format.for_files(frame.drop("messages"))
     assert again["messages"].equals(pl.read_parquet(built / "train.parquet")["messages"])
@@ -281,6 +281,6 @@ def test_a_build_written_before_messages_exports_the_same(built: Path, tmp_path:
     today = json.loads(export.export(built, "sharegpt", tmp_path / "today")[0].read_text())
     for split in ("train", "eval"):
         path = built / f"{split}.parquet"
-        chat_format.read_records(path).drop("messages").write_parquet(path)
+        chat_format.read_records([path]).drop("messages").write_parquet(path)
     assert "messages" not in pl.read_parquet(built / "train.parquet").columns
     assert json.loads(export.export(built, "sharegpt", tmp_path / "older")[0].read_text()) == today

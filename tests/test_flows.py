@@ -21,6 +21,7 @@ import yaml
 
 from pipeline import build, writer
 from pipeline.config import load_mix
+from pipeline.io import split_files
 from schemas.report import BuildReport
 from tests.conftest import ROOT, write_jsonl
 
@@ -178,8 +179,9 @@ def test_on_dask_the_global_stages_run_partition_by_partition_on_the_workers(tmp
     frame, and each shard's worker writes the records it keeps into the stage folder; decontamination (against
     near copies of ten demo prompts) runs on a partition per worker, which writes what it keeps; the split and the
     mixture choose rows from a few columns, and the workers write the rows they chose; the tokenize task
-    runs one task per shard of tokenized/ (``tokenize.shard_records``: 60 here), on both workers. The
-    scheduler's own record of the tasks shows it; the output is the direct build's, byte for byte."""
+    runs one task per shard of tokenized/ (``tokenize.shard_records``: 60 here), on both workers, and each file
+    of train and eval (``output.shard_rows``: 100 here) is written by a task of its own. The scheduler's own
+    record of the tasks shows it; the output is the direct build's, byte for byte."""
     import distributed
     from distributed.diagnostics.plugin import SchedulerPlugin
     from distributed.utils import key_split
@@ -202,6 +204,7 @@ def test_on_dask_the_global_stages_run_partition_by_partition_on_the_workers(tmp
     (demo.parent / "evals.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in eval_rows))
     spec["decontaminate"] = {"against": ["evals.jsonl"]}
     spec.setdefault("filters", {})["min_tokens"] = 90  # tokenize rejects short records: quarantined on Dask too
+    spec.setdefault("output", {})["shard_rows"] = 100  # train and eval as Hub-style shards, a task each
     demo.write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True), encoding="utf-8")
     direct = _hashes(writer.write(build.run(load_mix(demo))))
     other = tmp_path / "again"
@@ -236,6 +239,8 @@ def test_on_dask_the_global_stages_run_partition_by_partition_on_the_workers(tmp
     files = {split: len(list((Path(out) / "tokenized" / split).glob("data-*.arrow"))) for split in ("train", "eval")}
     assert files["train"] > 2 and names.count("tokenize_shard") == files["train"] + files["eval"]
     assert len({worker for name, worker in finished.tasks if name == "tokenize_shard"}) == 2
+    parquet = {split: len(split_files.paths(Path(out), split)) for split in ("train", "eval")}
+    assert parquet["train"] > 2 and names.count("split_shard") == parquet["train"] + parquet["eval"]
     flowed = _hashes(Path(out))
     assert {k: v for k, v in flowed.items() if k != "manifest.json"} == {k: v for k, v in direct.items()
                                                                         if k != "manifest.json"}

@@ -23,6 +23,7 @@ import polars as pl
 
 from pipeline import decontaminate, tokenize
 from pipeline.config import Mix, resolve_reference
+from pipeline.io import split_files
 from pipeline.io.writers import RECORD_IDS
 from pipeline.records import load_reference
 from schemas.mix import MixSpec, TrainSpec
@@ -63,7 +64,7 @@ def build_eval_set(build: Path, spec: MixSpec, dataset: Any) -> EvalSet:
     if "eval" not in dataset or not len(dataset["eval"]):
         return EvalSet()
     general = {source.name for source in spec.sources if source.general}
-    records = pl.read_parquet(build / "eval.parquet", columns=["id", "source", "task"])
+    records = pl.read_parquet(split_files.paths(build, "eval"), columns=["id", "source", "task"])
     group_of = dict(zip(records["id"].to_list(), records["task"].to_list(), strict=True))
     kind_of = {task: GENERAL if source in general else TASK
                for source, task in records.select("source", "task").iter_rows()}
@@ -120,7 +121,8 @@ def held_out_eval_set(settings: TrainSpec, build: Path, spec: MixSpec, tokenizer
     sets += [(path, "retention", GENERAL) for path in settings.retention_eval]
     if not sets:
         return EvalSet()
-    train_prompts = pl.read_parquet(build / "train.parquet", columns=["id", "instruction", "input"]).unique("id")
+    train_prompts = pl.read_parquet(split_files.paths(build, "train"),
+                                    columns=["id", "instruction", "input"]).unique("id")
     out = EvalSet()
     for path, prefix, kind in sets:
         name, records = read_records(path, spec, root)

@@ -32,6 +32,7 @@ from run import WORK, code_state, prepare, run_cli
 
 from pipeline import chat_format, tokenize
 from pipeline.config import load_mix
+from pipeline.io import split_files
 from pipeline.io.tokenizer import load_tokenizer
 from pipeline.templates import TEMPLATES
 
@@ -41,7 +42,7 @@ BATCH = tokenize.BATCH
 def raw_tokenizer_seconds(out: Path, template: str, system: str | None, mask_history: bool,
                           tokenizer_name: str) -> tuple[float, float, int, int]:
     """(wall s, CPU s, texts, tokens) of the raw tokenizer on every first copy of train and eval."""
-    frames = [chat_format.read_records(out / f"{split}.parquet").filter(pl.col("repeat") == 0)
+    frames = [chat_format.read_records(split_files.paths(out, split)).filter(pl.col("repeat") == 0)
               for split in ("train", "eval")]
     frame = pl.concat(frames, how="diagonal_relaxed")
     render = TEMPLATES[template]

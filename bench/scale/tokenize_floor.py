@@ -30,6 +30,7 @@ from make_short_corpus import short_name
 
 from pipeline import chat_format, tokenize
 from pipeline.config import load_mix
+from pipeline.io import split_files
 from pipeline.io.tokenizer import load_tokenizer
 from pipeline.templates import TEMPLATES
 
@@ -56,7 +57,8 @@ def main() -> None:
     name = label(args.records) if args.corpus == "scale" else short_name(args.records)
     mix = load_mix(WORK / name / "mix.yaml")
     spec = mix.spec.tokenize
-    frame = chat_format.read_records(mix.out_dir / "train.parquet").filter(pl.col("repeat") == 0).head(args.sample)
+    train = chat_format.read_records(split_files.paths(mix.out_dir, "train"))
+    frame = train.filter(pl.col("repeat") == 0).head(args.sample)
     tokenizer = load_tokenizer(spec.tokenizer)
     backend = tokenizer.backend_tokenizer
     load = os.getloadavg()
