@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import datasets
 import polars as pl
 import yaml
 
@@ -59,3 +60,6 @@ def test_a_build_in_shards_holds_the_rows_of_one_file_and_reads_back_everywhere(
     card = yaml.safe_load((sharded / "README.md").read_text(encoding="utf-8").split("---")[1])
     assert card["configs"][0]["data_files"] == [{"split": "train", "path": "train-*.parquet"},
                                                 {"split": "eval", "path": "eval-*.parquet"}]
+    loaded = datasets.load_dataset(str(sharded), cache_dir=str(tmp_path / "cache"))  # through the card
+    assert {split: loaded[split].num_rows for split in loaded} == {"train": 48, "eval": 12}
+    assert loaded["train"]["id"] == pl.read_parquet(whole / "train.parquet")["id"].to_list()
