@@ -15,7 +15,9 @@ what it needs from the folder.
 
 Caching: every task but report and write is cached by the key flows/keys.py computes from the content of its
 inputs and its settings: its output stays in ``<state>/stages/<build name>/<key>/`` and its handle is persisted
-under $PREFECT_HOME/storage. A task whose folder is gone is recomputed (its cache refreshed). Re-running an
+under $PREFECT_HOME/storage, and in the folder itself: a task whose folder is gone is recomputed (its cache
+refreshed), and one run again over its complete folder (Dask recomputing a result lost with a worker) returns
+the handle stored there (``stage_store.finished``). Re-running an
 unchanged build stops after comparing one key with the output's manifest; adding a file re-runs that file's
 shard and the global stages; a crashed build resumes with the shards it finished. After a build, the stage
 folders its keys no longer name are removed. Shards of Hub datasets retry with backoff.
@@ -76,7 +78,7 @@ def _lost_with_a_worker(task: Any, task_run: Any, state: Any) -> bool:
 
 @_cached("shard")
 def shard_task(unit: WorkUnit, key: str | None, folder: Path) -> StageHandle:
-    return stage_store.put(shard_unit(unit), folder)
+    return stage_store.finished(folder) or stage_store.put(shard_unit(unit), folder)
 
 
 def _shards(handles: list[StageHandle], without: tuple[str, ...] = ()) -> list[Shard]:
@@ -88,6 +90,8 @@ def stage_task(name: str, shards: list[StageHandle], previous: StageHandle | Non
                earlier: dict[str, StageHandle], mix: Mix, tokenizer: Any, key: str | None, folder: Path) -> StageHandle:
     """The global stage ``name`` of ``plan.STAGES`` over the records the stage before kept (the first stage: the
     union of the shards), with the outputs it reads from the ``earlier`` stages."""
+    if (done := stage_store.finished(folder)) is not None:  # run again after its result went with a Dask worker
+        return done
     stage = plan.stage(name)
     with stage_store.scratch(folder) as scratch:  # the files the stage writes move into its folder with its output
         if previous is None and _partitioned(stage, mix):

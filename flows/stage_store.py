@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import itertools
 import os
+import pickle
 import shutil
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -41,6 +42,7 @@ from pipeline.stage import Outcome
 # go: the stages' own memory is what the limit is for
 MAPPED_SHARE = 0.25
 DONE = "done"  # written last: the folder is complete
+HANDLE = "handle.pickle"  # the handle put returned, for ``finished``
 FILES = "files"  # the files a stage wrote (Outcome.files: tokenized/'s rows), in its folder
 
 
@@ -87,12 +89,25 @@ def put(value: Any, folder: Path, written: Mapping[str, Sequence[Path]] | None =
         if isinstance(skeleton, Outcome) and skeleton.files is not None:  # files the stage wrote, moved in
             shutil.move(skeleton.files, tmp / FILES)
             skeleton = dataclasses.replace(skeleton, files=folder / FILES)
+        handle = StageHandle(str(folder), skeleton)
+        (tmp / HANDLE).write_bytes(pickle.dumps(handle))
         (tmp / DONE).touch()
         output_folder.replace(tmp, folder)  # over a refreshed cache's folder (the same key, computed again) too
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return StageHandle(str(folder), skeleton)
+    return handle
+
+
+def finished(folder: Path) -> StageHandle | None:
+    """The handle ``put`` returned for a complete ``folder`` (None: none is complete there). A task run again
+    over the same key (Dask recomputes a finished task whose result was lost with its worker; the flow had told
+    it to refresh its cache when its folder was missing at submission) returns this instead of computing the
+    same output again."""
+    if not complete(folder) or not (folder / HANDLE).is_file():
+        return None
+    handle: StageHandle = pickle.loads((folder / HANDLE).read_bytes())
+    return handle
 
 
 @contextlib.contextmanager

@@ -193,3 +193,32 @@ def _resident() -> int:
     resident = mapped_pages.resident_file_bytes()
     assert resident is not None
     return resident
+
+
+def test_a_stage_task_run_again_over_its_complete_folder_returns_its_handle(tmp_path: Path, write_mix,
+                                                                            monkeypatch) -> None:
+    """When a Dask worker dies, the results it held are recomputed: a finished stage task ran again, and since
+    the flow had told it to refresh its cache (its folder was missing when it was submitted) it computed the
+    whole stage a second time (a capped 3M build redid its 230-second dedup). The folder keeps its handle."""
+    from flows import build_flow
+    from pipeline import plan
+
+    write_jsonl(tmp_path / "a.jsonl", [{"instruction": f"Explain fact number {k} about {k * 17}.", "input": "",
+                                        "output": f"Fact {k}: {k * 31} is odd."} for k in range(30)])
+    mix = load_mix(write_mix({"name": "t", "sources": [{"name": "a", "path": "a.jsonl"}]}))
+    root = tmp_path / "stages" / "t"
+    shard = build_flow.shard_task.fn(work_units(mix)[0], "k0", root / "k0")
+    assert stage_store.finished(root / "k1") is None
+    first = build_flow.stage_task.fn("dedup", [shard], None, {}, mix, None, "k1", root / "k1")
+    assert stage_store.finished(root / "k1") == first
+
+    def computed(*args: object) -> None:
+        raise AssertionError("a finished stage was computed again")
+
+    monkeypatch.setattr(plan, "run_stage", computed)
+    monkeypatch.setattr(build_flow, "shard_unit", computed)
+    assert build_flow.stage_task.fn("dedup", [shard], None, {}, mix, None, "k1", root / "k1") == first
+    assert build_flow.shard_task.fn(work_units(mix)[0], "k0", root / "k0") == shard
+    stage_store.remove(first)
+    with pytest.raises(AssertionError, match="computed again"):
+        build_flow.stage_task.fn("dedup", [shard], None, {}, mix, None, "k1", root / "k1")
