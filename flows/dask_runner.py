@@ -59,10 +59,13 @@ dask_sizes.register(TokenShard, decontaminate.EvalTable)
 
 # Dask's defaults are target 0.6, spill 0.7, pause 0.8, terminate 0.95 of the worker's limit.
 WORKER_MEMORY: dict[str, Any] = {
-    # from 60% (Dask's count of its stored results) or 70% (the process's RSS) of the limit, stored task results
-    # go to disk: the partitioned dedup's partitions and buckets are such results
-    "distributed.worker.memory.target": 0.6,
-    "distributed.worker.memory.spill": 0.7,
+    # from 45% (Dask's count of its stored results) or 55% (the process's RSS) of the limit, stored task results
+    # go to disk: the partitioned dedup's partitions and buckets are such results. Below Dask's 60% / 70%, for
+    # the memory a task allocates on top of them: a worker of the capped 3M build went from 2,990 MB to past 95%
+    # (3,624) within a second in the decontamination's near search; rerun alone (bench/scale/one_stage.py) that
+    # stage's largest worker peaked at 3,297 and 3,340 MB with 60% / 70%, 2,998 with 45% / 55%, in the same time
+    "distributed.worker.memory.target": 0.45,
+    "distributed.worker.memory.spill": 0.55,
     # never pause: a paused worker starts no task until its RSS is below 80% again, and the memory of a build's
     # big tasks (tokenize: the token lists) is the task's own, not a stored result that spilling could free, and
     # stays with the process after the task (allocator arenas): paused once, such a worker never starts another

@@ -1,6 +1,6 @@
 """How large the build's values are, as Dask's memory manager counts them (``dask.sizeof``).
 
-Why: a Dask worker spills the task results it stores to disk once their summed ``sizeof`` passes 60% of its
+Why: a Dask worker spills the task results it stores to disk once their summed ``sizeof`` passes a share of its
 memory limit, and restarts past 95% of it by RSS. Dask knows numpy, pandas and pyarrow, not polars: a polars
 frame counted as 56 bytes however many records it holds, and so did every dataclass of arrays the partitioned
 dedup stores on a worker (a partition's shingle sets, signatures, band entries). So a capped worker saw all of
