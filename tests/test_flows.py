@@ -124,7 +124,8 @@ def test_stage_outputs_live_in_files_and_a_lost_one_is_recomputed(tmp_path: Path
     expected = {*keys.units, *keys.stages.values()}
     assert {p.name for p in folders.iterdir()} == expected  # the report's own folder went with the write
     shard = folders / keys.units[0]
-    assert stage_store.complete(shard) and sorted(p.suffix for p in shard.iterdir()) == ["", ".arrow", ".arrow", ".pickle"]
+    assert stage_store.complete(shard)
+    assert sorted(p.suffix for p in shard.iterdir()) == ["", ".arrow", ".arrow", ".pickle"]  # done, frames, handle
 
     shutil.rmtree(shard)
     _parts(tmp_path, {"c.jsonl": 20})
