@@ -83,21 +83,23 @@ def write(result: BuildResult, target: Path | None = None, build_key: str | None
           split_writer: SplitWriter | None = None) -> Path:
     """Write the output folder (atomically; default ``mix.out_dir``) and return its path. ``build_key``, the
     flow's content hash of everything the build read, goes into the manifest so an unchanged re-run can stop.
-    ``split_writer`` writes the files of train and eval (default: one after another, here)."""
+    ``split_writer`` writes the files of train and eval (default: one after another, here). The result's
+    ``signatures`` are let go once the dedup index is written (None after)."""
     mix, spec = result.mix, result.mix.spec
     target = target or mix.out_dir
     if result.train.height == 0:
         raise output_folder.EmptyBuildError(result.report, target)
     with output_folder.atomic_folder(target) as tmp:
         compression, level = spec.output.compression, spec.output.compression_level
+        if result.signatures is not None:  # first, then let go: 512 bytes a record not held while train is written
+            output_ids = pl.concat([result.train["id"], result.eval["id"]])
+            signature_index.write(tmp / signature_index.FOLDER, output_ids, result.signatures, spec.dedup, compression)
+            result.signatures = None
         (split_writer or write_split_shards(result))(
             [(shard, tmp / shard.name) for name in ("train", "eval")
              for shard in split_files.shards(name, getattr(result, name).height, spec.output.shard_rows)])
         writers.write_parquet(result.rejected, tmp / "rejected.parquet", compression, level)
         writers.write_parquet(result.duplicates, tmp / "duplicates.parquet", compression, level)
-        if result.signatures is not None:
-            output_ids = pl.concat([result.train["id"], result.eval["id"]])
-            signature_index.write(tmp / signature_index.FOLDER, output_ids, result.signatures, spec.dedup, compression)
         writers.write_json(result.report.model_dump(mode="json"), tmp / "report.json")
         (tmp / "report.md").write_text(markdown.render(result.report), encoding="utf-8")
         (tmp / "report.html").write_text(html.render(result.report), encoding="utf-8")
