@@ -12,8 +12,9 @@ Contract: ``put(value, folder)`` -> handle; ``get(handle, without=...)`` -> the 
 its top-level dataclass(es) left out (empty frames of their schema: what the direct build's ``finish`` drops
 before the report). An ``Outcome`` whose stage wrote ``files`` (tokenize: tokenized/'s rows, in the
 ``scratch`` folder the task gave it) has them moved into ``folder/files``. ``complete(folder)`` tells whether a
-folder holds a finished output: the flow refreshes a
-task's Prefect cache when its handle would point at a folder that is gone. Every worker needs ``root`` at the
+folder holds a finished output: the flow refreshes a task's Prefect cache when its handle would point at a
+folder that is gone; ``finished(folder)`` is the handle a complete folder keeps, which a task run again over it
+returns. Every worker needs ``root`` at the
 same path (a shared file system on a cluster, like Prefect's result storage).
 """
 
