@@ -9,7 +9,9 @@ direct build's output aside (``--direct-output`` names an existing one; else it 
 (the flow records its cache key; the direct runner has none), which is compared with that field removed.
 ``--direct-output`` may name bench/work/scale/<label>/out-direct, where the previous run set the direct build
 aside: it is then compared again, not rebuilt (same code only). ``--worker-memory`` passes the option on to the
-Dask build. Writes bench/work/scale/compare-<label>.json with the load average before and after.
+Dask build; ``--shard-rows N`` builds a copy of the mix with ``output.shard_rows: N`` both ways (train and eval
+as Hub-style shards, a Dask task each). Writes bench/work/scale/compare-<label>.json with the load average
+before and after.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -72,10 +76,16 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1_000_000, choices=sorted(LABELS))
     parser.add_argument("--direct-output", type=Path, default=None)
     parser.add_argument("--worker-memory", default=None, help="e.g. 4GB: the Dask workers' memory limit")
+    parser.add_argument("--shard-rows", type=int, default=None, help="output.shard_rows for both builds")
     args = parser.parse_args()
     load_before = os.getloadavg()
     label = LABELS[args.records]
     mix = WORK / label / "mix.yaml"
+    if args.shard_rows:  # a copy of the mix beside it (its paths stay relative to the same folder)
+        spec = yaml.safe_load(mix.read_text(encoding="utf-8"))
+        spec.setdefault("output", {})["shard_rows"] = args.shard_rows
+        mix = mix.with_name("mix-shard-rows.yaml")
+        mix.write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True), encoding="utf-8")
     out = WORK / label / "out" / f"scale-{label}"
     env = {**os.environ, "INSTRUCT_PIPELINE_TOKENIZER": os.environ.get(
         "INSTRUCT_PIPELINE_TOKENIZER", str(ROOT.parent / "shared" / "tokenizers" / "llama-2"))}
@@ -107,7 +117,8 @@ def main() -> None:
     differing = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
     result = {"records": args.records, "files": len(ours), "identical": not differing, "differing": differing,
               "seconds": {k: round(v, 1) for k, v in seconds.items()}, "peak_rss_mb": peak_mb,
-              "worker_memory": args.worker_memory, "code": code_state(), "loadavg_before": load_before,
+              "worker_memory": args.worker_memory, "shard_rows": args.shard_rows, "code": code_state(),
+              "loadavg_before": load_before,
               "loadavg_after": os.getloadavg()}
     (WORK / f"compare-{label}.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
