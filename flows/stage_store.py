@@ -107,8 +107,11 @@ def finished(folder: Path) -> StageHandle | None:
     same output again."""
     if not complete(folder) or not (folder / HANDLE).is_file():
         return None
-    handle: StageHandle = pickle.loads((folder / HANDLE).read_bytes())
-    return handle
+    try:
+        handle = pickle.loads((folder / HANDLE).read_bytes())
+    except (pickle.UnpicklingError, AttributeError, ImportError, EOFError, TypeError):
+        return None  # written by another version of flows/ (its classes changed): computed again, not trusted
+    return handle if isinstance(handle, StageHandle) else None
 
 
 @contextlib.contextmanager

@@ -219,6 +219,8 @@ def test_a_stage_task_run_again_over_its_complete_folder_returns_its_handle(tmp_
     monkeypatch.setattr(build_flow, "shard_unit", computed)
     assert build_flow.stage_task.fn("dedup", [shard], None, {}, mix, None, "k1", root / "k1") == first
     assert build_flow.shard_task.fn(work_units(mix)[0], "k0", root / "k0") == shard
+    (root / "k0" / stage_store.HANDLE).write_bytes(b"not a pickle")  # another version's, say: not trusted
+    assert stage_store.finished(root / "k0") is None
     stage_store.remove(first)
     with pytest.raises(AssertionError, match="computed again"):
         build_flow.stage_task.fn("dedup", [shard], None, {}, mix, None, "k1", root / "k1")
