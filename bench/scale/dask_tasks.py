@@ -85,6 +85,17 @@ class TaskMemory(WorkerPlugin):
                     out.write(json.dumps(row) + "\n")
 
 
+def stored_handle(state: Path, key: str) -> Any:
+    """The handle a cached task of a run returned, as Prefect persisted it under the run's state folder (by cache
+    key): how one_stage.py and report_write.py find a finished run's stage folders."""
+    import base64
+
+    import cloudpickle
+
+    stored = json.loads((state / "prefect" / "storage" / key).read_text())
+    return cloudpickle.loads(base64.b64decode(stored["result"]))
+
+
 def _finished(folder: Path) -> list[tuple[str, str, float, float, int, int]]:
     return [tuple(json.loads(line)) for path in sorted(folder.glob("tasks-*.jsonl"))  # type: ignore[misc]
             for line in path.read_text().splitlines()]

@@ -15,7 +15,6 @@ then a summary (the largest worker, the workers that were killed and what they w
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import shutil
@@ -23,13 +22,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dask_tasks import TaskMemory, _finished, _killed
+from dask_tasks import TaskMemory, _finished, _killed, stored_handle
 from make_corpus import label
 
 
@@ -44,7 +42,6 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["INSTRUCT_PIPELINE_STATE"] = str(args.state)
     os.environ.setdefault("INSTRUCT_PIPELINE_TOKENIZER", str(ROOT.parent / "shared" / "tokenizers" / "llama-2"))
-    import cloudpickle
     from distributed import Client
     from distributed.utils import key_split
 
@@ -59,14 +56,10 @@ def main() -> None:
     mix = load_mix(ROOT / "bench" / "work" / "scale" / label(args.records) / "mix.yaml")
     built = keys.build_keys(mix)
 
-    def handle(key: str) -> Any:
-        stored = json.loads((args.state / "prefect" / "storage" / key).read_text())
-        return cloudpickle.loads(base64.b64decode(stored["result"]))
-
     names = [stage.name for stage in plan.STAGES]
-    earlier = {name: handle(built.stages[name]) for name in names[:names.index(args.stage)]}
+    earlier = {name: stored_handle(args.state, built.stages[name]) for name in names[:names.index(args.stage)]}
     previous = earlier[names[names.index(args.stage) - 1]] if earlier else None
-    shards = [] if earlier else [handle(key) for key in built.units]
+    shards = [] if earlier else [stored_handle(args.state, key) for key in built.units]
     tokenizer = build.needed_tokenizer(mix.spec)
     folder = stage_store.folder_for(args.state / "stages", mix.spec.name, None)
     logs = Path(tempfile.mkdtemp(prefix="one-stage-"))

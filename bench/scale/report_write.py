@@ -14,7 +14,6 @@ goes to a temporary folder, removed after. Prints one JSON line per step.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import shutil
@@ -31,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from dask_tasks import stored_handle
 from make_corpus import label
 
 MB = 1 << 20
@@ -67,7 +67,6 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["INSTRUCT_PIPELINE_STATE"] = str(args.state)
     os.environ.setdefault("INSTRUCT_PIPELINE_TOKENIZER", str(ROOT.parent / "shared" / "tokenizers" / "llama-2"))
-    import cloudpickle
     from dask.utils import parse_bytes
 
     from flows import build_flow, mapped_pages, stage_store
@@ -79,12 +78,8 @@ def main() -> None:
     mix = load_mix(ROOT / "bench" / "work" / "scale" / label(args.records) / "mix.yaml")
     keys = build_keys(mix)
 
-    def handle(key: str) -> Any:
-        stored = json.loads((args.state / "prefect" / "storage" / key).read_text())
-        return cloudpickle.loads(base64.b64decode(stored["result"]))
-
-    shards = [handle(key) for key in keys.units]
-    stages = {stage.name: handle(keys.stages[stage.name]) for stage in plan.STAGES}
+    shards = [stored_handle(args.state, key) for key in keys.units]
+    stages = {stage.name: stored_handle(args.state, keys.stages[stage.name]) for stage in plan.STAGES}
     if args.page_budget:
         mapped_pages.keep_under(parse_bytes(args.page_budget))
     rows = [peaks.step("handles")]
