@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import polars as pl
 
@@ -23,6 +24,7 @@ from pipeline.config import Mix
 from pipeline.records import Shard, WorkUnit, process_unit, shard, work_units
 
 PARALLEL_MIN_BYTES = 32 << 20
+T = TypeVar("T")
 
 
 ProgressCallback = Callable[[str, int, bool], None]  # (source, records just processed, a file finished)
@@ -48,13 +50,9 @@ def _shard_to_files(unit: WorkUnit, folder: str, number: int,
 
 def iter_shards(mix: Mix, workers: int, progress: ProgressCallback | None = None,
                 detections: language.DetectionCache | None = None) -> Iterator[Shard]:
-    """Shards in input order, computed by this process and ``workers - 1`` spawned ones.
-
-    This process claims units from the front of the list and the workers from the back, one at a time each,
-    so they meet wherever the work splits evenly, whatever the file sizes and however long the workers take
-    to start (~1 s of imports). A worker gets its next unit only when it finishes one, so no unit waits in a
-    queue that this process could have taken it from. Workers read the language cache this process reads and
-    send back what they detected, which joins ``detections``."""
+    """Shards in input order, computed by this process and ``workers - 1`` spawned ones, the units shared as
+    ``Spread`` says. Workers read the language cache this process reads and send back what they detected, which
+    joins ``detections``."""
     units = work_units(mix)
 
     def done(part: Shard) -> Shard:
@@ -66,52 +64,61 @@ def iter_shards(mix: Mix, workers: int, progress: ProgressCallback | None = None
         for unit in units:
             yield done(shard(unit, process_unit(unit), detections))
         return
-    claims = _Claims(len(units))
-    futures: dict[int, Future[tuple[Shard, Path, Path, pl.DataFrame]]] = {}
     context = multiprocessing.get_context("spawn")  # polars' thread pool does not survive fork
     cache = detections.path if detections is not None else None
     with tempfile.TemporaryDirectory(prefix="instruct-pipeline-") as folder, ProcessPoolExecutor(
         max_workers=min(workers - 1, len(units) - 1), mp_context=context
     ) as pool:
-
-        def submit_next(_: object = None) -> None:
-            with claims.lock:  # claim and submit at once: a unit claimed is always in ``futures``
-                index = claims.take_back()
-                if index is None:
-                    return
-                futures[index] = pool.submit(_shard_to_files, units[index], folder, index, cache)
-            futures[index].add_done_callback(submit_next)  # outside the lock: it may run at once
-
-        for _ in range(min(workers - 1, len(units) - 1)):
-            submit_next()
-        while (index := claims.front()) is not None:
+        spread = Spread(len(units), lambda index: pool.submit(_shard_to_files, units[index], folder, index, cache),
+                        min(workers - 1, len(units) - 1))
+        for index in spread.front():
             yield done(shard(units[index], process_unit(units[index]), detections))
-        for index in sorted(futures):
-            part, kept, rejected, detected = futures[index].result()
+        for _, future in spread.submitted():
+            part, kept, rejected, detected = future.result()
             if detections is not None:
                 detections.learn(detected)
             yield done(dataclasses.replace(part, kept=pl.read_ipc(kept), rejected=pl.read_ipc(rejected)))
 
 
-class _Claims:
-    """Unclaimed unit indices [first, end): taken from the front by this process, from the back by workers."""
+class Spread(Generic[T]):
+    """Items 0 .. count - 1 shared between this process and ``remote`` others: this process takes them from the
+    front (``front``), the others from the back (``submit`` hands item i to the pool), one at a time each, so
+    they meet wherever the work splits evenly, whatever the items' sizes and however long the others take to
+    start (~1 s of imports). Another process gets its next item only when it finishes one, so no item waits in
+    a queue that this process could have taken it from."""
 
-    def __init__(self, n: int) -> None:
-        self.first, self.end, self.lock = 0, n, threading.Lock()
+    def __init__(self, count: int, submit: Callable[[int], Future[T]], remote: int) -> None:
+        self.first, self.end, self.lock = 0, count, threading.Lock()
+        self.submit, self.futures = submit, dict[int, Future[T]]()
+        for _ in range(min(remote, count)):
+            self._submit_next()
 
-    def front(self) -> int | None:
-        with self.lock:
+    def _submit_next(self, _: object = None) -> None:
+        with self.lock:  # claim and submit at once: an item claimed is always in ``futures``
             if self.first == self.end:
-                return None
-            self.first += 1
-            return self.first - 1
+                return
+            self.end -= 1
+            index = self.end
+            try:
+                self.futures[index] = self.submit(index)
+            except Exception as error:  # raised where the result is read, not lost in a callback thread
+                self.futures[index] = Future()
+                self.futures[index].set_exception(error)
+        self.futures[index].add_done_callback(self._submit_next)  # outside the lock: it may run at once
 
-    def take_back(self) -> int | None:
-        """Call with ``lock`` held."""
-        if self.first == self.end:
-            return None
-        self.end -= 1
-        return self.end
+    def front(self) -> Iterator[int]:
+        """The items this process takes, in order, each claimed when the previous one is done."""
+        while True:
+            with self.lock:
+                if self.first == self.end:
+                    return
+                self.first += 1
+                index = self.first - 1
+            yield index
+
+    def submitted(self) -> list[tuple[int, Future[T]]]:
+        """The items the other processes took, in order (once ``front`` is exhausted, no more are submitted)."""
+        return sorted(self.futures.items(), key=lambda item: item[0])
 
 
 def default_workers(mix: Mix) -> int:
