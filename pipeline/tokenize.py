@@ -142,8 +142,10 @@ def _encode_segments(all_segments: Sequence[list[Segment]], tokenizer: Any,
                 constants[s.text] = backend.encode(s.text, add_special_tokens=False).ids
     plain = [s.text for segs in all_segments for s in segs if s.text not in SPECIALS and not s.glue and not s.constant]
     glued = [f"{tokenizer.bos_token}{s.text}" for segs in all_segments for s in segs if s.glue]
-    return ([e.ids for e in backend.encode_batch(plain, add_special_tokens=False)],
-            [e.ids[1:] for e in backend.encode_batch(glued, add_special_tokens=False)])
+    # the ids of encode_batch without the character offsets, which nothing here reads: ~30% less CPU
+    encode = getattr(backend, "encode_batch_fast", backend.encode_batch)  # tokenizers >= 0.20.0
+    return ([e.ids for e in encode(plain, add_special_tokens=False)],
+            [e.ids[1:] for e in encode(glued, add_special_tokens=False)])
 
 
 def _assemble(all_segments: Sequence[list[Segment]], encoded: tuple[list[list[int]], list[list[int]]],

@@ -253,7 +253,8 @@ def test_missing_tokenizer_stops_before_reading(tmp_path, write_mix, monkeypatch
 
 def test_alpaca_prompts_of_real_records_equal_a_plain_tokenizer_call(llama_tokenizer, shared_data):
     """The Alpaca preamble is tokenized once and the rest of the prompt glued after its newline: on real
-    English and Chinese records, with and without input, the prompt ids equal tokenizing the whole prompt."""
+    English and Chinese records, with and without input, the prompt ids equal tokenizing the whole prompt, and
+    the answer's those of tokenizing the answer (the stage encodes without offsets, a faster call)."""
     import json
 
     rows = json.loads((shared_data / "alpaca-en" / "alpaca_data-00000-03252.json").read_text())[::3]
@@ -268,6 +269,8 @@ def test_alpaca_prompts_of_real_records_equal_a_plain_tokenizer_call(llama_token
         prompt = llama_tokenizer(f"{preamble}\n\n### Instruction:\n{user}\n\n### Response:\n").input_ids
         assert row["input_ids"][: len(prompt)] == prompt and row["labels"][len(prompt) - 1] == -100
         assert row["labels"][len(prompt)] != -100
+        answer = llama_tokenizer(rec["output"], add_special_tokens=False).input_ids  # the stage: encode_batch_fast
+        assert row["input_ids"][len(prompt):] == [*answer, llama_tokenizer.eos_token_id]
 
 
 def test_records_too_long_in_train_and_eval_are_quarantined_with_their_text(tmp_path, write_mix, llama_tokenizer):
