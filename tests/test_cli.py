@@ -67,7 +67,9 @@ def test_shell_completion_completes_every_command(words, expected):
            "COMP_CWORD": str(len(words.split(" ")) - 1)}
     done = subprocess.run([str(SCRIPT)], capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 0 and done.stdout.split() == expected, (done.stdout, done.stderr)
-    shown = subprocess.run([str(SCRIPT), "--show-completion", "bash"], capture_output=True, text=True, timeout=60)
+    # typer detects the shell from the parent processes unless told (a detached run has none it knows)
+    shown = subprocess.run([str(SCRIPT), "--show-completion", "bash"], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"})
     assert "_PIPELINE_COMPLETE=complete_bash" in shown.stdout
 
 
