@@ -101,9 +101,10 @@ class Spread(Generic[T]):
             index = self.end
             try:
                 self.futures[index] = self.submit(index)
-            except Exception as error:  # raised where the result is read, not lost in a callback thread
-                self.futures[index] = Future()
+            except Exception as error:  # raised where the result is read, not lost in a callback thread; this
+                self.futures[index] = Future()  # process takes the items that slot would have had
                 self.futures[index].set_exception(error)
+                return
         self.futures[index].add_done_callback(self._submit_next)  # outside the lock: it may run at once
 
     def front(self) -> Iterator[int]:
