@@ -22,14 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("INSTRUCT_PIPELINE_TOKENIZER", str(ROOT.parent / "shared" / "tokenizers" / "llama-2"))
 
 import polars as pl
-from make_corpus import label
+from make_corpus import WORK, label
 
 from pipeline import tokenize
 from pipeline.config import load_mix
 from pipeline.io import split_files
 from pipeline.io.tokenizer import load_tokenizer
-
-WORK = ROOT / "bench" / "work" / "scale"
 
 
 def main() -> None:

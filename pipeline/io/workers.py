@@ -66,11 +66,12 @@ def iter_shards(mix: Mix, workers: int, progress: ProgressCallback | None = None
         return
     context = multiprocessing.get_context("spawn")  # polars' thread pool does not survive fork
     cache = detections.path if detections is not None else None
+    others = min(workers - 1, len(units) - 1)
     with tempfile.TemporaryDirectory(prefix="instruct-pipeline-") as folder, ProcessPoolExecutor(
-        max_workers=min(workers - 1, len(units) - 1), mp_context=context
+        max_workers=others, mp_context=context
     ) as pool:
         spread = Spread(len(units), lambda index: pool.submit(_shard_to_files, units[index], folder, index, cache),
-                        min(workers - 1, len(units) - 1))
+                        others)
         for index in spread.front():
             yield done(shard(units[index], process_unit(units[index]), detections))
         for _, future in spread.submitted():
