@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pipeline import tokenize
+from pipeline import collector, tokenize
 from pipeline.io import token_files
 from pipeline.io.tokenizer import tokenizer_source
 from pipeline.report.stages import token_stats
@@ -118,9 +118,11 @@ def take(frame: pl.DataFrame, rows: np.ndarray) -> pl.DataFrame:
     return frame[rows]
 
 
+@collector.paused()
 def tokenize_shard(frame: pl.DataFrame, tokenizer: Any, spec: MixSpec, path: Path,
                    tokenized: pl.DataFrame | None = None) -> TokenShard:
-    """The rows of one shard (first copies, then their repeats) tokenized and written to ``path``."""
+    """The rows of one shard (first copies, then their repeats) tokenized and written to ``path``, with Python's
+    cyclic collector paused (pipeline/collector.py)."""
     firsts = frame.filter(pl.col("repeat") == 0)
     if tokenized is not None:
         parts: Iterable[tokenize.Tokenized] = _given(firsts, tokenized)

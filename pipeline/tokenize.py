@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from pipeline import collector
 from pipeline.packing import first_fit_decreasing
 from pipeline.stage import REJECT_SCHEMA, first_rule
 from pipeline.templates import TEMPLATES, Segment, Special, chat_messages
@@ -46,8 +47,10 @@ class Tokenized:
     rejected: pl.DataFrame  # REJECT_COLUMNS
 
 
+@collector.paused()
 def tokenize(frame: pl.DataFrame, tokenizer: Any, spec: TokenizeSpec, filters: FiltersSpec) -> Tokenized:
-    """Every record of ``frame`` (see ``batches``), in one result."""
+    """Every record of ``frame`` (see ``batches``), in one result, with Python's cyclic collector paused
+    (pipeline/collector.py)."""
     parts = list(batches(frame, tokenizer, spec, filters))
     if not parts:
         return Tokenized(pl.DataFrame(schema=TOKEN_COLUMNS), pl.DataFrame(schema=REJECT_COLUMNS))
