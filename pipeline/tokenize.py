@@ -12,19 +12,19 @@ answer token survives it is quarantined all the same); ``filters.min_tokens`` / 
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from pipeline import collector
+from pipeline import collector, templates
 from pipeline.packing import first_fit_decreasing
 from pipeline.stage import REJECT_SCHEMA, first_rule
-from pipeline.templates import TEMPLATES, Segment, Special, chat_messages
+from pipeline.templates import Kind, Special, chat_messages
 from schemas.mix import FiltersSpec, TokenizeSpec
 
 STAGE = "tokenize"
@@ -71,18 +71,17 @@ def _tables(frame: pl.DataFrame, tokenizer: Any, spec: TokenizeSpec) -> Iterator
         for b in slices:
             yield b, _table(b, _flatten([_chat_template_ids(r, tokenizer, spec) for r in _records(b)]), spec.cutoff_len)
         return
-    render = TEMPLATES[spec.template]
     constants: dict[str, list[int]] = {}
     with ThreadPoolExecutor(max_workers=1) as encoder:
         pending = None
         for batch in [*slices, None]:
             upcoming = None
             if batch is not None:
-                segments = [render(r, spec.system, spec.mask_history) for r in _records(batch)]
-                upcoming = (batch, segments, encoder.submit(_encode_segments, segments, tokenizer, constants))
+                parts = templates.segments(batch, spec.template, spec.system, spec.mask_history)
+                upcoming = (batch, parts, encoder.submit(_encode_segments, parts, tokenizer, constants))
             if pending is not None:
-                done, done_segments, encoded = pending
-                flat = _assemble(done_segments, encoded.result(), constants, tokenizer, spec.train_on_prompt)
+                done, done_parts, encoded = pending
+                flat = _assemble(done_parts, encoded.result(), constants, tokenizer, spec.train_on_prompt)
                 yield done, _table(done, flat, spec.cutoff_len)
             pending = upcoming
 
@@ -91,9 +90,9 @@ def _tables(frame: pl.DataFrame, tokenizer: Any, spec: TokenizeSpec) -> Iterator
 class _Flat:
     """A batch's token ids end to end, whether each is trained, and where each record starts."""
 
-    ids: array[int]
-    trained: bytearray
-    offsets: array[int]
+    ids: np.ndarray  # int32
+    trained: np.ndarray  # bool
+    offsets: np.ndarray  # int32: one more than the records
 
 
 def _records(batch: pl.DataFrame) -> list[dict[str, Any]]:
@@ -104,12 +103,10 @@ def _table(batch: pl.DataFrame, flat: _Flat, cut: int) -> pl.DataFrame:
     """TOKEN_COLUMNS plus ``n_full``, the length before the cutoff; labels are ids where trained, else -100."""
     import pyarrow as pa  # here, not at module level: a build without tokenization never loads it
 
-    ids = pl.Series(pl.from_arrow(pa.Array.from_buffers(pa.int32(), len(flat.ids), [None, pa.py_buffer(flat.ids)])))
-    trained = pl.Series(flat.trained, dtype=pl.UInt8).cast(pl.Boolean)
-    labels = pl.select(pl.when(trained).then(ids).otherwise(pl.lit(IGNORE, dtype=pl.Int32))).to_series()
-    starts = pa.Array.from_buffers(pa.int32(), len(flat.offsets), [None, pa.py_buffer(flat.offsets)])
-
-    full = pl.Series(np.diff(np.frombuffer(flat.offsets, dtype=np.int32)), dtype=pl.Int64)
+    ids = pl.Series(flat.ids)
+    labels = pl.select(pl.when(pl.Series(flat.trained)).then(ids).otherwise(pl.lit(IGNORE, dtype=pl.Int32))).to_series()
+    starts = pa.array(flat.offsets, type=pa.int32())
+    full = pl.Series(np.diff(flat.offsets), dtype=pl.Int64)
     over = bool((full > cut).any())
 
     def as_lists(values: pl.Series) -> pl.Series:
@@ -126,53 +123,57 @@ def _table(batch: pl.DataFrame, flat: _Flat, cut: int) -> pl.DataFrame:
 
 
 def _flatten(sequences: Sequence[tuple[list[int], list[int]]]) -> _Flat:
-    flat = _Flat(array("i"), bytearray(), array("i", [0]))
-    for ids, labels in sequences:
-        flat.ids.extend(ids)
-        flat.trained.extend(bytes(label != IGNORE for label in labels))
-        flat.offsets.append(len(flat.ids))
-    return flat
+    lengths = [len(ids) for ids, _ in sequences]
+    total = sum(lengths)
+    return _Flat(np.fromiter(chain.from_iterable(ids for ids, _ in sequences), dtype=np.int32, count=total),
+                 np.fromiter(chain.from_iterable(labels for _, labels in sequences), dtype=np.int32, count=total)
+                 != IGNORE,
+                 np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
 
 
-def _encode_segments(all_segments: Sequence[list[Segment]], tokenizer: Any,
+def _encode_segments(parts: pl.DataFrame, tokenizer: Any,
                      constants: dict[str, list[int]]) -> tuple[list[list[int]], list[list[int]]]:
-    """Ids of every text segment of a batch: one batched fast-tokenizer call per kind (plain, glued); constant
-    segments are tokenized once into ``constants`` and looked up by ``_assemble``."""
+    """Ids of every text segment of a batch (``templates.segments``): one batched fast-tokenizer call per kind
+    (plain, glued); constant segments are tokenized once into ``constants`` and looked up by ``_assemble``."""
     backend = tokenizer.backend_tokenizer
-    for segs in all_segments:
-        for s in segs:
-            if s.constant and s.text not in constants:
-                constants[s.text] = backend.encode(s.text, add_special_tokens=False).ids
-    plain = [s.text for segs in all_segments for s in segs if s.text not in SPECIALS and not s.glue and not s.constant]
-    glued = [f"{tokenizer.bos_token}{s.text}" for segs in all_segments for s in segs if s.glue]
+    kind, texts = parts["kind"], parts["text"]
+    for text in texts.filter(kind == Kind.CONSTANT).unique().to_list():
+        if text not in constants:
+            constants[text] = backend.encode(text, add_special_tokens=False).ids
+    plain = texts.filter(kind == Kind.TEXT).to_list()
+    glued = (tokenizer.bos_token + texts.filter(kind == Kind.GLUED)).to_list()
     # the ids of encode_batch without the character offsets, which nothing here reads: ~30% less CPU
     encode = getattr(backend, "encode_batch_fast", backend.encode_batch)  # tokenizers >= 0.20.0
     return ([e.ids for e in encode(plain, add_special_tokens=False)],
             [e.ids[1:] for e in encode(glued, add_special_tokens=False)])
 
 
-def _assemble(all_segments: Sequence[list[Segment]], encoded: tuple[list[list[int]], list[list[int]]],
+def _assemble(parts: pl.DataFrame, encoded: tuple[list[list[int]], list[list[int]]],
               constants: dict[str, list[int]], tokenizer: Any, train_on_prompt: bool) -> _Flat:
-    """The batch's ids, end to end, and which are trained: answers and their EOS, or all but BOS."""
-    plain_ids, glued_ids = iter(encoded[0]), iter(encoded[1])
-    bos, eos = [tokenizer.bos_token_id], [tokenizer.eos_token_id]
-    flat = _Flat(array("i"), bytearray(), array("i", [0]))
-    ids, trained = flat.ids, flat.trained
-    for segments in all_segments:
-        for segment in segments:
-            if segment.text == Special.BOS:
-                piece = bos
-            elif segment.text == Special.EOS:
-                piece = eos
-            elif segment.constant:
-                piece = constants[segment.text]
-            else:
-                piece = next(glued_ids) if segment.glue else next(plain_ids)
-            ids.extend(piece)
-            train = segment.trained or (train_on_prompt and segment.text != Special.BOS)
-            trained.extend(b"\x01" * len(piece) if train else b"\x00" * len(piece))
-        flat.offsets.append(len(ids))
-    return flat
+    """The batch's ids, end to end, and which are trained: answers and their EOS, or all but BOS. The pieces
+    (plain ids, glued ids, constants, BOS, EOS) are put in the segments' order by one index."""
+    plain, glued = encoded
+    known = list(constants)
+    pieces = [*plain, *glued, *(constants[t] for t in known), [tokenizer.bos_token_id], [tokenizer.eos_token_id]]
+    kind = pl.col("kind")
+    base = {Kind.TEXT: 0, Kind.GLUED: len(plain), Kind.CONSTANT: len(plain) + len(glued),
+            Kind.BOS: len(plain) + len(glued) + len(known), Kind.EOS: len(plain) + len(glued) + len(known) + 1}
+    rank = pl.int_range(pl.len(), dtype=pl.Int64).over(kind)
+    which = parts.select(
+        pl.when(kind == Kind.CONSTANT).then(pl.col("text").replace_strict(known, list(range(len(known))), default=0,
+                                                                           return_dtype=pl.Int64))
+        .when(kind.is_in([Kind.BOS, Kind.EOS])).then(0).otherwise(rank)
+        + kind.replace_strict(list(base), list(base.values()), return_dtype=pl.Int64),
+    ).to_series().to_list()
+    ordered = [pieces[k] for k in which]
+    lengths = np.fromiter(map(len, ordered), dtype=np.int64, count=len(ordered))
+    ids = np.fromiter(chain.from_iterable(ordered), dtype=np.int32, count=int(lengths.sum()))
+    trained_segments = parts["trained"].to_numpy()
+    if train_on_prompt:
+        trained_segments = trained_segments | (parts["kind"] != Kind.BOS).to_numpy()
+    per_record = np.bincount(parts["row"].to_numpy(), weights=lengths, minlength=0).astype(np.int64)
+    offsets = np.concatenate([[0], np.cumsum(per_record)]).astype(np.int32)
+    return _Flat(ids, np.repeat(trained_segments, lengths), offsets)
 
 
 def _chat_template_ids(record: dict[str, Any], tokenizer: Any, spec: TokenizeSpec) -> tuple[list[int], list[int]]:

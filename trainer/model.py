@@ -77,11 +77,11 @@ def pad_token_id(tokenizer: Any) -> int:
 
 def prompt_text(build: Path, prompt: str) -> str:
     """The build's template rendered around ``prompt`` up to where the answer starts."""
-    from pipeline.templates import TEMPLATES, Special
+    from pipeline.templates import Special, render
 
     spec = json.loads((build / "manifest.json").read_text())["spec"]["tokenize"]
     record = {"instruction": prompt, "input": "", "output": "", "system": None, "history": None}
-    segments = TEMPLATES[spec["template"]](record, spec.get("system"), False)
+    segments = render(record, spec["template"], spec.get("system"), False)
     return "".join(s.text for s in segments if not s.trained and s.text not in (Special.BOS, Special.EOS))
 
 

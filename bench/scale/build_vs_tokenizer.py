@@ -30,11 +30,10 @@ from make_corpus import label
 from make_short_corpus import short_name
 from run import WORK, code_state, prepare, run_cli
 
-from pipeline import chat_format, tokenize
+from pipeline import chat_format, templates, tokenize
 from pipeline.config import load_mix
 from pipeline.io import split_files
 from pipeline.io.tokenizer import load_tokenizer
-from pipeline.templates import TEMPLATES
 
 BATCH = tokenize.BATCH
 
@@ -45,9 +44,7 @@ def raw_tokenizer_seconds(out: Path, template: str, system: str | None, mask_his
     frames = [chat_format.read_records(split_files.paths(out, split)).filter(pl.col("repeat") == 0)
               for split in ("train", "eval")]
     frame = pl.concat(frames, how="diagonal_relaxed")
-    render = TEMPLATES[template]
-    texts = ["".join(s.text for s in render(r, system, mask_history) if s.text not in tokenize.SPECIALS)
-             for r in tokenize._records(frame)]
+    texts = templates.prompt_texts(frame, template, system, mask_history).to_list()
     backend = load_tokenizer(tokenizer_name).backend_tokenizer
     tokens = 0
     started, cpu = time.perf_counter(), time.process_time()

@@ -3,9 +3,10 @@
     .venv/bin/python bench/scale/tokenize_floor.py --records 1000000 --sample 50000
 
 Takes ``--sample`` first copies (repeat 0) from the train.parquet of a finished scale build and times, one after
-the other on the same records: the whole ``tokenize.tokenize`` call; its Python steps alone (``_records`` =
-``to_dicts``, the template's render, ``_assemble``, ``_table``); and the raw fast tokenizer
-(``backend_tokenizer.encode_batch``) on the segment texts the stage encodes, and on the rendered texts whole.
+the other on the same records: the whole ``tokenize.tokenize`` call; its Python steps alone
+(``templates.segments``, ``_assemble``, ``_table``, with the cyclic collector paused as in the stage); and the raw
+fast tokenizer (``backend_tokenizer.encode_batch``) on the segment texts the stage encodes, and on the rendered
+texts whole.
 The raw encoding is the floor of the stage; the Python steps compete with it for the 2 cores.
 """
 
@@ -28,11 +29,10 @@ import polars as pl
 from make_corpus import label
 from make_short_corpus import short_name
 
-from pipeline import chat_format, tokenize
+from pipeline import chat_format, collector, templates, tokenize
 from pipeline.config import load_mix
 from pipeline.io import split_files
 from pipeline.io.tokenizer import load_tokenizer
-from pipeline.templates import TEMPLATES
 
 WORK = ROOT / "bench" / "work" / "scale"
 
@@ -66,20 +66,19 @@ def main() -> None:
     result, stage_s = timed(tokenize.tokenize, frame, tokenizer, spec, mix.spec.filters)
     n_tokens = int(result.examples["n_tokens"].sum())
 
-    render = TEMPLATES[spec.template]
-    records, to_dicts_s = timed(tokenize._records, frame)
-    segments, render_s = timed(lambda: [render(r, spec.system, spec.mask_history) for r in records])
-    constants: dict[str, list[int]] = {}
-    encoded, encode_segments_s = timed(tokenize._encode_segments, segments, tokenizer, constants)
-    flat, assemble_s = timed(tokenize._assemble, segments, encoded, constants, tokenizer, spec.train_on_prompt)
-    _, table_s = timed(tokenize._table, frame, flat, spec.cutoff_len)
-    whole = ["".join(s.text for s in segs if s.text not in tokenize.SPECIALS) for segs in segments]
+    with collector.paused():  # as the stage runs
+        segments, render_s = timed(templates.segments, frame, spec.template, spec.system, spec.mask_history)
+        constants: dict[str, list[int]] = {}
+        encoded, encode_segments_s = timed(tokenize._encode_segments, segments, tokenizer, constants)
+        flat, assemble_s = timed(tokenize._assemble, segments, encoded, constants, tokenizer, spec.train_on_prompt)
+        _, table_s = timed(tokenize._table, frame, flat, spec.cutoff_len)
+    whole = templates.prompt_texts(frame, spec.template, spec.system, spec.mask_history).to_list()
     _, raw_whole_s = timed(backend.encode_batch, whole, False)
     out = {
         "sample": frame.height, "tokens": n_tokens, "loadavg_before": [round(x, 2) for x in load],
         "stage_s": round(stage_s, 2), "stage_tokens_per_s": round(n_tokens / stage_s),
-        "python_steps_s": {"to_dicts": round(to_dicts_s, 2), "render": round(render_s, 2),
-                           "assemble": round(assemble_s, 2), "table": round(table_s, 2)},
+        "python_steps_s": {"segments": round(render_s, 2), "assemble": round(assemble_s, 2),
+                           "table": round(table_s, 2)},
         "raw_encode_segments_s": round(encode_segments_s, 2),
         "raw_encode_whole_texts_s": round(raw_whole_s, 2),
         "raw_tokens_per_s": round(n_tokens / raw_whole_s),
