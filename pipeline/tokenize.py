@@ -81,7 +81,8 @@ def _tables(frame: pl.DataFrame, tokenizer: Any, spec: TokenizeSpec) -> Iterator
                 upcoming = (batch, parts, encoder.submit(_encode_segments, parts, tokenizer, constants))
             if pending is not None:
                 done, done_parts, encoded = pending
-                flat = _assemble(done_parts, encoded.result(), constants, tokenizer, spec.train_on_prompt)
+                flat = _assemble(done_parts, done.height, encoded.result(), constants, tokenizer,
+                                 spec.train_on_prompt)
                 yield done, _table(done, flat, spec.cutoff_len)
             pending = upcoming
 
@@ -148,7 +149,7 @@ def _encode_segments(parts: pl.DataFrame, tokenizer: Any,
             [e.ids[1:] for e in encode(glued, add_special_tokens=False)])
 
 
-def _assemble(parts: pl.DataFrame, encoded: tuple[list[list[int]], list[list[int]]],
+def _assemble(parts: pl.DataFrame, records: int, encoded: tuple[list[list[int]], list[list[int]]],
               constants: dict[str, list[int]], tokenizer: Any, train_on_prompt: bool) -> _Flat:
     """The batch's ids, end to end, and which are trained: answers and their EOS, or all but BOS. The pieces
     (plain ids, glued ids, constants, BOS, EOS) are put in the segments' order by one index."""
@@ -156,22 +157,21 @@ def _assemble(parts: pl.DataFrame, encoded: tuple[list[list[int]], list[list[int
     known = list(constants)
     pieces = [*plain, *glued, *(constants[t] for t in known), [tokenizer.bos_token_id], [tokenizer.eos_token_id]]
     kind = pl.col("kind")
-    base = {Kind.TEXT: 0, Kind.GLUED: len(plain), Kind.CONSTANT: len(plain) + len(glued),
-            Kind.BOS: len(plain) + len(glued) + len(known), Kind.EOS: len(plain) + len(glued) + len(known) + 1}
-    rank = pl.int_range(pl.len(), dtype=pl.Int64).over(kind)
-    which = parts.select(
-        pl.when(kind == Kind.CONSTANT).then(pl.col("text").replace_strict(known, list(range(len(known))), default=0,
-                                                                           return_dtype=pl.Int64))
-        .when(kind.is_in([Kind.BOS, Kind.EOS])).then(0).otherwise(rank)
-        + kind.replace_strict(list(base), list(base.values()), return_dtype=pl.Int64),
-    ).to_series().to_list()
+    first = {Kind.TEXT: 0, Kind.GLUED: len(plain), Kind.CONSTANT: len(plain) + len(glued),
+             Kind.BOS: len(pieces) - 2, Kind.EOS: len(pieces) - 1}  # each kind's first piece
+    within = (pl.when(kind == Kind.CONSTANT).then(pl.col("text").replace_strict(known, list(range(len(known))),
+                                                                                 default=0, return_dtype=pl.Int64))
+              .when(kind.is_in([Kind.TEXT, Kind.GLUED])).then(pl.int_range(pl.len(), dtype=pl.Int64).over(kind))
+              .otherwise(0))
+    start = kind.replace_strict([int(k) for k in first], list(first.values()), return_dtype=pl.Int64)
+    which = parts.select(start + within).to_series().to_list()
     ordered = [pieces[k] for k in which]
     lengths = np.fromiter(map(len, ordered), dtype=np.int64, count=len(ordered))
     ids = np.fromiter(chain.from_iterable(ordered), dtype=np.int32, count=int(lengths.sum()))
     trained_segments = parts["trained"].to_numpy()
     if train_on_prompt:
         trained_segments = trained_segments | (parts["kind"] != Kind.BOS).to_numpy()
-    per_record = np.bincount(parts["row"].to_numpy(), weights=lengths, minlength=0).astype(np.int64)
+    per_record = np.bincount(parts["row"].to_numpy(), weights=lengths, minlength=records).astype(np.int64)
     offsets = np.concatenate([[0], np.cumsum(per_record)]).astype(np.int32)
     return _Flat(ids, np.repeat(trained_segments, lengths), offsets)
 

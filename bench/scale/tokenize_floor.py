@@ -70,7 +70,8 @@ def main() -> None:
         segments, render_s = timed(templates.segments, frame, spec.template, spec.system, spec.mask_history)
         constants: dict[str, list[int]] = {}
         encoded, encode_segments_s = timed(tokenize._encode_segments, segments, tokenizer, constants)
-        flat, assemble_s = timed(tokenize._assemble, segments, encoded, constants, tokenizer, spec.train_on_prompt)
+        flat, assemble_s = timed(tokenize._assemble, segments, frame.height, encoded, constants, tokenizer,
+                                 spec.train_on_prompt)
         _, table_s = timed(tokenize._table, frame, flat, spec.cutoff_len)
     whole = templates.prompt_texts(frame, spec.template, spec.system, spec.mask_history).to_list()
     _, raw_whole_s = timed(backend.encode_batch, whole, False)
