@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline import build, tokenize, writer
+from pipeline import build, templates, tokenize, writer
 from pipeline.config import load_mix
 from pipeline.io.tokenizer import ENV, TokenizerError, load_tokenizer
 from pipeline.packing import first_fit_decreasing
@@ -272,6 +272,24 @@ def test_alpaca_prompts_of_real_records_equal_a_plain_tokenizer_call(llama_token
         assert row["labels"][len(prompt)] != -100
         answer = llama_tokenizer(rec["output"], add_special_tokens=False).input_ids  # the stage: encode_batch_fast
         assert row["input_ids"][len(prompt):] == [*answer, llama_tokenizer.eos_token_id]
+
+
+@pytest.mark.parametrize("template", ["alpaca", "llama2-chat", "llamafactory-alpaca", "llamafactory-llama2"])
+def test_a_batch_renders_each_record_as_it_renders_alone(template):
+    """Templates are rules applied to a whole batch (its exchanges sorted and joined): each record's segments,
+    in order, are those it gets alone, whatever its neighbours' history and system."""
+    names = sorted(RECORDS) * 2
+    frame = pl.DataFrame([RECORDS[name] for name in names], schema=OUTPUT_SCHEMA)
+    batch = templates.segments(frame, template, "Be brief.", mask_history=True)
+    assert batch["row"].unique().to_list() == list(range(len(names)))
+    for row, name in enumerate(names):
+        mine = batch.filter(pl.col("row") == row)
+        alone = templates.render(RECORDS[name], template, "Be brief.", mask_history=True)
+        assert [(s.text, s.trained, s.glue, s.constant) for s in alone] == [
+            (t, trained, kind == templates.Kind.GLUED, kind == templates.Kind.CONSTANT)
+            for t, trained, kind in mine.select("text", "trained", "kind").iter_rows()]
+        assert alone[-1].trained and sum(s.text == templates.Special.EOS for s in alone) == 1 + len(
+            RECORDS[name]["history"])
 
 
 def test_tokenizing_pauses_the_cyclic_collector_and_restores_it(llama_tokenizer):
