@@ -24,13 +24,12 @@ import polars as pl
 from pipeline import collector, templates
 from pipeline.packing import first_fit_decreasing
 from pipeline.stage import REJECT_SCHEMA, first_rule
-from pipeline.templates import Kind, Special, chat_messages
+from pipeline.templates import Kind, chat_messages
 from schemas.mix import FiltersSpec, TokenizeSpec
 
 STAGE = "tokenize"
 IGNORE = -100
 BATCH = 2_000  # records per encode call; 10k held 5x the result in transient encodings, for no speed gain
-SPECIALS = (Special.BOS, Special.EOS)
 TOKEN_COLUMNS = {"id": pl.String(), "source": pl.String(), "task": pl.String(),
                  "input_ids": pl.List(pl.Int32()), "labels": pl.List(pl.Int32()),
                  "n_tokens": pl.Int64(), "truncated": pl.Boolean()}
