@@ -8,7 +8,9 @@ tree, CPU seconds; cold language cache), then, in this process, the raw fast tok
 (``backend_tokenizer.encode_batch``, both cores, batches of 2,000 as the stage encodes) on every text the build
 tokenized: each first copy (``repeat == 0``) of train.parquet and eval.parquet rendered with the build's
 template, special tokens left out (the floor ``tokenize_floor.py`` times on a sample). ``build_over_raw`` is
-the build's wall time over the raw tokenizer's; the issue's target is <= 1.5.
+the build's wall time over the raw tokenizer's; the issue's target is <= 1.5. When an earlier build's output is
+there with the same texts, the raw tokenizer also runs before the build (``raw_tokenizer_before_build``): the
+VM's speed drifts within minutes (bench/RESULTS.md, sessions 12-13), and the two raw runs bracket the build.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -61,21 +64,32 @@ def main() -> None:
     name = label(args.records) if args.corpus == "scale" else short_name(args.records)
     mix_path = WORK / name / "mix.yaml"
     prepare(mix_path, warm=False)
+    mix = load_mix(mix_path)
+    spec = mix.spec.tokenize
+
+    def raw() -> dict[str, Any]:
+        wall, cpu, texts, tokens = raw_tokenizer_seconds(mix.out_dir, spec.template, spec.system,
+                                                         spec.mask_history, spec.tokenizer)
+        return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "texts": texts, "tokens": tokens}
+
+    # the raw tokenizer also before the build, on an earlier build's texts when there is one: the VM's speed
+    # drifts within minutes, and a ratio with a raw run on each side of the build shows how much
+    before = raw() if split_files.paths(mix.out_dir, "train") else None
     load = os.getloadavg()
     build = run_cli(mix_path, "direct", None)
     if build["returncode"] != 0:
         raise SystemExit(build["output_tail"])
-    mix = load_mix(mix_path)
-    spec = mix.spec.tokenize
-    raw_s, raw_cpu, texts, tokens = raw_tokenizer_seconds(mix.out_dir, spec.template, spec.system,
-                                                           spec.mask_history, spec.tokenizer)
+    after = raw()
     result = {
         "corpus": name, "code": code_state(), "loadavg_before": [round(x, 2) for x in load],
         "build": {k: v for k, v in build.items() if k != "output_tail"},
-        "raw_tokenizer": {"wall_s": round(raw_s, 2), "cpu_s": round(raw_cpu, 2), "texts": texts, "tokens": tokens},
-        "build_over_raw": round(build["wall_s"] / raw_s, 2),
+        "raw_tokenizer": after,
+        "build_over_raw": round(build["wall_s"] / after["wall_s"], 2),
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
     }
+    if before is not None and before["tokens"] == after["tokens"]:  # the same texts: the same outputs
+        result["raw_tokenizer_before_build"] = before
+        result["build_over_raw_before_build"] = round(build["wall_s"] / before["wall_s"], 2)
     print(json.dumps(result, indent=2))
     commit = result["code"].get("commit", "unknown")
     (WORK / f"build-vs-tokenizer-{name}-{commit}.json").write_text(json.dumps(result, indent=2) + "\n")
