@@ -207,10 +207,10 @@ def segments(frame: pl.DataFrame, template: str, system: str | None, mask_histor
     """Every segment of every record of ``frame`` (instruction, input, output, system, history) in order: ``row``
     (the record's position), ``text``, ``kind`` (a ``Kind``) and ``trained``."""
     spec = TEMPLATES[template]
-    frame_of = exchanges(frame, spec.last_user(), mask_history).with_row_index("_exchange")
+    exchange_rows = exchanges(frame, spec.last_user(), mask_history).with_row_index("_exchange")
     parts = []
     for position, rule in enumerate(spec.rules(system)):
-        chosen = frame_of if rule.when is None else frame_of.filter(rule.when)
+        chosen = exchange_rows if rule.when is None else exchange_rows.filter(rule.when)
         parts.append(chosen.select(
             "_exchange", pl.lit(position, pl.UInt8).alias("_position"), "row", rule.text.alias("text"),
             _value(rule.kind).cast(pl.UInt8).alias("kind"), _value(rule.trained).cast(pl.Boolean).alias("trained")))
