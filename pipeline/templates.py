@@ -63,7 +63,7 @@ class Rule(NamedTuple):
 
 
 class Template(NamedTuple):
-    last_user: Callable[[], pl.Expr]  # the record's own prompt, from its instruction and input
+    last_user: pl.Expr  # the record's own prompt, from its instruction and input
     rules: Callable[[str | None], list[Rule]]  # from the mix's default system prompt
 
 
@@ -180,10 +180,10 @@ def llamafactory_alpaca(system: str | None) -> list[Rule]:
 
 
 TEMPLATES: dict[str, Template] = {
-    "alpaca": Template(alpaca_user, alpaca),
-    "llama2-chat": Template(turns_user, llama2_chat),
-    "llamafactory-alpaca": Template(llamafactory_user, llamafactory_alpaca),
-    "llamafactory-llama2": Template(llamafactory_user, llamafactory_llama2),
+    "alpaca": Template(alpaca_user(), alpaca),
+    "llama2-chat": Template(turns_user(), llama2_chat),
+    "llamafactory-alpaca": Template(llamafactory_user(), llamafactory_alpaca),
+    "llamafactory-llama2": Template(llamafactory_user(), llamafactory_llama2),
 }
 
 
@@ -207,7 +207,7 @@ def segments(frame: pl.DataFrame, template: str, system: str | None, mask_histor
     """Every segment of every record of ``frame`` (instruction, input, output, system, history) in order: ``row``
     (the record's position), ``text``, ``kind`` (a ``Kind``) and ``trained``."""
     spec = TEMPLATES[template]
-    exchange_rows = exchanges(frame, spec.last_user(), mask_history).with_row_index("_exchange")
+    exchange_rows = exchanges(frame, spec.last_user, mask_history).with_row_index("_exchange")
     parts = []
     for position, rule in enumerate(spec.rules(system)):
         chosen = exchange_rows if rule.when is None else exchange_rows.filter(rule.when)
