@@ -238,19 +238,14 @@ def prompt_texts(frame: pl.DataFrame, template: str, system: str | None, mask_hi
     return parts.group_by("row", maintain_order=True).agg(pl.col("text").str.join("")).get_column("text")
 
 
-def turns(record: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(user, assistant) exchanges: the history, then instruction (+ input) and output."""
-    user = record["instruction"]
-    if record["input"]:
-        user = f"{user}\n\n{record['input']}"
-    return [(t["user"], t["assistant"]) for t in record["history"] or ()] + [(user, record["output"])]
-
-
-def chat_messages(record: Mapping[str, Any], system: str | None) -> list[dict[str, str]]:
-    """The record as OpenAI-style messages, for a tokenizer's own chat template."""
-    messages: list[dict[str, str]] = []
-    if content := record["system"] or system:
-        messages.append({"role": "system", "content": content})
-    for user, answer in turns(record):
-        messages += [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]
+def chat_messages(frame: pl.DataFrame, system: str | None) -> list[list[dict[str, str]]]:
+    """Each record of ``frame`` as OpenAI-style messages (its system prompt, else ``system``, then its exchanges),
+    for a tokenizer's own chat template."""
+    rows = exchanges(frame, turns_user(), mask_history=False).select(
+        "row", "first", "user", "answer", system_or(system).alias("system"))
+    messages: list[list[dict[str, str]]] = [[] for _ in range(frame.height)]
+    for row, first, user, answer, prompt in rows.iter_rows():
+        if first and prompt:
+            messages[row].append({"role": "system", "content": prompt})
+        messages[row] += [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]
     return messages

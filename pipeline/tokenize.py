@@ -68,7 +68,8 @@ def _tables(frame: pl.DataFrame, tokenizer: Any, spec: TokenizeSpec) -> Iterator
     slices = [frame.slice(start, BATCH) for start in range(0, frame.height, BATCH)]
     if spec.template == "chat_template":
         for b in slices:
-            yield b, _table(b, _flatten([_chat_template_ids(r, tokenizer, spec) for r in _records(b)]), spec.cutoff_len)
+            ids = [_chat_template_ids(messages, tokenizer, spec) for messages in chat_messages(b, spec.system)]
+            yield b, _table(b, _flatten(ids), spec.cutoff_len)
         return
     constants: dict[str, list[int]] = {}
     with ThreadPoolExecutor(max_workers=1) as encoder:
@@ -93,10 +94,6 @@ class _Flat:
     ids: np.ndarray  # int32
     trained: np.ndarray  # bool
     offsets: np.ndarray  # int32: one more than the records
-
-
-def _records(batch: pl.DataFrame) -> list[dict[str, Any]]:
-    return batch.select("instruction", "input", "output", "system", "history").to_dicts()
 
 
 def _table(batch: pl.DataFrame, flat: _Flat, cut: int) -> pl.DataFrame:
@@ -175,12 +172,12 @@ def _assemble(parts: pl.DataFrame, records: int, encoded: tuple[list[list[int]],
     return _Flat(ids, np.repeat(trained_segments, lengths), offsets)
 
 
-def _chat_template_ids(record: dict[str, Any], tokenizer: Any, spec: TokenizeSpec) -> tuple[list[int], list[int]]:
+def _chat_template_ids(messages: list[dict[str, str]], tokenizer: Any,
+                       spec: TokenizeSpec) -> tuple[list[int], list[int]]:
     """The tokenizer's own chat template; each assistant turn is found as the difference between the
     rendering that ends with it and the prompt before it (which must be a prefix, as in every sane template)."""
     if not tokenizer.chat_template:
         raise ValueError("tokenize.template is chat_template, but the tokenizer has no chat template")
-    messages = chat_messages(record, spec.system)
     ids = _ids(tokenizer.apply_chat_template(messages, tokenize=True))
     labels = list(ids) if spec.train_on_prompt else [IGNORE] * len(ids)
     answers = [k for k, m in enumerate(messages) if m["role"] == "assistant"]

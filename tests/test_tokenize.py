@@ -292,6 +292,17 @@ def test_a_batch_renders_each_record_as_it_renders_alone(template):
             RECORDS[name]["history"])
 
 
+def test_a_batch_gives_each_record_the_chat_messages_it_gets_alone():
+    names = sorted(RECORDS) * 2
+    frame = pl.DataFrame([RECORDS[name] for name in names], schema=OUTPUT_SCHEMA)
+    batch = templates.chat_messages(frame, "Be brief.")
+    alone = [templates.chat_messages(frame.slice(k, 1), "Be brief.")[0] for k in range(frame.height)]
+    assert batch == alone
+    history = batch[names.index("history")]
+    assert [m["role"] for m in history] == ["system"] + ["user", "assistant"] * (1 + len(RECORDS["history"]["history"]))
+    assert history[-1]["content"] == RECORDS["history"]["output"]
+
+
 def test_tokenizing_pauses_the_cyclic_collector_and_restores_it(llama_tokenizer):
     """The stage's lists of ids trigger the cyclic collector hundreds of times (a quarter of its time at scale);
     tokenize() runs with it paused, gives the same examples, and leaves it as it found it."""
